@@ -1,0 +1,197 @@
+//! Actions (the mutating calls a plan asks for) and the changes a plan
+//! reports, each with its before/after and a human reason.
+
+use serde::Serialize;
+
+use crate::snapshot::{RuleKey, TargetKey};
+
+/// One mutating AWS call's worth of intent. Granular on purpose (one rule,
+/// one target) so a plan reads as a list of facts; the executor batches
+/// neighbours into one call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// UpdateService desiredCount.
+    #[serde(rename_all = "camelCase")]
+    ScaleService {
+        cluster: String,
+        service: String,
+        desired_count: i32,
+    },
+    /// AuthorizeSecurityGroupIngress for one rule, tagged as ours.
+    #[serde(rename_all = "camelCase")]
+    AuthorizeIngress {
+        group_id: String,
+        group_name: String,
+        rule: RuleKey,
+        description: Option<String>,
+    },
+    /// RevokeSecurityGroupIngress for one rule.
+    #[serde(rename_all = "camelCase")]
+    RevokeIngress {
+        group_id: String,
+        group_name: String,
+        rule: RuleKey,
+        rule_id: Option<String>,
+    },
+    /// ModifyInstanceAttribute Groups: the instance's full new group list
+    /// (its current groups, kept, plus the missing ones).
+    #[serde(rename_all = "camelCase")]
+    SetInstanceGroups {
+        instance_id: String,
+        group_ids: Vec<String>,
+    },
+    /// SetSecurityGroups on a load balancer: its full new group list.
+    #[serde(rename_all = "camelCase")]
+    SetLoadBalancerGroups {
+        load_balancer: String,
+        arn: String,
+        group_ids: Vec<String>,
+    },
+    /// RegisterTargets for one (instance, port).
+    #[serde(rename_all = "camelCase")]
+    RegisterTarget {
+        target_group: String,
+        arn: String,
+        target: TargetKey,
+    },
+    /// DeregisterTargets for one (instance, port).
+    #[serde(rename_all = "camelCase")]
+    DeregisterTarget {
+        target_group: String,
+        arn: String,
+        target: TargetKey,
+    },
+    /// ModifyTargetGroup HealthCheckPath.
+    #[serde(rename_all = "camelCase")]
+    SetHealthCheckPath {
+        target_group: String,
+        arn: String,
+        path: String,
+    },
+}
+
+impl Action {
+    /// Execution phase: additive changes first, destructive ones last, so an
+    /// interrupted pass never leaves fewer allowed paths or serving targets
+    /// than before (authorize before revoke, register before deregister).
+    pub fn phase(&self) -> u8 {
+        match self {
+            Action::AuthorizeIngress { .. } => 0,
+            Action::SetInstanceGroups { .. } | Action::SetLoadBalancerGroups { .. } => 1,
+            Action::SetHealthCheckPath { .. } => 2,
+            Action::ScaleService { .. } => 3,
+            Action::RegisterTarget { .. } => 4,
+            Action::RevokeIngress { .. } => 5,
+            Action::DeregisterTarget { .. } => 6,
+        }
+    }
+
+    /// Removes access or capacity. Scaling counts as destructive only when
+    /// it lowers the count, which the planner knows; here it is additive.
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self,
+            Action::RevokeIngress { .. } | Action::DeregisterTarget { .. }
+        )
+    }
+
+    /// Stable kebab-case name, as used in JSON output and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::ScaleService { .. } => "scale-service",
+            Action::AuthorizeIngress { .. } => "authorize-ingress",
+            Action::RevokeIngress { .. } => "revoke-ingress",
+            Action::SetInstanceGroups { .. } => "attach-instance-groups",
+            Action::SetLoadBalancerGroups { .. } => "attach-load-balancer-groups",
+            Action::RegisterTarget { .. } => "register-target",
+            Action::DeregisterTarget { .. } => "deregister-target",
+            Action::SetHealthCheckPath { .. } => "set-health-check-path",
+        }
+    }
+}
+
+/// What happens to a reported change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Disposition {
+    /// Will be applied.
+    Apply,
+    /// Drift on a resource in `observe` mode: reported, not applied.
+    Observe,
+    /// Drift ecs-reconciler never changes (launch type, a missing
+    /// resource, ...): reported so a person can act.
+    Report,
+    /// Not drift: something worth knowing (e.g. a rule another writer owns
+    /// in an `owned` group).
+    Info,
+}
+
+impl Disposition {
+    /// Whether the change counts as drift for exit codes.
+    pub fn is_drift(self) -> bool {
+        !matches!(self, Disposition::Info)
+    }
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// Kebab-case kind: an action's kind, or a check's (`check-launch-type`,
+    /// `missing-resource`, `foreign-rule`, ...).
+    pub kind: String,
+    /// `security-group/NAME`, `service/CLUSTER/NAME`, `instance/ID`, ...
+    pub resource: String,
+    pub before: String,
+    pub after: String,
+    pub reason: String,
+    pub disposition: Disposition,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+}
+
+impl Change {
+    /// A change that an action fixes, with the disposition its resource's
+    /// mode gives it.
+    pub fn fix(
+        resource: String,
+        before: String,
+        after: String,
+        reason: String,
+        enforce: bool,
+        action: Action,
+    ) -> Change {
+        Change {
+            kind: action.kind().to_string(),
+            resource,
+            before,
+            after,
+            reason,
+            disposition: if enforce {
+                Disposition::Apply
+            } else {
+                Disposition::Observe
+            },
+            action: Some(action),
+        }
+    }
+
+    /// A change that only a person can make.
+    pub fn report(
+        kind: &str,
+        resource: String,
+        before: String,
+        after: String,
+        reason: String,
+    ) -> Change {
+        Change {
+            kind: kind.to_string(),
+            resource,
+            before,
+            after,
+            reason,
+            disposition: Disposition::Report,
+            action: None,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Group attachments: every EC2 instance behind a cluster's container
+//! instances, and every declared load balancer, must carry the declared
+//! groups. Attaching keeps the resource's other groups; nothing is detached.
+//! Also checks load balancers' listeners (reported, never changed).
+
+use std::collections::BTreeMap;
+
+use ecs_reconciler_spec::{DesiredState, Mode};
+
+use crate::action::{Action, Change};
+use crate::snapshot::{Observed, Snapshot};
+
+/// Plans attachments for clusters' instances and load balancers.
+pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
+    let mut changes = Vec::new();
+    diff_instances(desired, snapshot, &mut changes);
+    diff_load_balancers(desired, snapshot, &mut changes);
+    changes
+}
+
+/// Resolves declared group names to ids; unresolvable ones are skipped (the
+/// group's own report says why).
+fn resolve_groups<'a>(names: &'a [String], snapshot: &'a Snapshot) -> Vec<(&'a str, &'a str)> {
+    names
+        .iter()
+        .filter_map(|name| Some((name.as_str(), snapshot.group_id(name)?)))
+        .collect()
+}
+
+fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec<Change>) {
+    // instance id → (groups to add as (name, id), enforce?) merged over
+    // clusters, so one instance gets one call with its whole new list.
+    let mut wanted: BTreeMap<String, (Vec<(&str, &str)>, bool, Vec<&str>)> = BTreeMap::new();
+    for cluster in &desired.clusters {
+        if cluster.instance_security_groups.is_empty() {
+            continue;
+        }
+        let groups = resolve_groups(&cluster.instance_security_groups, snapshot);
+        let Some(live) = snapshot.clusters.get(&cluster.name) else {
+            continue;
+        };
+        let Observed::Known(container_instances) = &live.container_instances else {
+            continue;
+        };
+        for ci in container_instances {
+            let Some(instance_id) = &ci.ec2_instance_id else {
+                continue;
+            };
+            let entry = wanted
+                .entry(instance_id.clone())
+                .or_insert_with(|| (Vec::new(), true, Vec::new()));
+            for group in &groups {
+                if !entry.0.contains(group) {
+                    entry.0.push(*group);
+                }
+            }
+            entry.1 &= cluster.mode == Mode::Enforce;
+            entry.2.push(cluster.name.as_str());
+        }
+    }
+
+    for (instance_id, (groups, enforce, clusters)) in wanted {
+        let Some(Observed::Known(instance)) = snapshot.instances.get(&instance_id) else {
+            continue;
+        };
+        // A terminating instance is leaving the cluster; changing it would
+        // only fail or race the termination.
+        if matches!(instance.state.as_str(), "shutting-down" | "terminated") {
+            continue;
+        }
+        let missing: Vec<(&str, &str)> = groups
+            .iter()
+            .filter(|(_, id)| !instance.security_group_ids.iter().any(|g| g == id))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let mut group_ids = instance.security_group_ids.clone();
+        group_ids.extend(missing.iter().map(|(_, id)| id.to_string()));
+        let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
+        changes.push(Change::fix(
+            format!("instance/{instance_id}"),
+            instance.security_group_ids.join(","),
+            group_ids.join(","),
+            format!(
+                "instance {instance_id} of cluster {} lacks group {}",
+                clusters.join(","),
+                names.join(", ")
+            ),
+            enforce,
+            Action::SetInstanceGroups {
+                instance_id: instance_id.clone(),
+                group_ids,
+            },
+        ));
+    }
+}
+
+fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec<Change>) {
+    for spec in &desired.load_balancers {
+        let resource = format!("load-balancer/{}", spec.name);
+        let live = match snapshot.load_balancers.get(&spec.name) {
+            Some(Observed::Known(Some(live))) => live,
+            Some(Observed::Known(None)) => {
+                changes.push(Change::report(
+                    "missing-resource",
+                    resource,
+                    "absent".into(),
+                    "present".into(),
+                    format!("no load balancer named {} was found", spec.name),
+                ));
+                continue;
+            }
+            _ => continue,
+        };
+        let missing: Vec<(&str, &str)> = resolve_groups(&spec.security_groups, snapshot)
+            .into_iter()
+            .filter(|(_, id)| !live.security_group_ids.iter().any(|g| g == id))
+            .collect();
+        if !missing.is_empty() {
+            let mut group_ids = live.security_group_ids.clone();
+            group_ids.extend(missing.iter().map(|(_, id)| id.to_string()));
+            let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
+            changes.push(Change::fix(
+                resource.clone(),
+                live.security_group_ids.join(","),
+                group_ids.join(","),
+                format!(
+                    "load balancer {} lacks group {}",
+                    spec.name,
+                    names.join(", ")
+                ),
+                spec.mode == Mode::Enforce,
+                Action::SetLoadBalancerGroups {
+                    load_balancer: spec.name.clone(),
+                    arn: live.arn.clone(),
+                    group_ids,
+                },
+            ));
+        }
+        if let Observed::Known(listeners) = &live.listeners {
+            for want in &spec.listeners {
+                let found = listeners.iter().any(|l| {
+                    l.port == i32::from(want.port)
+                        && want
+                            .protocol
+                            .as_ref()
+                            .is_none_or(|p| l.protocol.as_deref() == Some(p.as_str()))
+                });
+                if !found {
+                    let after = match &want.protocol {
+                        Some(protocol) => format!("{protocol} {}", want.port),
+                        None => want.port.to_string(),
+                    };
+                    changes.push(Change::report(
+                        "check-listener",
+                        resource.clone(),
+                        "absent".into(),
+                        after.clone(),
+                        format!(
+                            "load balancer {} has no {after} listener; ecs-reconciler does not create listeners",
+                            spec.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The pure core of ecs-reconciler: live-state snapshot types, actions, and
+//! the diff `desired × snapshot → ordered actions`. No I/O, no AWS types:
+//! everything here is testable with plain values.
+
+pub mod action;
+pub mod attachments;
+pub mod plan;
+pub mod rules;
+pub mod services;
+pub mod simulate;
+pub mod snapshot;
+pub mod targets;
+
+pub use action::{Action, Change, Disposition};
+pub use plan::{Address, Plan, Unknown, plan};
+pub use snapshot::*;

@@ -1,0 +1,214 @@
+//! ECS services: desired replica count is enforced; launch type, scheduling
+//! strategy and the task definition's family, container and port mapping
+//! are checked and reported when they differ (never changed).
+
+use ecs_reconciler_spec::{DesiredState, Mode, ServiceSpec, TaskDefinitionCheck};
+
+use crate::action::{Action, Change};
+use crate::snapshot::{LiveService, Observed, Snapshot};
+
+/// Plans every declared service.
+pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for spec in &desired.services {
+        diff_service(spec, snapshot, &mut changes);
+    }
+    changes
+}
+
+/// `family` of `arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY:REV`.
+pub fn family_of(task_definition_arn: &str) -> &str {
+    let tail = task_definition_arn
+        .rsplit_once('/')
+        .map_or(task_definition_arn, |(_, tail)| tail);
+    tail.rsplit_once(':').map_or(tail, |(family, _)| family)
+}
+
+fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Change>) {
+    let resource = format!("service/{}/{}", spec.cluster, spec.name);
+    let key = (spec.cluster.clone(), spec.name.clone());
+    let live = match snapshot.services.get(&key) {
+        Some(Observed::Known(Some(live))) => live,
+        Some(Observed::Known(None)) => {
+            changes.push(Change::report(
+                "missing-resource",
+                resource,
+                "absent".into(),
+                "present".into(),
+                format!(
+                    "no service {} in cluster {} was found; ecs-reconciler does not create services",
+                    spec.name, spec.cluster
+                ),
+            ));
+            return;
+        }
+        _ => return,
+    };
+    if live.status != "ACTIVE" {
+        changes.push(Change::report(
+            "check-service-status",
+            resource,
+            live.status.clone(),
+            "ACTIVE".into(),
+            format!(
+                "service {} is {}; it is not scaled until it is ACTIVE again",
+                spec.name, live.status
+            ),
+        ));
+        return;
+    }
+    check_field(
+        "check-launch-type",
+        &resource,
+        "launch type",
+        spec.launch_type.as_deref(),
+        live.launch_type.as_deref(),
+        changes,
+    );
+    check_field(
+        "check-scheduling-strategy",
+        &resource,
+        "scheduling strategy",
+        spec.scheduling_strategy.as_deref(),
+        live.scheduling_strategy.as_deref(),
+        changes,
+    );
+    if let Some(check) = &spec.task_definition {
+        check_task_definition(check, live, snapshot, &resource, changes);
+    }
+
+    let daemon = live.scheduling_strategy.as_deref() == Some("DAEMON");
+    let wanted = i32::try_from(spec.replicas).unwrap_or(i32::MAX);
+    if !daemon && live.desired_count != wanted {
+        changes.push(Change::fix(
+            resource,
+            format!("desiredCount {}", live.desired_count),
+            format!("desiredCount {wanted}"),
+            format!(
+                "service {} wants {wanted} replicas but desiredCount is {} (running {})",
+                spec.name, live.desired_count, live.running_count
+            ),
+            spec.mode == Mode::Enforce,
+            Action::ScaleService {
+                cluster: spec.cluster.clone(),
+                service: spec.name.clone(),
+                desired_count: wanted,
+            },
+        ));
+    }
+}
+
+fn check_field(
+    kind: &str,
+    resource: &str,
+    what: &str,
+    wanted: Option<&str>,
+    live: Option<&str>,
+    changes: &mut Vec<Change>,
+) {
+    let Some(wanted) = wanted else { return };
+    if live.is_some_and(|live| live.eq_ignore_ascii_case(wanted)) {
+        return;
+    }
+    let live = live.unwrap_or("unset");
+    changes.push(Change::report(
+        kind,
+        resource.to_string(),
+        live.to_string(),
+        wanted.to_string(),
+        format!("{what} is {live}, the file says {wanted}; changing it needs a new service"),
+    ));
+}
+
+fn check_task_definition(
+    check: &TaskDefinitionCheck,
+    live: &LiveService,
+    snapshot: &Snapshot,
+    resource: &str,
+    changes: &mut Vec<Change>,
+) {
+    let Some(arn) = &live.task_definition_arn else {
+        return;
+    };
+    let family = family_of(arn);
+    if family != check.family {
+        changes.push(Change::report(
+            "check-task-definition",
+            resource.to_string(),
+            family.to_string(),
+            check.family.clone(),
+            format!(
+                "the service runs task definition family {family}, the file says {}",
+                check.family
+            ),
+        ));
+        return;
+    }
+    let Some(Observed::Known(definition)) = snapshot.task_definitions.get(arn) else {
+        return;
+    };
+    let Some(container) = &check.container_name else {
+        return;
+    };
+    let Some(mappings) = definition.containers.get(container) else {
+        changes.push(Change::report(
+            "check-task-definition",
+            resource.to_string(),
+            format!("containers {}", join_keys(&definition.containers)),
+            format!("container {container}"),
+            format!("task definition {family} has no container named {container}"),
+        ));
+        return;
+    };
+    let Some(port) = check.container_port else {
+        return;
+    };
+    let Some(mapping) = mappings
+        .iter()
+        .find(|m| m.container_port == Some(i32::from(port)))
+    else {
+        changes.push(Change::report(
+            "check-task-definition",
+            resource.to_string(),
+            "no mapping".into(),
+            format!("container port {port}"),
+            format!("container {container} of {family} does not map container port {port}"),
+        ));
+        return;
+    };
+    if let Some(host) = check.host_port {
+        // An absent host port means 0 (dynamic) in bridge mode.
+        let live_host = mapping.host_port.unwrap_or(0);
+        if live_host != i32::from(host) {
+            changes.push(Change::report(
+                "check-task-definition",
+                resource.to_string(),
+                format!("host port {live_host}"),
+                format!("host port {host}"),
+                format!(
+                    "container {container} maps {port} to host port {live_host}, the file says {host}{}",
+                    if host == 0 { " (dynamic)" } else { "" }
+                ),
+            ));
+        }
+    }
+}
+
+fn join_keys<V>(map: &std::collections::BTreeMap<String, V>) -> String {
+    map.keys().cloned().collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::family_of;
+
+    #[test]
+    fn family_is_read_from_arns_and_plain_names() {
+        assert_eq!(
+            family_of("arn:aws:ecs:us-east-1:123456789012:task-definition/nestjs-api:7"),
+            "nestjs-api"
+        );
+        assert_eq!(family_of("nestjs-api:7"), "nestjs-api");
+        assert_eq!(family_of("nestjs-api"), "nestjs-api");
+    }
+}

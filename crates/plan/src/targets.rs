@@ -1,0 +1,216 @@
+//! Target groups: health-check path, and registrations against the bound
+//! service's tasks — the draining-aware diff.
+//!
+//! Expected targets are the (EC2 instance id, host port) of every task that
+//! is RUNNING and meant to keep running. Missing ones are registered (a
+//! draining one too: someone deregistered a live task). Registered targets
+//! that match no such task are deregistered in `exclusive` membership, except
+//! draining targets and the targets of tasks still starting or stopping,
+//! which ECS itself is moving. Nothing is deregistered unless the service,
+//! its tasks, the cluster's container instances and the targets were all read
+//! completely and every serving task could be placed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ecs_reconciler_spec::{DesiredState, Mode, TargetGroupSpec, TargetMembership};
+
+use crate::action::{Action, Change};
+use crate::snapshot::{LiveTask, Observed, Snapshot, TargetKey};
+
+/// Plans every declared target group.
+pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for spec in &desired.target_groups {
+        diff_target_group(spec, snapshot, &mut changes);
+    }
+    changes
+}
+
+/// What the bound service's tasks say about targets.
+#[derive(Debug, Default)]
+pub struct TaskTargets {
+    /// Targets of serving tasks.
+    pub expected: BTreeSet<TargetKey>,
+    /// Targets of tasks ECS is starting or stopping: neither added nor
+    /// removed by us.
+    pub in_motion: BTreeSet<TargetKey>,
+    /// A serving task whose target could not be derived (no binding, no
+    /// container instance): the expected set is incomplete.
+    pub incomplete: bool,
+}
+
+/// Derives targets from tasks; `None` when the reads it needs are unknown.
+pub fn task_targets(spec: &TargetGroupSpec, snapshot: &Snapshot) -> Option<TaskTargets> {
+    let service_key = (spec.cluster.clone(), spec.service.clone());
+    // Without a live, active service an empty task list would mean
+    // "deregister everything": refuse to decide.
+    match snapshot.services.get(&service_key) {
+        Some(Observed::Known(Some(service))) if service.status == "ACTIVE" => {}
+        _ => return None,
+    }
+    let cluster = snapshot.clusters.get(&spec.cluster)?;
+    let tasks = cluster.tasks.known()?;
+    let instances: BTreeMap<&str, &str> = cluster
+        .container_instances
+        .known()?
+        .iter()
+        .filter_map(|ci| Some((ci.arn.as_str(), ci.ec2_instance_id.as_deref()?)))
+        .collect();
+
+    let mut out = TaskTargets::default();
+    for task in tasks
+        .iter()
+        .filter(|t| t.service.as_deref() == Some(spec.service.as_str()))
+    {
+        let target = target_of(task, spec, &instances);
+        if task.is_serving() {
+            match target {
+                Some(target) => {
+                    out.expected.insert(target);
+                }
+                None => out.incomplete = true,
+            }
+        } else if task.last_status != "STOPPED" {
+            if let Some(target) = target {
+                out.in_motion.insert(target);
+            }
+        }
+    }
+    Some(out)
+}
+
+fn target_of(
+    task: &LiveTask,
+    spec: &TargetGroupSpec,
+    instances: &BTreeMap<&str, &str>,
+) -> Option<TargetKey> {
+    let instance = instances.get(task.container_instance_arn.as_deref()?)?;
+    let binding = task.bindings.iter().find(|b| {
+        b.container_name == spec.container_name
+            && b.container_port == i32::from(spec.container_port)
+    })?;
+    Some(TargetKey {
+        id: (*instance).to_string(),
+        port: binding.host_port,
+    })
+}
+
+fn diff_target_group(spec: &TargetGroupSpec, snapshot: &Snapshot, changes: &mut Vec<Change>) {
+    let resource = format!("target-group/{}", spec.name);
+    let live = match snapshot.target_groups.get(&spec.name) {
+        Some(Observed::Known(Some(live))) => live,
+        Some(Observed::Known(None)) => {
+            changes.push(Change::report(
+                "missing-resource",
+                resource,
+                "absent".into(),
+                "present".into(),
+                format!(
+                    "no target group named {} was found; ecs-reconciler does not create target groups",
+                    spec.name
+                ),
+            ));
+            return;
+        }
+        _ => return,
+    };
+    let enforce = spec.mode == Mode::Enforce;
+
+    if let Some(path) = &spec.health_check_path
+        && live.health_check_path.as_deref() != Some(path.as_str())
+    {
+        let before = live.health_check_path.clone().unwrap_or_else(|| "unset".into());
+        changes.push(Change::fix(
+            resource.clone(),
+            format!("health check {before}"),
+            format!("health check {path}"),
+            format!("health-check path is {before}, the file says {path}"),
+            enforce,
+            Action::SetHealthCheckPath {
+                target_group: spec.name.clone(),
+                arn: live.arn.clone(),
+                path: path.clone(),
+            },
+        ));
+    }
+
+    if let Some(kind) = live.target_type.as_deref()
+        && kind != "instance"
+    {
+        changes.push(Change::report(
+            "check-target-type",
+            resource,
+            kind.to_string(),
+            "instance".into(),
+            format!(
+                "target group {} has {kind} targets; only instance targets are reconciled",
+                spec.name
+            ),
+        ));
+        return;
+    }
+    let Observed::Known(targets) = &live.targets else {
+        return;
+    };
+    let Some(tasks) = task_targets(spec, snapshot) else {
+        return;
+    };
+
+    let active: BTreeSet<&TargetKey> = targets
+        .iter()
+        .filter(|t| !t.is_draining())
+        .map(|t| &t.key)
+        .collect();
+    let draining: BTreeSet<&TargetKey> = targets
+        .iter()
+        .filter(|t| t.is_draining())
+        .map(|t| &t.key)
+        .collect();
+
+    for target in &tasks.expected {
+        if active.contains(target) {
+            continue;
+        }
+        let reason = if draining.contains(target) {
+            format!("target {target} is draining but its task is still running")
+        } else {
+            format!("running task on {target} is not registered")
+        };
+        changes.push(Change::fix(
+            resource.clone(),
+            "absent".into(),
+            target.to_string(),
+            reason,
+            enforce,
+            Action::RegisterTarget {
+                target_group: spec.name.clone(),
+                arn: live.arn.clone(),
+                target: target.clone(),
+            },
+        ));
+    }
+
+    if spec.membership != TargetMembership::Exclusive || tasks.incomplete {
+        return;
+    }
+    for target in active {
+        if tasks.expected.contains(target) || tasks.in_motion.contains(target) {
+            continue;
+        }
+        changes.push(Change::fix(
+            resource.clone(),
+            target.to_string(),
+            "absent".into(),
+            format!(
+                "target {target} matches no running task of {}",
+                spec.service
+            ),
+            enforce,
+            Action::DeregisterTarget {
+                target_group: spec.name.clone(),
+                arn: live.arn.clone(),
+                target: target.clone(),
+            },
+        ));
+    }
+}

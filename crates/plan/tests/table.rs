@@ -1,0 +1,325 @@
+//! Table tests: one drift of the seed topology each, and the exact fix.
+
+mod fixture;
+
+use ecs_reconciler_plan::*;
+use ecs_reconciler_spec::*;
+use fixture::*;
+
+/// (kind, resource, after) of every change that will be applied.
+fn applied(desired: &DesiredState, snapshot: &Snapshot) -> Vec<(String, String, String)> {
+    plan(desired, snapshot)
+        .changes
+        .into_iter()
+        .filter(|c| c.disposition == Disposition::Apply)
+        .map(|c| (c.kind, c.resource, c.after))
+        .collect()
+}
+
+fn one(kind: &str, resource: &str, after: &str) -> Vec<(String, String, String)> {
+    vec![(kind.into(), resource.into(), after.into())]
+}
+
+#[test]
+fn converged_seed_plans_nothing() {
+    let plan = plan(&desired(), &converged());
+    assert!(plan.changes.is_empty(), "{:#?}", plan.changes);
+    assert!(plan.unknowns.is_empty());
+    assert!(plan.is_converged());
+    assert!(!plan.has_drift());
+    assert_eq!(plan.addresses[0].dns_name, "nestjs-api-alb-1.us-east-1.elb.amazonaws.com");
+}
+
+#[test]
+fn service_scaled_by_hand_is_scaled_back() {
+    for count in [5, 0] {
+        let mut s = converged();
+        service_mut(&mut s).desired_count = count;
+        assert_eq!(
+            applied(&desired(), &s),
+            one("scale-service", "service/nestjs-cluster/nestjs-api", "desiredCount 2")
+        );
+    }
+}
+
+#[test]
+fn revoked_http_rule_is_authorized_again() {
+    let mut s = converged();
+    rules_mut(&mut s, "LoadBalancerGroup").clear();
+    let plan = plan(&desired(), &s);
+    let actions = plan.actions();
+    assert_eq!(actions.len(), 1);
+    match actions[0] {
+        Action::AuthorizeIngress { group_id, rule, description, .. } => {
+            assert_eq!(group_id, LB_GROUP);
+            assert_eq!(rule.to_string(), "tcp 80 from 0.0.0.0/0");
+            assert_eq!(description.as_deref(), Some("HTTP from anywhere"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn rogue_ssh_rule_is_revoked_by_rule_id() {
+    for group in ["LoadBalancerGroup", "EC2InstanceWithLoadBalancer"] {
+        let mut s = converged();
+        rules_mut(&mut s, group).push(rule("sgr-rogue", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+        let plan = plan(&desired(), &s);
+        let actions = plan.actions();
+        assert_eq!(actions.len(), 1, "{group}");
+        match actions[0] {
+            Action::RevokeIngress { rule_id, group_name, .. } => {
+                assert_eq!(rule_id.as_deref(), Some("sgr-rogue"));
+                assert_eq!(group_name, group);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn source_group_rule_revoked_from_instance_group_is_restored() {
+    let mut s = converged();
+    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").clear();
+    assert_eq!(
+        applied(&desired(), &s),
+        one(
+            "authorize-ingress",
+            "security-group/EC2InstanceWithLoadBalancer",
+            &format!("tcp 32768-65535 from group {LB_GROUP}")
+        )
+    );
+}
+
+#[test]
+fn rules_compare_normalised_and_ignore_descriptions() {
+    let mut s = converged();
+    let rules = rules_mut(&mut s, "LoadBalancerGroup");
+    rules[0].description = Some("someone edited the text".into());
+    // EC2 may report protocol numbers; the key is built from the parsed one.
+    rules[0].key = RuleKey::new(Protocol::parse("6").unwrap(), PortRange::single(80), cidr("0.0.0.0/0"));
+    assert!(plan(&desired(), &s).changes.is_empty());
+}
+
+#[test]
+fn all_protocol_ignores_ports() {
+    let a = RuleKey::new(Protocol::All, PortRange { from: 0, to: 65535 }, cidr("10.0.0.0/8"));
+    let b = RuleKey::new(Protocol::parse("-1").unwrap(), PortRange::ALL, cidr("10.0.0.0/8"));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn detached_instance_group_is_attached_keeping_other_groups() {
+    let mut s = converged();
+    instance_mut(&mut s, "i-0002").security_group_ids = vec![DEFAULT_GROUP.into()];
+    let plan = plan(&desired(), &s);
+    let actions = plan.actions();
+    assert_eq!(
+        actions,
+        vec![&Action::SetInstanceGroups {
+            instance_id: "i-0002".into(),
+            group_ids: vec![DEFAULT_GROUP.into(), INSTANCE_GROUP.into()],
+        }]
+    );
+}
+
+#[test]
+fn detached_load_balancer_group_is_attached_keeping_other_groups() {
+    let mut s = converged();
+    lb_mut(&mut s).security_group_ids = vec![DEFAULT_GROUP.into()];
+    assert_eq!(
+        plan(&desired(), &s).actions(),
+        vec![&Action::SetLoadBalancerGroups {
+            load_balancer: "nestjs-api-alb".into(),
+            arn: LB_ARN.into(),
+            group_ids: vec![DEFAULT_GROUP.into(), LB_GROUP.into()],
+        }]
+    );
+}
+
+#[test]
+fn target_deregistered_by_hand_is_registered_again() {
+    let mut s = converged();
+    targets_mut(&mut s)[1].state = "draining".into();
+    assert_eq!(
+        applied(&desired(), &s),
+        one("register-target", "target-group/nestjs-api-tg", "i-0002:32768")
+    );
+    let mut s = converged();
+    targets_mut(&mut s).remove(0);
+    assert_eq!(
+        applied(&desired(), &s),
+        one("register-target", "target-group/nestjs-api-tg", "i-0001:32768")
+    );
+}
+
+#[test]
+fn rogue_and_stale_targets_are_deregistered() {
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    assert_eq!(
+        plan(&desired(), &s).actions(),
+        vec![&Action::DeregisterTarget {
+            target_group: "nestjs-api-tg".into(),
+            arn: TG_ARN.into(),
+            target: TargetKey { id: "i-0001".into(), port: 40000 },
+        }]
+    );
+    // A stopped task's target left behind, while its replacement runs.
+    let mut s = converged();
+    let tasks = cluster_mut(&mut s).tasks.known_mut().unwrap();
+    tasks[1].last_status = "STOPPED".into();
+    tasks[1].desired_status = "STOPPED".into();
+    tasks.push(task(3, 1, 33000));
+    targets_mut(&mut s).push(target(1, 33000, "healthy"));
+    let changes = applied(&desired(), &s);
+    assert_eq!(changes, one("deregister-target", "target-group/nestjs-api-tg", "absent"));
+}
+
+#[test]
+fn draining_targets_and_tasks_in_motion_are_left_alone() {
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 41000, "draining"));
+    // A task being stopped by ECS still has its target registered.
+    let tasks = cluster_mut(&mut s).tasks.known_mut().unwrap();
+    let mut stopping = task(4, 1, 42000);
+    stopping.desired_status = "STOPPED".into();
+    tasks.push(stopping);
+    // And one still starting, already registered.
+    let mut starting = task(5, 0, 43000);
+    starting.last_status = "PENDING".into();
+    tasks.push(starting);
+    targets_mut(&mut s).push(target(1, 42000, "healthy"));
+    targets_mut(&mut s).push(target(0, 43000, "initial"));
+    assert!(plan(&desired(), &s).actions().is_empty());
+}
+
+#[test]
+fn ports_of_one_instance_are_distinct_targets() {
+    let mut s = converged();
+    cluster_mut(&mut s).tasks.known_mut().unwrap().push(task(3, 0, 32769));
+    assert_eq!(
+        applied(&desired(), &s),
+        one("register-target", "target-group/nestjs-api-tg", "i-0001:32769")
+    );
+}
+
+#[test]
+fn health_check_path_is_restored() {
+    let mut s = converged();
+    tg_mut(&mut s).health_check_path = Some("/health".into());
+    assert_eq!(
+        applied(&desired(), &s),
+        one("set-health-check-path", "target-group/nestjs-api-tg", "health check /")
+    );
+}
+
+#[test]
+fn observe_mode_reports_but_applies_nothing() {
+    let mut d = desired();
+    d.security_groups[0].mode = Mode::Observe;
+    let mut s = converged();
+    rules_mut(&mut s, "LoadBalancerGroup").push(rule("sgr-x", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    let plan = plan(&d, &s);
+    assert!(plan.actions().is_empty());
+    assert!(plan.has_drift());
+    assert_eq!(plan.changes[0].disposition, Disposition::Observe);
+}
+
+#[test]
+fn owned_group_keeps_foreign_rules_and_revokes_its_own() {
+    let mut d = desired();
+    d.security_groups[0].management = RuleManagement::Owned;
+    let mut s = converged();
+    rules_mut(&mut s, "LoadBalancerGroup").push(rule("sgr-foreign", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    let mut ours = rule("sgr-ours", Protocol::Tcp, 443, 443, cidr("0.0.0.0/0"));
+    ours.managed_by_us = true;
+    rules_mut(&mut s, "LoadBalancerGroup").push(ours);
+    let plan = plan(&d, &s);
+    let actions = plan.actions();
+    assert_eq!(actions.len(), 1);
+    assert!(matches!(actions[0], Action::RevokeIngress { rule_id: Some(id), .. } if id == "sgr-ours"));
+    let foreign: Vec<_> = plan.changes.iter().filter(|c| c.kind == "foreign-rule").collect();
+    assert_eq!(foreign.len(), 1);
+    assert_eq!(foreign[0].disposition, Disposition::Info);
+}
+
+#[test]
+fn unknown_target_health_yields_no_target_actions() {
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    tg_mut(&mut s).targets = Observed::Unknown("DescribeTargetHealth: throttled".into());
+    let plan = plan(&desired(), &s);
+    assert!(plan.actions().is_empty());
+    assert!(!plan.is_converged());
+    assert_eq!(plan.unknowns.len(), 1);
+}
+
+#[test]
+fn unknown_tasks_or_instances_yield_no_deregistration() {
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    cluster_mut(&mut s).tasks = Observed::Unknown("ListTasks failed".into());
+    assert!(plan(&desired(), &s).actions().is_empty());
+
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    cluster_mut(&mut s).container_instances = Observed::Unknown("throttled".into());
+    assert!(plan(&desired(), &s).actions().is_empty());
+}
+
+#[test]
+fn unresolved_source_group_blocks_revokes_in_that_group() {
+    let mut s = converged();
+    s.security_groups.insert("LoadBalancerGroup".into(), Observed::Unknown("throttled".into()));
+    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").push(rule("sgr-x", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    let plan = plan(&desired(), &s);
+    assert!(plan.actions().iter().all(|a| !a.is_destructive()), "{:#?}", plan.actions());
+}
+
+#[test]
+fn missing_service_is_reported_and_blocks_target_removal() {
+    let mut s = converged();
+    s.services.insert(("nestjs-cluster".into(), "nestjs-api".into()), Observed::Known(None));
+    cluster_mut(&mut s).tasks = Observed::Known(vec![]);
+    let plan = plan(&desired(), &s);
+    assert!(plan.actions().is_empty());
+    assert!(plan.changes.iter().any(|c| c.kind == "missing-resource" && c.disposition == Disposition::Report));
+}
+
+#[test]
+fn report_only_checks_find_service_shape_drift() {
+    let mut s = converged();
+    service_mut(&mut s).launch_type = Some("FARGATE".into());
+    let mut containers = std::collections::BTreeMap::new();
+    containers.insert("api".to_string(), vec![LivePortMapping { container_port: Some(3000), host_port: Some(3000) }]);
+    s.task_definitions.insert(TD_ARN.into(), Observed::Known(LiveTaskDefinition { arn: TD_ARN.into(), family: "nestjs-api".into(), containers }));
+    lb_mut(&mut s).listeners = Observed::Known(vec![]);
+    let plan = plan(&desired(), &s);
+    let kinds: Vec<&str> = plan.changes.iter().map(|c| c.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["check-listener", "check-launch-type", "check-task-definition"]);
+    assert!(plan.actions().is_empty());
+    assert!(plan.has_drift());
+}
+
+#[test]
+fn actions_are_ordered_authorize_before_revoke_register_before_deregister() {
+    let mut s = converged();
+    let rules = rules_mut(&mut s, "LoadBalancerGroup");
+    rules.clear();
+    rules.push(rule("sgr-x", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    let targets = targets_mut(&mut s);
+    targets.remove(0);
+    targets.push(target(1, 40000, "healthy"));
+    let kinds: Vec<&str> = plan(&desired(), &s).actions().iter().map(|a| a.kind()).collect();
+    assert_eq!(kinds, vec!["authorize-ingress", "register-target", "revoke-ingress", "deregister-target"]);
+}
+
+#[test]
+fn shared_membership_never_deregisters() {
+    let mut d = desired();
+    d.target_groups[0].membership = TargetMembership::Shared;
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    assert!(plan(&d, &s).actions().is_empty());
+}

@@ -1,0 +1,46 @@
+"""Process-wide emulator state: run-time settings and the moto lock.
+
+moto's backends are plain Python objects with no locking of their own.  The
+emulator serves requests on many threads *and* mutates the same backends from
+its ECS scheduler thread, so every access to moto goes through ``LOCK`` (a
+re-entrant lock: patched moto methods may call each other while holding it).
+
+``SETTINGS`` holds the knobs that the CLI sets at start-up and that the
+``/_emulator/scheduler`` control endpoint changes at run time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+LOCK = threading.RLock()
+
+
+@dataclass
+class Settings:
+    # Seconds between a service's desired/actual task count diverging and the
+    # scheduler acting on it (also: how long new targets stay "initial").
+    scheduler_delay: float = 1.0
+    # Scheduler paused: no tasks are started or stopped.
+    paused: bool = False
+    # Default deregistration_delay.timeout_seconds of new target groups, i.e.
+    # how long deregistered targets stay "draining".
+    draining_seconds: int = 300
+    # Deregister a task's targets when the task stops.
+    deregister_on_stop: bool = True
+    # When > 0: the next N task stops do NOT deregister their targets
+    # (leaves stale targets behind); counts down to 0.
+    skip_deregister_next: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SETTINGS = Settings()
+
+
+def now() -> float:
+    return time.time()
