@@ -34,6 +34,10 @@ class Settings:
     # When > 0: the next N task stops do NOT deregister their targets
     # (leaves stale targets behind); counts down to 0.
     skip_deregister_next: int = 0
+    # Opt-in realism: a registered instance target with no RUNNING ECS task
+    # bound to its (instance, port) reports "unhealthy" (as real health checks
+    # against a port nobody listens on would) instead of "healthy".
+    unbacked_targets_unhealthy: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

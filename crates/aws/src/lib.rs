@@ -1,1 +1,19 @@
-//! placeholder
+//! The only crate that links the AWS SDKs. It turns live AWS into a
+//! [`ecs_reconciler_plan::Snapshot`] ([`observe`]) and executes
+//! [`ecs_reconciler_plan::Action`]s ([`apply`]). Everything above it deals in
+//! plain values.
+
+pub mod apply;
+pub mod clients;
+pub mod error;
+pub mod observe;
+
+pub use apply::{ActionOutcome, execute};
+pub use clients::{AwsClients, ClientSettings};
+pub use error::{AwsError, ErrorKind};
+pub use observe::observe;
+
+/// Tag key/value put on every security-group rule ecs-reconciler creates;
+/// `owned` groups revoke only rules that carry it.
+pub const OWNER_TAG_KEY: &str = "managed-by";
+pub const OWNER_TAG_VALUE: &str = "ecs-reconciler";

@@ -1,0 +1,391 @@
+//! Executing a plan's actions: in order, idempotently, batched where the API
+//! allows (rules per group, targets in chunks of 200), every mutating call
+//! logged with what it changed and why.
+//!
+//! `InvalidPermission.Duplicate` on authorize and `NotFound` on revoke mean
+//! the change is already there. When an additive change to a resource fails,
+//! destructive changes to that same resource are skipped for this pass, so
+//! a failure between "authorize" and "revoke" never leaves fewer allowed
+//! paths (or serving targets) than before.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification, UserIdGroupPair,
+};
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
+use ecs_reconciler_plan::{Action, Change, LiveSource, RuleKey, TargetKey};
+use ecs_reconciler_spec::Protocol;
+use serde::Serialize;
+
+use crate::error::{AwsError, ErrorKind};
+use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
+
+/// RegisterTargets / DeregisterTargets: targets per call.
+pub const TARGETS_PER_CALL: usize = 200;
+
+/// What happened to one change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The call succeeded.
+    Applied,
+    /// AWS said it was already so (duplicate rule, rule already gone).
+    AlreadyDone,
+    /// Not attempted: an earlier change to the same resource failed.
+    Skipped { reason: String },
+    /// The call failed.
+    Failed { error: String },
+}
+
+/// One change and its outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionOutcome {
+    pub change: Change,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl ActionOutcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, Outcome::Applied | Outcome::AlreadyDone)
+    }
+}
+
+/// Executes the changes that carry an action, in the given order.
+pub async fn execute(clients: &AwsClients, changes: &[Change]) -> Vec<ActionOutcome> {
+    let runnable: Vec<&Change> = changes.iter().filter(|c| c.action.is_some()).collect();
+    let mut outcomes = Vec::with_capacity(runnable.len());
+    // Resources (group id / target group ARN) with a failed additive change.
+    let mut tainted: BTreeSet<String> = BTreeSet::new();
+    let mut start = 0;
+    while start < runnable.len() {
+        let key = batch_key(action_of(runnable[start]));
+        let mut end = start + 1;
+        if let Some(key) = &key {
+            while end < runnable.len()
+                && end - start < TARGETS_PER_CALL
+                && batch_key(action_of(runnable[end])).as_ref() == Some(key)
+            {
+                end += 1;
+            }
+        }
+        let batch = &runnable[start..end];
+        let first = action_of(batch[0]);
+        let resource = resource_key(first);
+        let results = if first.is_destructive() && tainted.contains(&resource) {
+            vec![
+                Outcome::Skipped {
+                    reason: "an additive change to this resource failed in this pass".into(),
+                };
+                batch.len()
+            ]
+        } else {
+            run_batch(clients, batch).await
+        };
+        for (change, outcome) in batch.iter().zip(results) {
+            log_outcome(change, &outcome);
+            if matches!(outcome, Outcome::Failed { .. }) && !first.is_destructive() {
+                tainted.insert(resource.clone());
+            }
+            outcomes.push(ActionOutcome {
+                change: (*change).clone(),
+                outcome,
+            });
+        }
+        start = end;
+    }
+    outcomes
+}
+
+fn action_of(change: &Change) -> &Action {
+    change.action.as_ref().expect("filtered to changes with actions")
+}
+
+/// Changes with the same key go in one call.
+fn batch_key(action: &Action) -> Option<String> {
+    match action {
+        Action::AuthorizeIngress { group_id, .. } | Action::RevokeIngress { group_id, .. } => {
+            Some(format!("{}:{group_id}", action.kind()))
+        }
+        Action::RegisterTarget { arn, .. } | Action::DeregisterTarget { arn, .. } => {
+            Some(format!("{}:{arn}", action.kind()))
+        }
+        _ => None,
+    }
+}
+
+/// The AWS resource an action changes.
+fn resource_key(action: &Action) -> String {
+    match action {
+        Action::AuthorizeIngress { group_id, .. } | Action::RevokeIngress { group_id, .. } => {
+            group_id.clone()
+        }
+        Action::RegisterTarget { arn, .. }
+        | Action::DeregisterTarget { arn, .. }
+        | Action::SetHealthCheckPath { arn, .. }
+        | Action::SetLoadBalancerGroups { arn, .. } => arn.clone(),
+        Action::SetInstanceGroups { instance_id, .. } => instance_id.clone(),
+        Action::ScaleService {
+            cluster, service, ..
+        } => format!("{cluster}/{service}"),
+    }
+}
+
+fn log_outcome(change: &Change, outcome: &Outcome) {
+    let action = action_of(change);
+    match outcome {
+        Outcome::Applied | Outcome::AlreadyDone => tracing::info!(
+            action = action.kind(),
+            resource = %change.resource,
+            before = %change.before,
+            after = %change.after,
+            reason = %change.reason,
+            already_done = matches!(outcome, Outcome::AlreadyDone),
+            "changed"
+        ),
+        Outcome::Skipped { reason } => tracing::warn!(
+            action = action.kind(),
+            resource = %change.resource,
+            skipped = %reason,
+            "not changed"
+        ),
+        Outcome::Failed { error } => tracing::warn!(
+            action = action.kind(),
+            resource = %change.resource,
+            error = %error,
+            reason = %change.reason,
+            "change failed"
+        ),
+    }
+}
+
+async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
+    let actions: Vec<&Action> = batch.iter().map(|c| action_of(c)).collect();
+    let result = run_actions(clients, &actions).await;
+    match result {
+        Ok(()) => vec![Outcome::Applied; batch.len()],
+        // One duplicate (or already-gone) rule fails the whole batch: retry
+        // one by one so the others still happen and this one counts as done.
+        Err(err) if batch.len() > 1 && is_already_done(actions[0], &err) => {
+            let mut out = Vec::with_capacity(batch.len());
+            for action in actions {
+                out.push(single(clients, action).await);
+            }
+            out
+        }
+        Err(err) if is_already_done(actions[0], &err) => vec![Outcome::AlreadyDone],
+        Err(err) => vec![
+            Outcome::Failed {
+                error: err.to_string()
+            };
+            batch.len()
+        ],
+    }
+}
+
+async fn single(clients: &AwsClients, action: &Action) -> Outcome {
+    match run_actions(clients, &[action]).await {
+        Ok(()) => Outcome::Applied,
+        Err(err) if is_already_done(action, &err) => Outcome::AlreadyDone,
+        Err(err) => Outcome::Failed {
+            error: err.to_string(),
+        },
+    }
+}
+
+fn is_already_done(action: &Action, err: &AwsError) -> bool {
+    match action {
+        Action::AuthorizeIngress { .. } => err.is_code("InvalidPermission.Duplicate"),
+        Action::RevokeIngress { .. } => err.kind == ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+/// One API call for a batch of same-kind actions on one resource.
+async fn run_actions(clients: &AwsClients, actions: &[&Action]) -> Result<(), AwsError> {
+    match actions[0] {
+        Action::ScaleService {
+            cluster,
+            service,
+            desired_count,
+        } => {
+            clients
+                .ecs
+                .update_service()
+                .cluster(cluster)
+                .service(service)
+                .desired_count(*desired_count)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs", "UpdateService", e))?;
+        }
+        Action::AuthorizeIngress { group_id, .. } => {
+            let permissions = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::AuthorizeIngress {
+                        rule, description, ..
+                    } => Some(permission(rule, description.as_deref())),
+                    _ => None,
+                })
+                .collect();
+            clients
+                .ec2
+                .authorize_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(Some(permissions))
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::SecurityGroupRule)
+                        .tags(Tag::builder().key(OWNER_TAG_KEY).value(OWNER_TAG_VALUE).build())
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2", "AuthorizeSecurityGroupIngress", e))?;
+        }
+        Action::RevokeIngress { group_id, .. } => {
+            let mut rule_ids = Vec::new();
+            let mut permissions = Vec::new();
+            for action in actions {
+                if let Action::RevokeIngress { rule, rule_id, .. } = action {
+                    match rule_id {
+                        Some(id) => rule_ids.push(id.clone()),
+                        None => permissions.push(permission(rule, None)),
+                    }
+                }
+            }
+            if !rule_ids.is_empty() {
+                clients
+                    .ec2
+                    .revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .set_security_group_rule_ids(Some(rule_ids))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?;
+            }
+            if !permissions.is_empty() {
+                clients
+                    .ec2
+                    .revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(permissions))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?;
+            }
+        }
+        Action::SetInstanceGroups {
+            instance_id,
+            group_ids,
+        } => {
+            clients
+                .ec2
+                .modify_instance_attribute()
+                .instance_id(instance_id)
+                .set_groups(Some(group_ids.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", e))?;
+        }
+        Action::SetLoadBalancerGroups { arn, group_ids, .. } => {
+            clients
+                .elbv2
+                .set_security_groups()
+                .load_balancer_arn(arn)
+                .set_security_groups(Some(group_ids.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", e))?;
+        }
+        Action::RegisterTarget { arn, .. } => {
+            clients
+                .elbv2
+                .register_targets()
+                .target_group_arn(arn)
+                .set_targets(Some(targets_of(actions)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elbv2", "RegisterTargets", e))?;
+        }
+        Action::DeregisterTarget { arn, .. } => {
+            clients
+                .elbv2
+                .deregister_targets()
+                .target_group_arn(arn)
+                .set_targets(Some(targets_of(actions)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elbv2", "DeregisterTargets", e))?;
+        }
+        Action::SetHealthCheckPath { arn, path, .. } => {
+            clients
+                .elbv2
+                .modify_target_group()
+                .target_group_arn(arn)
+                .health_check_path(path)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elbv2", "ModifyTargetGroup", e))?;
+        }
+    }
+    Ok(())
+}
+
+fn targets_of(actions: &[&Action]) -> Vec<TargetDescription> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RegisterTarget { target, .. } | Action::DeregisterTarget { target, .. } => {
+                Some(target_description(target))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn target_description(target: &TargetKey) -> TargetDescription {
+    TargetDescription::builder()
+        .id(&target.id)
+        .port(target.port)
+        .build()
+}
+
+/// The EC2 form of one normalised rule.
+fn permission(rule: &RuleKey, description: Option<&str>) -> IpPermission {
+    let mut builder = IpPermission::builder().ip_protocol(rule.protocol.as_aws());
+    if rule.protocol != Protocol::All {
+        builder = builder
+            .from_port(rule.ports.from)
+            .to_port(rule.ports.to);
+    }
+    match &rule.source {
+        LiveSource::Ipv4(net) => builder.ip_ranges(
+            IpRange::builder()
+                .cidr_ip(net.to_string())
+                .set_description(description.map(str::to_string))
+                .build(),
+        ),
+        LiveSource::Ipv6(net) => builder.ipv6_ranges(
+            Ipv6Range::builder()
+                .cidr_ipv6(net.to_string())
+                .set_description(description.map(str::to_string))
+                .build(),
+        ),
+        LiveSource::Group(id) => builder.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(id)
+                .set_description(description.map(str::to_string))
+                .build(),
+        ),
+        LiveSource::PrefixList(id) => builder.prefix_list_ids(
+            aws_sdk_ec2::types::PrefixListId::builder()
+                .prefix_list_id(id)
+                .set_description(description.map(str::to_string))
+                .build(),
+        ),
+    }
+    .build()
+}

@@ -1,0 +1,73 @@
+//! Building the three SDK clients from aws-config's default chain
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, ECS task credentials...),
+//! with the standard retry mode and explicit timeouts.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+
+/// Retry and timeout settings; the defaults suit a controller that would
+/// rather report "unknown" and retry next pass than hang.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Overrides the region of the default chain.
+    pub region: Option<String>,
+    /// Attempts per call, first one included (standard retry mode).
+    pub max_attempts: u32,
+    pub connect_timeout: Duration,
+    /// One HTTP attempt.
+    pub attempt_timeout: Duration,
+    /// A whole call, retries included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            region: None,
+            max_attempts: 3,
+            connect_timeout: Duration::from_secs(3),
+            attempt_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The SDK clients, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// The region the clients talk to, for messages.
+    pub region: Option<String>,
+}
+
+impl AwsClients {
+    /// Loads the shared config from the default chain. Standard retry mode
+    /// on purpose: adaptive mode in this SDK release sleeps ~20 s after a
+    /// single throttle, which would stall a whole pass.
+    pub async fn from_env(settings: &ClientSettings) -> AwsClients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .operation_attempt_timeout(settings.attempt_timeout)
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            );
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        AwsClients {
+            ec2: aws_sdk_ec2::Client::new(&shared),
+            ecs: aws_sdk_ecs::Client::new(&shared),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
+            region: shared.region().map(|r| r.to_string()),
+        }
+    }
+}

@@ -1,0 +1,837 @@
+//! Observation: one pass over ECS, EC2 and ELBv2 that fills a [`Snapshot`]
+//! for exactly what the desired state names, with the fewest calls the APIs
+//! allow (batched describes, one filtered rules read, every NextToken
+//! followed) and the three services read concurrently.
+//!
+//! A call that fails makes its part of the snapshot `Unknown`, never empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_ecs::types::DesiredStatus;
+use ecs_reconciler_plan::{
+    LiveBinding, LiveCluster, LiveContainerInstance, LiveInstance, LiveListener,
+    LiveLoadBalancer, LivePortMapping, LiveRule, LiveSecurityGroup, LiveService, LiveSource,
+    LiveTarget, LiveTargetGroup, LiveTask, LiveTaskDefinition, Observed, RuleKey, Snapshot,
+    TargetKey,
+};
+use ecs_reconciler_spec::{DesiredState, PortRange, Protocol};
+
+use crate::error::{AwsError, ErrorKind};
+use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
+
+/// DescribeServices takes at most 10 services per call.
+const SERVICES_PER_CALL: usize = 10;
+/// DescribeTasks / DescribeContainerInstances take at most 100 per call.
+const ECS_DESCRIBE_PER_CALL: usize = 100;
+/// DescribeTargetGroups / DescribeLoadBalancers take at most 20 names.
+const ELB_NAMES_PER_CALL: usize = 20;
+/// EC2 filters take at most 200 values.
+const EC2_FILTER_VALUES: usize = 200;
+
+type Result<T> = std::result::Result<T, AwsError>;
+
+/// Observes everything the desired state names.
+pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
+    // Targets are read strictly before tasks. A task that starts between
+    // the two reads then shows up as "running, not registered" (register:
+    // harmless, ECS does the same) instead of "registered, matches no task"
+    // (deregister: would take a new task out of service).
+    let ((elb, ecs), groups) = tokio::join!(
+        async {
+            let elb = observe_elb(clients, desired).await;
+            (elb, observe_ecs(clients, desired).await)
+        },
+        observe_security_groups(clients, desired),
+    );
+    let (services, task_definitions, clusters) = ecs;
+    let (target_groups, load_balancers) = elb;
+    let instances = observe_instances(clients, &clusters).await;
+    Snapshot {
+        security_groups: groups,
+        services,
+        task_definitions,
+        clusters,
+        instances,
+        target_groups,
+        load_balancers,
+    }
+}
+
+fn unknown<T>(err: &AwsError) -> Observed<T> {
+    Observed::Unknown(err.to_string())
+}
+
+// ---------------------------------------------------------------- ECS
+
+type EcsPart = (
+    BTreeMap<(String, String), Observed<Option<LiveService>>>,
+    BTreeMap<String, Observed<LiveTaskDefinition>>,
+    BTreeMap<String, LiveCluster>,
+);
+
+async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
+    let mut services = BTreeMap::new();
+    let mut clusters = BTreeMap::new();
+    for cluster in desired.cluster_names() {
+        let names: Vec<String> = desired
+            .services
+            .iter()
+            .filter(|s| s.cluster == cluster)
+            .map(|s| s.name.clone())
+            .collect();
+        // Tasks are only needed to derive target-group members, container
+        // instances also for instance attachments.
+        let bound: BTreeSet<String> = desired
+            .target_groups
+            .iter()
+            .filter(|t| t.cluster == cluster)
+            .map(|t| t.service.clone())
+            .collect();
+        let attaches = desired
+            .clusters
+            .iter()
+            .any(|c| c.name == cluster && !c.instance_security_groups.is_empty());
+
+        let (found, tasks, container_instances) = tokio::join!(
+            describe_services(clients, &cluster, &names),
+            async {
+                if bound.is_empty() {
+                    Observed::Known(Vec::new())
+                } else {
+                    match list_tasks(clients, &cluster, &bound).await {
+                        Ok(tasks) => Observed::Known(tasks),
+                        Err(err) => unknown(&err),
+                    }
+                }
+            },
+            async {
+                if bound.is_empty() && !attaches {
+                    Observed::Known(Vec::new())
+                } else {
+                    match container_instances(clients, &cluster).await {
+                        Ok(list) => Observed::Known(list),
+                        Err(err) => unknown(&err),
+                    }
+                }
+            },
+        );
+        for name in &names {
+            let observed = match &found {
+                Ok(map) => Observed::Known(map.get(name).cloned()),
+                Err(err) => unknown(err),
+            };
+            services.insert((cluster.clone(), name.clone()), observed);
+        }
+        clusters.insert(
+            cluster.clone(),
+            LiveCluster {
+                tasks,
+                container_instances,
+            },
+        );
+    }
+
+    // Task definitions, only where the file asks to check a container.
+    let mut task_definitions = BTreeMap::new();
+    for spec in &desired.services {
+        let wants_container = spec
+            .task_definition
+            .as_ref()
+            .is_some_and(|t| t.container_name.is_some());
+        let key = (spec.cluster.clone(), spec.name.clone());
+        let Some(Observed::Known(Some(live))) = services.get(&key) else {
+            continue;
+        };
+        let Some(arn) = &live.task_definition_arn else {
+            continue;
+        };
+        if !wants_container || task_definitions.contains_key(arn) {
+            continue;
+        }
+        let observed = match describe_task_definition(clients, arn).await {
+            Ok(def) => Observed::Known(def),
+            Err(err) => unknown(&err),
+        };
+        task_definitions.insert(arn.clone(), observed);
+    }
+    (services, task_definitions, clusters)
+}
+
+async fn describe_services(
+    clients: &AwsClients,
+    cluster: &str,
+    names: &[String],
+) -> Result<BTreeMap<String, LiveService>> {
+    let mut found = BTreeMap::new();
+    for chunk in names.chunks(SERVICES_PER_CALL) {
+        let out = clients
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeServices", e))?;
+        for failure in out.failures() {
+            // MISSING means "no such service" and is an answer; anything
+            // else is not.
+            if failure.reason() != Some("MISSING") {
+                return Err(AwsError {
+                    service: "ecs",
+                    operation: "DescribeServices",
+                    kind: ErrorKind::Transient,
+                    code: failure.reason().map(str::to_string),
+                    message: failure.detail().unwrap_or_default().to_string(),
+                    request_id: None,
+                });
+            }
+        }
+        for service in out.services() {
+            let Some(name) = service.service_name() else {
+                continue;
+            };
+            // An INACTIVE service is a deleted one.
+            if service.status() == Some("INACTIVE") {
+                continue;
+            }
+            found.insert(
+                name.to_string(),
+                LiveService {
+                    arn: service.service_arn().unwrap_or_default().to_string(),
+                    status: service.status().unwrap_or_default().to_string(),
+                    desired_count: service.desired_count(),
+                    running_count: service.running_count(),
+                    pending_count: service.pending_count(),
+                    launch_type: service.launch_type().map(|l| l.as_str().to_string()),
+                    scheduling_strategy: service
+                        .scheduling_strategy()
+                        .map(|s| s.as_str().to_string()),
+                    task_definition_arn: service.task_definition().map(str::to_string),
+                },
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Tasks of the given services: those meant to run and those being
+/// stopped (whose targets ECS is still draining), every page.
+async fn list_tasks(
+    clients: &AwsClients,
+    cluster: &str,
+    services: &BTreeSet<String>,
+) -> Result<Vec<LiveTask>> {
+    let mut arns = Vec::new();
+    for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+        let mut pages = clients
+            .ecs
+            .list_tasks()
+            .cluster(cluster)
+            .desired_status(status)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListTasks", e))?;
+            arns.extend(page.task_arns().iter().cloned());
+        }
+    }
+    arns.sort();
+    arns.dedup();
+
+    let mut tasks = Vec::new();
+    for chunk in arns.chunks(ECS_DESCRIBE_PER_CALL) {
+        let out = clients
+            .ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
+        for task in out.tasks() {
+            let service = task
+                .group()
+                .and_then(|g| g.strip_prefix("service:"))
+                .map(str::to_string);
+            if !service.as_ref().is_some_and(|s| services.contains(s)) {
+                continue;
+            }
+            let bindings = task
+                .containers()
+                .iter()
+                .flat_map(|c| {
+                    let name = c.name().unwrap_or_default().to_string();
+                    c.network_bindings().iter().filter_map(move |b| {
+                        Some(LiveBinding {
+                            container_name: name.clone(),
+                            container_port: b.container_port()?,
+                            host_port: b.host_port()?,
+                        })
+                    })
+                })
+                .collect();
+            tasks.push(LiveTask {
+                arn: task.task_arn().unwrap_or_default().to_string(),
+                service,
+                last_status: task.last_status().unwrap_or_default().to_string(),
+                desired_status: task.desired_status().unwrap_or_default().to_string(),
+                container_instance_arn: task.container_instance_arn().map(str::to_string),
+                bindings,
+            });
+        }
+    }
+    Ok(tasks)
+}
+
+async fn container_instances(
+    clients: &AwsClients,
+    cluster: &str,
+) -> Result<Vec<LiveContainerInstance>> {
+    let mut arns = Vec::new();
+    let mut pages = clients
+        .ecs
+        .list_container_instances()
+        .cluster(cluster)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListContainerInstances", e))?;
+        arns.extend(page.container_instance_arns().iter().cloned());
+    }
+    let mut out = Vec::new();
+    for chunk in arns.chunks(ECS_DESCRIBE_PER_CALL) {
+        let described = clients
+            .ecs
+            .describe_container_instances()
+            .cluster(cluster)
+            .set_container_instances(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeContainerInstances", e))?;
+        for ci in described.container_instances() {
+            out.push(LiveContainerInstance {
+                arn: ci.container_instance_arn().unwrap_or_default().to_string(),
+                ec2_instance_id: ci.ec2_instance_id().map(str::to_string),
+                status: ci.status().unwrap_or_default().to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn describe_task_definition(clients: &AwsClients, arn: &str) -> Result<LiveTaskDefinition> {
+    let out = clients
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs", "DescribeTaskDefinition", e))?;
+    let def = out.task_definition();
+    let containers = def
+        .map(|d| d.container_definitions())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let mappings = c
+                .port_mappings()
+                .iter()
+                .map(|m| LivePortMapping {
+                    container_port: m.container_port(),
+                    host_port: m.host_port(),
+                })
+                .collect();
+            (c.name().unwrap_or_default().to_string(), mappings)
+        })
+        .collect();
+    Ok(LiveTaskDefinition {
+        arn: arn.to_string(),
+        family: def.and_then(|d| d.family()).unwrap_or_default().to_string(),
+        containers,
+    })
+}
+
+// ---------------------------------------------------------------- EC2
+
+async fn observe_security_groups(
+    clients: &AwsClients,
+    desired: &DesiredState,
+) -> BTreeMap<String, Observed<Option<LiveSecurityGroup>>> {
+    let mut out = BTreeMap::new();
+    if desired.security_groups.is_empty() {
+        return out;
+    }
+    let candidates = match describe_groups(clients, desired).await {
+        Ok(groups) => groups,
+        Err(err) => {
+            for spec in &desired.security_groups {
+                out.insert(spec.name.clone(), unknown(&err));
+            }
+            return out;
+        }
+    };
+    // Match each declared group: by id when given, else by name (and VPC).
+    let mut found: Vec<(String, Candidate)> = Vec::new();
+    for spec in &desired.security_groups {
+        let matches: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| match &spec.id {
+                Some(id) => &c.id == id,
+                None => {
+                    c.name == spec.name
+                        && spec.vpc_id.as_ref().is_none_or(|v| c.vpc_id.as_ref() == Some(v))
+                }
+            })
+            .collect();
+        match matches.as_slice() {
+            [] => {
+                out.insert(spec.name.clone(), Observed::Known(None));
+            }
+            [one] => found.push((spec.name.clone(), (*one).clone())),
+            many => {
+                let ids: Vec<String> = many
+                    .iter()
+                    .map(|c| format!("{} in {}", c.id, c.vpc_id.as_deref().unwrap_or("?")))
+                    .collect();
+                out.insert(
+                    spec.name.clone(),
+                    Observed::Unknown(format!(
+                        "{} groups are named {} ({}); set vpcId or id in the file",
+                        many.len(),
+                        spec.name,
+                        ids.join(", ")
+                    )),
+                );
+            }
+        }
+    }
+    let ids: Vec<String> = found.iter().map(|(_, c)| c.id.clone()).collect();
+    let rules = describe_rules(clients, &ids).await;
+    for (name, candidate) in found {
+        let ingress = match &rules {
+            Ok(by_group) => {
+                Observed::Known(by_group.get(&candidate.id).cloned().unwrap_or_default())
+            }
+            Err(err) => unknown(err),
+        };
+        out.insert(
+            name,
+            Observed::Known(Some(LiveSecurityGroup {
+                id: candidate.id,
+                name: candidate.name,
+                vpc_id: candidate.vpc_id,
+                ingress,
+            })),
+        );
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    id: String,
+    name: String,
+    vpc_id: Option<String>,
+}
+
+async fn describe_groups(clients: &AwsClients, desired: &DesiredState) -> Result<Vec<Candidate>> {
+    let names: Vec<String> = desired
+        .security_groups
+        .iter()
+        .filter(|g| g.id.is_none())
+        .map(|g| g.name.clone())
+        .collect();
+    let ids: Vec<String> = desired
+        .security_groups
+        .iter()
+        .filter_map(|g| g.id.clone())
+        .collect();
+    let mut out = Vec::new();
+    for (filter, values) in [("group-name", names), ("group-id", ids)] {
+        for chunk in values.chunks(EC2_FILTER_VALUES) {
+            let mut pages = clients
+                .ec2
+                .describe_security_groups()
+                .filters(
+                    Filter::builder()
+                        .name(filter)
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroups", e))?;
+                for group in page.security_groups() {
+                    out.push(Candidate {
+                        id: group.group_id().unwrap_or_default().to_string(),
+                        name: group.group_name().unwrap_or_default().to_string(),
+                        vpc_id: group.vpc_id().map(str::to_string),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Ingress rules of the given groups, by group id: one filtered, paginated
+/// read for all of them.
+async fn describe_rules(
+    clients: &AwsClients,
+    group_ids: &[String],
+) -> Result<BTreeMap<String, Vec<LiveRule>>> {
+    let mut out: BTreeMap<String, Vec<LiveRule>> = BTreeMap::new();
+    for chunk in group_ids.chunks(EC2_FILTER_VALUES) {
+        let mut pages = clients
+            .ec2
+            .describe_security_group_rules()
+            .filters(
+                Filter::builder()
+                    .name("group-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroupRules", e))?;
+            for rule in page.security_group_rules() {
+                if rule.is_egress() == Some(true) {
+                    continue;
+                }
+                let Some(group_id) = rule.group_id() else {
+                    continue;
+                };
+                let Some(key) = rule_key(rule) else {
+                    continue;
+                };
+                let managed_by_us = rule
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some(OWNER_TAG_KEY) && t.value() == Some(OWNER_TAG_VALUE));
+                out.entry(group_id.to_string()).or_default().push(LiveRule {
+                    rule_id: rule.security_group_rule_id().map(str::to_string),
+                    key,
+                    description: rule.description().map(str::to_string),
+                    managed_by_us,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The normalised key of a live rule; `None` for protocols the file cannot
+/// express (they are then invisible to the diff and never revoked).
+fn rule_key(rule: &aws_sdk_ec2::types::SecurityGroupRule) -> Option<RuleKey> {
+    let protocol = Protocol::parse(rule.ip_protocol()?)?;
+    let source = if let Some(cidr) = rule.cidr_ipv4() {
+        LiveSource::Ipv4(cidr.parse::<ipnet::Ipv4Net>().ok()?.trunc())
+    } else if let Some(cidr) = rule.cidr_ipv6() {
+        LiveSource::Ipv6(cidr.parse::<ipnet::Ipv6Net>().ok()?.trunc())
+    } else if let Some(group) = rule.referenced_group_info().and_then(|g| g.group_id()) {
+        LiveSource::Group(group.to_string())
+    } else {
+        LiveSource::PrefixList(rule.prefix_list_id()?.to_string())
+    };
+    let ports = PortRange {
+        from: rule.from_port().unwrap_or(-1),
+        to: rule.to_port().unwrap_or(-1),
+    };
+    Some(RuleKey::new(protocol, ports, source))
+}
+
+async fn observe_instances(
+    clients: &AwsClients,
+    clusters: &BTreeMap<String, LiveCluster>,
+) -> BTreeMap<String, Observed<LiveInstance>> {
+    let ids: BTreeSet<String> = clusters
+        .values()
+        .filter_map(|c| c.container_instances.known())
+        .flatten()
+        .filter_map(|ci| ci.ec2_instance_id.clone())
+        .collect();
+    let mut out = BTreeMap::new();
+    if ids.is_empty() {
+        return out;
+    }
+    let ids: Vec<String> = ids.into_iter().collect();
+    match describe_instances(clients, &ids).await {
+        Ok(found) => {
+            for id in ids {
+                let observed = match found.get(&id) {
+                    Some(instance) => Observed::Known(instance.clone()),
+                    None => Observed::Unknown(format!(
+                        "instance {id} is registered in the cluster but EC2 does not list it"
+                    )),
+                };
+                out.insert(id, observed);
+            }
+        }
+        Err(err) => {
+            for id in ids {
+                out.insert(id, unknown(&err));
+            }
+        }
+    }
+    out
+}
+
+/// By `instance-id` filter, not InstanceIds: one stale id must not fail the
+/// whole read.
+async fn describe_instances(
+    clients: &AwsClients,
+    ids: &[String],
+) -> Result<BTreeMap<String, LiveInstance>> {
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(EC2_FILTER_VALUES) {
+        let mut pages = clients
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ec2", "DescribeInstances", e))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                out.insert(
+                    id.to_string(),
+                    LiveInstance {
+                        id: id.to_string(),
+                        state: instance
+                            .state()
+                            .and_then(|s| s.name())
+                            .map(|n| n.as_str().to_string())
+                            .unwrap_or_default(),
+                        security_group_ids: instance
+                            .security_groups()
+                            .iter()
+                            .filter_map(|g| g.group_id().map(str::to_string))
+                            .collect(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- ELBv2
+
+type ElbPart = (
+    BTreeMap<String, Observed<Option<LiveTargetGroup>>>,
+    BTreeMap<String, Observed<Option<LiveLoadBalancer>>>,
+);
+
+async fn observe_elb(clients: &AwsClients, desired: &DesiredState) -> ElbPart {
+    let tg_names: Vec<String> = desired.target_groups.iter().map(|t| t.name.clone()).collect();
+    let lb_names: Vec<String> = desired.load_balancers.iter().map(|l| l.name.clone()).collect();
+    let (tgs, lbs) = tokio::join!(
+        describe_by_names(&tg_names, |chunk| describe_target_groups(clients, chunk)),
+        describe_by_names(&lb_names, |chunk| describe_load_balancers(clients, chunk)),
+    );
+
+    let mut target_groups = BTreeMap::new();
+    for name in &tg_names {
+        let observed = match &tgs {
+            Err(err) => unknown(err),
+            Ok(found) => match found.get(name) {
+                None => Observed::Known(None),
+                Some(Err(err)) => unknown(err),
+                Some(Ok((arn, target_type, health_check_path))) => {
+                    let targets = match target_health(clients, arn).await {
+                        Ok(targets) => Observed::Known(targets),
+                        Err(err) => unknown(&err),
+                    };
+                    Observed::Known(Some(LiveTargetGroup {
+                        arn: arn.clone(),
+                        target_type: target_type.clone(),
+                        health_check_path: health_check_path.clone(),
+                        targets,
+                    }))
+                }
+            },
+        };
+        target_groups.insert(name.clone(), observed);
+    }
+
+    let mut load_balancers = BTreeMap::new();
+    for spec in &desired.load_balancers {
+        let observed = match &lbs {
+            Err(err) => unknown(err),
+            Ok(found) => match found.get(&spec.name) {
+                None => Observed::Known(None),
+                Some(Err(err)) => unknown(err),
+                Some(Ok((arn, dns_name, groups))) => {
+                    let listeners = if spec.listeners.is_empty() {
+                        Observed::Known(Vec::new())
+                    } else {
+                        match describe_listeners(clients, arn).await {
+                            Ok(list) => Observed::Known(list),
+                            Err(err) => unknown(&err),
+                        }
+                    };
+                    Observed::Known(Some(LiveLoadBalancer {
+                        arn: arn.clone(),
+                        dns_name: dns_name.clone(),
+                        security_group_ids: groups.clone(),
+                        listeners,
+                    }))
+                }
+            },
+        };
+        load_balancers.insert(spec.name.clone(), observed);
+    }
+    (target_groups, load_balancers)
+}
+
+/// Looks names up in batches. ELBv2 fails a whole batch when one name does
+/// not exist, so a NotFound batch is retried name by name to tell which.
+async fn describe_by_names<T, F, Fut>(
+    names: &[String],
+    describe: F,
+) -> Result<BTreeMap<String, Result<T>>>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<BTreeMap<String, T>>>,
+{
+    let mut out = BTreeMap::new();
+    for chunk in names.chunks(ELB_NAMES_PER_CALL) {
+        match describe(chunk.to_vec()).await {
+            Ok(found) => out.extend(found.into_iter().map(|(k, v)| (k, Ok(v)))),
+            Err(err) if err.kind == ErrorKind::NotFound => {
+                for name in chunk {
+                    match describe(vec![name.clone()]).await {
+                        Ok(found) => out.extend(found.into_iter().map(|(k, v)| (k, Ok(v)))),
+                        Err(err) if err.kind == ErrorKind::NotFound => {}
+                        Err(err) => {
+                            out.insert(name.clone(), Err(err));
+                        }
+                    }
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(out)
+}
+
+type TargetGroupFacts = (String, Option<String>, Option<String>);
+
+async fn describe_target_groups(
+    clients: &AwsClients,
+    names: Vec<String>,
+) -> Result<BTreeMap<String, TargetGroupFacts>> {
+    let out = clients
+        .elbv2
+        .describe_target_groups()
+        .set_names(Some(names))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetGroups", e))?;
+    Ok(out
+        .target_groups()
+        .iter()
+        .filter_map(|tg| {
+            Some((
+                tg.target_group_name()?.to_string(),
+                (
+                    tg.target_group_arn()?.to_string(),
+                    tg.target_type().map(|t| t.as_str().to_string()),
+                    tg.health_check_path().map(str::to_string),
+                ),
+            ))
+        })
+        .collect())
+}
+
+async fn target_health(clients: &AwsClients, arn: &str) -> Result<Vec<LiveTarget>> {
+    let out = clients
+        .elbv2
+        .describe_target_health()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetHealth", e))?;
+    Ok(out
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| {
+            let target = d.target()?;
+            Some(LiveTarget {
+                key: TargetKey {
+                    id: target.id()?.to_string(),
+                    port: target.port()?,
+                },
+                state: d
+                    .target_health()
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect())
+}
+
+type LoadBalancerFacts = (String, Option<String>, Vec<String>);
+
+async fn describe_load_balancers(
+    clients: &AwsClients,
+    names: Vec<String>,
+) -> Result<BTreeMap<String, LoadBalancerFacts>> {
+    let out = clients
+        .elbv2
+        .describe_load_balancers()
+        .set_names(Some(names))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeLoadBalancers", e))?;
+    Ok(out
+        .load_balancers()
+        .iter()
+        .filter_map(|lb| {
+            Some((
+                lb.load_balancer_name()?.to_string(),
+                (
+                    lb.load_balancer_arn()?.to_string(),
+                    lb.dns_name().map(str::to_string),
+                    lb.security_groups().to_vec(),
+                ),
+            ))
+        })
+        .collect())
+}
+
+async fn describe_listeners(clients: &AwsClients, arn: &str) -> Result<Vec<LiveListener>> {
+    let mut out = Vec::new();
+    let mut pages = clients
+        .elbv2
+        .describe_listeners()
+        .load_balancer_arn(arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("elbv2", "DescribeListeners", e))?;
+        for listener in page.listeners() {
+            if let Some(port) = listener.port() {
+                out.push(LiveListener {
+                    port,
+                    protocol: listener.protocol().map(|p| p.as_str().to_string()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

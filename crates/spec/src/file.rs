@@ -1,0 +1,515 @@
+//! The shape of the desired-state file, as people write it: plain structs
+//! that serde can read and schemars can describe. `docs/schema.json` is
+//! generated from these types (their doc comments become its descriptions),
+//! and the hand decoder in `decode.rs` builds these same values, so the
+//! schema an editor checks against and the loader cannot drift apart (a
+//! test decodes one file both ways and compares).
+//!
+//! Nothing here is validated beyond its type: `validate.rs` turns these into
+//! `model` types and checks everything else.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What an ECS service, its EC2 security groups, its ALB and target group
+/// must look like. ecs-reconciler compares this file with AWS and corrects
+/// (mode `enforce`) or reports (mode `observe`) every difference. A file
+/// that declares nothing is refused, never read as "manage nothing".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "ecs-reconciler desired state")]
+pub struct DesiredStateFile {
+    /// Version of this file format. Only `1` exists; leaving it out means `1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 1, "minimum" = 1, "maximum" = 1))]
+    pub version: Option<Int>,
+    /// Default mode of every resource below: `enforce` corrects drift,
+    /// `observe` only reports it. Each resource may override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "enforce"))]
+    pub mode: Option<Mode>,
+    /// EC2 security groups whose ingress rules are kept as declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<SecurityGroup>,
+    /// ECS clusters, for the security groups their container instances must
+    /// carry. A service's cluster need not be listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<Cluster>,
+    /// ECS services: the replica count is enforced, the rest is checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+    /// ALB target groups, each bound to a service's container and port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_groups: Vec<TargetGroup>,
+    /// Application load balancers: their security groups and listeners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancers: Vec<LoadBalancer>,
+}
+
+/// An EC2 security group, found by name (within `vpcId` if given) or by `id`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityGroup {
+    /// The group's name (`GroupName`), as in the EC2 console. Other entries
+    /// refer to the group by this name.
+    #[schemars(example = &"LoadBalancerGroup")]
+    pub name: String,
+    /// The group's id, `sg-` and hex digits, to pin the group when its name
+    /// is ambiguous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^sg-[0-9a-f]+$"))]
+    pub id: Option<String>,
+    /// The VPC the group is in (`vpc-` and hex digits). Two groups may share
+    /// a name in different VPCs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^vpc-[0-9a-f]+$"))]
+    pub vpc_id: Option<String>,
+    /// Who owns the ingress rules: `exclusive` (the list below is the whole
+    /// truth: any other rule is revoked) or `owned` (only rules
+    /// ecs-reconciler created are ever revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "exclusive"))]
+    pub management: Option<Management>,
+    /// Overrides the file's `mode` for this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// The ingress rules. Required: write `ingress: []` for a group that
+    /// admits nothing (with `management: exclusive`, every existing rule is
+    /// then revoked).
+    pub ingress: Vec<IngressRule>,
+}
+
+/// One ingress rule: a protocol, a port range and exactly one source
+/// (`cidr`, `sourceGroup` or `sourceGroupId`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressRule {
+    /// `tcp`, `udp`, `icmp`, `icmpv6` or `all`, or the protocol number
+    /// (6, 17, 1, 58, -1).
+    pub protocol: Protocol,
+    /// The ports: `443`, `"32768-65535"` or `{from: 32768, to: 65535}`.
+    /// Required for tcp and udp; must be left out for `all`. For icmp and
+    /// icmpv6 it is `{from: TYPE, to: CODE}` (-1 = any) and leaving it out
+    /// admits every type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Ports>,
+    /// Source addresses: an IPv4 or IPv6 CIDR such as `0.0.0.0/0` or
+    /// `::/0`. Host bits are cleared (`10.1.2.3/8` means `10.0.0.0/8`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"10.0.0.0/16")]
+    pub cidr: Option<String>,
+    /// Source: a security group declared in this file, by its `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_group: Option<String>,
+    /// Source: a security group not declared in this file, by its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^sg-[0-9a-f]+$"))]
+    pub source_group_id: Option<String>,
+    /// Written on the rule when it is created; never compared. Up to 255
+    /// characters: letters, digits, spaces and `._-:/()#,@[]+=&;{}!$*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub description: Option<String>,
+}
+
+/// A port range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Ports {
+    /// One port, e.g. `443`.
+    Single(Int),
+    /// An inclusive range written `"FROM-TO"`, e.g. `"32768-65535"`.
+    Range(#[schemars(regex(pattern = r"^[0-9]+-[0-9]+$"))] String),
+    /// An inclusive range written as a mapping; for icmp `from` is the type
+    /// and `to` the code.
+    Bounds(PortBounds),
+}
+
+impl Default for Ports {
+    /// Only a placeholder for a value that failed to decode.
+    fn default() -> Ports {
+        Ports::Single(Int(0))
+    }
+}
+
+/// `{from, to}`, both inclusive.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortBounds {
+    /// First port (icmp: the type, -1 for any).
+    pub from: Int,
+    /// Last port (icmp: the code, -1 for any).
+    pub to: Int,
+}
+
+/// An ECS cluster and the groups its container instances must carry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    /// The cluster's name.
+    #[schemars(example = &"nestjs-cluster")]
+    pub name: String,
+    /// Names of security groups declared in this file that every EC2
+    /// instance of the cluster must carry. They are added; the instance's
+    /// other groups are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_security_groups: Vec<String>,
+    /// Overrides the file's `mode` for this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// An ECS service: `replicas` is enforced, the other fields are checked and
+/// differences reported.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    /// The service's name.
+    #[schemars(example = &"nestjs-api")]
+    pub name: String,
+    /// The cluster the service runs in.
+    pub cluster: String,
+    /// Desired number of running tasks (`desiredCount`), 0 to 10000.
+    #[schemars(extend("minimum" = 0, "maximum" = 10000))]
+    pub replicas: Int,
+    /// Expected launch type; reported if it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<LaunchType>,
+    /// Expected scheduling strategy; reported if it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_strategy: Option<SchedulingStrategy>,
+    /// What the service's task definition must look like; checked and
+    /// reported, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<TaskDefinition>,
+    /// Overrides the file's `mode` for this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// Expectations on the service's task definition.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskDefinition {
+    /// The task definition family (any revision).
+    pub family: String,
+    /// A container that must exist in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// The container port that must be mapped, 1 to 65535.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1, "maximum" = 65535))]
+    pub container_port: Option<Int>,
+    /// The host port it must be mapped to, 0 to 65535; `0` means dynamic
+    /// host ports (bridge networking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "maximum" = 65535))]
+    pub host_port: Option<Int>,
+}
+
+/// An ALB target group whose registered targets follow a service's tasks.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetGroup {
+    /// The target group's name (1-32 letters, digits and hyphens).
+    #[schemars(example = &"nestjs-api-tg")]
+    pub name: String,
+    /// Only `instance` targets are supported (the EC2 instances running the
+    /// service's tasks, at their host ports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "instance"))]
+    pub target_type: Option<TargetType>,
+    /// Expected health check path, starting with `/`; reported if it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub health_check_path: Option<String>,
+    /// The bound service: a `services[].name`.
+    pub service: String,
+    /// The bound service's cluster. May be left out when exactly one
+    /// declared service has that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The container of the service's tasks that receives traffic.
+    pub container_name: String,
+    /// The container port that receives traffic, 1 to 65535.
+    #[schemars(extend("minimum" = 1, "maximum" = 65535))]
+    pub container_port: Int,
+    /// `exclusive`: the group holds exactly the service's running tasks
+    /// (others are deregistered). `shared`: missing tasks are registered,
+    /// nothing is deregistered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "exclusive"))]
+    pub membership: Option<Membership>,
+    /// Overrides the file's `mode` for this target group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// An application load balancer.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// The load balancer's name (1-32 letters, digits and hyphens).
+    #[schemars(example = &"nestjs-api-alb")]
+    pub name: String,
+    /// Names of security groups declared in this file that the load
+    /// balancer must carry. They are added; its other groups are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    /// Listeners that must exist; checked and reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
+    /// Overrides the file's `mode` for this load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// A listener the load balancer must have.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listener {
+    /// The listener's port, 1 to 65535.
+    #[schemars(extend("minimum" = 1, "maximum" = 65535))]
+    pub port: Int,
+    /// The listener's protocol, if it matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ListenerProtocol>,
+}
+
+/// Whether drift is corrected or only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Correct drift.
+    #[default]
+    Enforce,
+    /// Report drift, change nothing.
+    Observe,
+}
+
+/// Who owns a security group's ingress rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Management {
+    /// The file is the whole ingress list: any other rule is revoked.
+    #[default]
+    Exclusive,
+    /// Only rules ecs-reconciler created (marked `managed-by=ecs-reconciler`)
+    /// are ever revoked; rules added by hand are left alone.
+    Owned,
+}
+
+/// Who owns a target group's registrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    /// The group holds exactly the bound service's running tasks.
+    #[default]
+    Exclusive,
+    /// Other registrations may exist: missing ones are added, none removed.
+    Shared,
+}
+
+/// An ECS launch type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum LaunchType {
+    #[default]
+    #[serde(rename = "EC2")]
+    Ec2,
+    #[serde(rename = "FARGATE")]
+    Fargate,
+    #[serde(rename = "EXTERNAL")]
+    External,
+}
+
+/// An ECS scheduling strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SchedulingStrategy {
+    /// Keep `replicas` tasks running.
+    #[default]
+    Replica,
+    /// One task on every container instance.
+    Daemon,
+}
+
+/// A target group's target type. Only `instance` is supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    /// EC2 instances, registered with the host port of each task.
+    #[default]
+    Instance,
+}
+
+/// An ALB listener protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ListenerProtocol {
+    #[default]
+    Http,
+    Https,
+}
+
+/// An IP protocol: a name or its number. Deserializes from `"tcp"`, `6` or
+/// `"6"` alike; serializes as the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    /// Every protocol (`-1`).
+    All,
+}
+
+impl Protocol {
+    /// Every accepted spelling, names first. The hand decoder and serde both
+    /// read through this table.
+    pub const SPELLINGS: &'static [(&'static str, Protocol)] = &[
+        ("tcp", Protocol::Tcp),
+        ("udp", Protocol::Udp),
+        ("icmp", Protocol::Icmp),
+        ("icmpv6", Protocol::Icmpv6),
+        ("all", Protocol::All),
+        ("6", Protocol::Tcp),
+        ("17", Protocol::Udp),
+        ("1", Protocol::Icmp),
+        ("58", Protocol::Icmpv6),
+        ("-1", Protocol::All),
+    ];
+
+    /// Exact spelling (names are lower-case) to protocol.
+    pub fn from_spelling(text: &str) -> Option<Protocol> {
+        Protocol::SPELLINGS
+            .iter()
+            .find(|(s, _)| *s == text)
+            .map(|(_, p)| *p)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+            Protocol::Icmpv6 => "icmpv6",
+            Protocol::All => "all",
+        }
+    }
+}
+
+impl Serialize for Protocol {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ProtocolVisitor;
+        impl Visitor<'_> for ProtocolVisitor {
+            type Value = Protocol;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("tcp, udp, icmp, icmpv6, all, or 6, 17, 1, 58, -1")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Protocol, E> {
+                Protocol::from_spelling(v)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Protocol, E> {
+                Protocol::from_spelling(&v.to_string())
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Protocol, E> {
+                Protocol::from_spelling(&v.to_string())
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+        }
+        deserializer.deserialize_any(ProtocolVisitor)
+    }
+}
+
+impl JsonSchema for Protocol {
+    fn schema_name() -> Cow<'static, str> {
+        "Protocol".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An IP protocol: tcp, udp, icmp, icmpv6 or all, or its number (6, 17, 1, 58, -1) as an integer or a string.",
+            "anyOf": [
+                { "type": "string", "enum": ["tcp", "udp", "icmp", "icmpv6", "all", "6", "17", "1", "58", "-1"] },
+                { "type": "integer", "enum": [6, 17, 1, 58, -1] }
+            ]
+        })
+    }
+}
+
+/// A whole number written either as a YAML number (`80`) or as quoted
+/// digits (`"80"`): people quote numbers, and both mean the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]
+pub struct Int(pub i64);
+
+impl Int {
+    /// Quoted digits: an optional `-` then ASCII digits, nothing else.
+    pub fn parse_text(text: &str) -> Option<i64> {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok()
+    }
+}
+
+impl Serialize for Int {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number, bare or quoted")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                i64::try_from(v)
+                    .map(Int)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Int, E> {
+                Int::parse_text(v)
+                    .map(Int)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        deserializer.deserialize_any(IntVisitor)
+    }
+}
+
+impl JsonSchema for Int {
+    fn schema_name() -> Cow<'static, str> {
+        "Integer".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A whole number, written bare (80) or quoted (\"80\").",
+            "anyOf": [
+                { "type": "integer" },
+                { "type": "string", "pattern": "^-?[0-9]+$" }
+            ]
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! In-crate tests that need the private pipeline stages: the hand decoder
+//! and serde must read the same file into the same `file` values, and the
+//! kitchen-sink file must really use every field the schema describes.
+
+use std::collections::BTreeSet;
+
+use crate::file::DesiredStateFile;
+use crate::{decode, yaml};
+
+/// Every field of the format, with numbers both bare and quoted, and every
+/// form of `ports`.
+const KITCHEN_SINK: &str = r#"
+version: "1"
+mode: observe
+securityGroups:
+  - name: edge
+    id: sg-0123456789abcdef0
+    vpcId: vpc-0a1b2c3d
+    management: owned
+    mode: enforce
+    ingress:
+      - protocol: tcp
+        ports: 443
+        cidr: 0.0.0.0/0
+        description: HTTPS from anywhere
+      - protocol: "6"
+        ports: "80"
+        cidr: "::/0"
+      - protocol: 17
+        ports: 5000-5010
+        sourceGroup: app
+      - protocol: udp
+        ports: {from: 6000, to: "6001"}
+        sourceGroupId: sg-0fedcba9
+      - protocol: icmp
+        ports:
+          from: 8
+          to: -1
+        cidr: 10.1.2.3/8
+      - protocol: icmpv6
+        cidr: 2001:db8::/32
+      - protocol: all
+        sourceGroup: edge
+      - protocol: -1
+        cidr: 192.168.0.0/16
+  - name: app
+    management: exclusive
+    ingress: []
+clusters:
+  - name: main
+    instanceSecurityGroups: [app]
+    mode: observe
+services:
+  - name: api
+    cluster: main
+    replicas: 3
+    launchType: FARGATE
+    schedulingStrategy: DAEMON
+    taskDefinition:
+      family: api
+      containerName: web
+      containerPort: "8080"
+      hostPort: 0
+    mode: enforce
+  - name: worker
+    cluster: other
+    replicas: 0
+    launchType: EXTERNAL
+    schedulingStrategy: REPLICA
+    taskDefinition: {family: worker}
+targetGroups:
+  - name: api-tg
+    targetType: instance
+    healthCheckPath: /health
+    service: api
+    cluster: main
+    containerName: web
+    containerPort: 8080
+    membership: shared
+    mode: observe
+  - name: worker-tg
+    service: worker
+    containerName: w
+    containerPort: 9000
+    membership: exclusive
+loadBalancers:
+  - name: edge-alb
+    securityGroups: [edge]
+    listeners:
+      - port: 443
+        protocol: HTTPS
+      - port: "80"
+        protocol: HTTP
+      - port: 8080
+    mode: observe
+  - name: bare
+    launchType: ignored
+"#;
+
+/// The kitchen sink minus its one deliberate mistake (an unknown field,
+/// which both readers must refuse).
+fn kitchen_sink() -> String {
+    KITCHEN_SINK.replace("    launchType: ignored\n", "")
+}
+
+fn decode_by_hand(source: &str) -> DesiredStateFile {
+    let root = yaml::parse(source).expect("valid YAML");
+    let decoded = decode::decode(&root);
+    assert!(decoded.errors.is_empty(), "{:#?}", decoded.errors);
+    decoded.file
+}
+
+fn decode_by_serde(source: &str) -> Result<DesiredStateFile, serde_json::Error> {
+    let root = yaml::parse(source).expect("valid YAML");
+    serde_json::from_value(root.to_json())
+}
+
+#[test]
+fn hand_decoder_and_serde_agree_on_every_field() {
+    let source = kitchen_sink();
+    let by_hand = decode_by_hand(&source);
+    let by_serde = decode_by_serde(&source).expect("serde reads the kitchen sink");
+    assert_eq!(by_hand, by_serde);
+    // And the whole pipeline accepts it.
+    let state = crate::load(&source).map_err(|e| e.to_string()).unwrap();
+    assert_eq!(state.security_groups[0].ingress.len(), 8);
+}
+
+#[test]
+fn both_readers_refuse_unknown_fields() {
+    let root = yaml::parse(KITCHEN_SINK).unwrap();
+    let decoded = decode::decode(&root);
+    assert_eq!(decoded.errors.len(), 1, "{:#?}", decoded.errors);
+    assert!(decoded.errors[0].message.contains("`launchType`"));
+    assert!(decode_by_serde(KITCHEN_SINK).is_err());
+}
+
+#[test]
+fn serialized_file_round_trips_through_serde() {
+    let by_hand = decode_by_hand(&kitchen_sink());
+    let json = serde_json::to_value(&by_hand).unwrap();
+    let back: DesiredStateFile = serde_json::from_value(json).unwrap();
+    assert_eq!(by_hand, back);
+}
+
+fn keys(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                out.insert(k.clone());
+                keys(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+        _ => {}
+    }
+}
+
+fn schema_properties(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            map.values().for_each(|v| schema_properties(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| schema_properties(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn kitchen_sink_uses_every_field_of_the_schema() {
+    let mut used = BTreeSet::new();
+    keys(&yaml::parse(&kitchen_sink()).unwrap().to_json(), &mut used);
+    let mut described = BTreeSet::new();
+    schema_properties(&crate::json_schema(), &mut described);
+    assert_eq!(used, described);
+}

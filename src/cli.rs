@@ -1,0 +1,113 @@
+//! Command-line interface: every flag also readable from an
+//! `ECS_RECONCILER_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecs-reconciler",
+    version,
+    about = "Keeps an ECS service, its security groups, its ALB and target group true to a desired-state YAML file.",
+    after_help = "Exit codes: 0 ok / no drift / converged, 1 error, 2 drift (plan) or not converged (apply), 64 usage, 78 invalid config.\nAWS access uses the default credential chain: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ECS task roles all work."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ecs_reconciler_aws=debug`.
+    #[arg(long, global = true, env = "ECS_RECONCILER_LOG", default_value = "info")]
+    pub log: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "ECS_RECONCILER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The desired-state YAML file.
+    #[arg(long, short = 'c', env = "ECS_RECONCILER_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// AWS region (default: the SDK's chain, e.g. AWS_REGION or the profile).
+    #[arg(long, env = "ECS_RECONCILER_REGION")]
+    pub region: Option<String>,
+    /// Attempts per AWS call, first included (standard retry mode).
+    #[arg(long, env = "ECS_RECONCILER_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Timeout of one whole AWS call, retries included, in seconds.
+    #[arg(long, env = "ECS_RECONCILER_CALL_TIMEOUT", default_value_t = 30)]
+    pub call_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the desired-state file and report every error (exit 0 or 78).
+    Validate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show every drift between the file and the live account (exit 0 none, 2 drift, 1 error).
+    Plan {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Output format.
+        #[arg(long, short = 'o', env = "ECS_RECONCILER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Fix the drift once, then observe again (exit 0 only when converged).
+    Apply {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Run one observe → plan → apply → observe pass and exit.
+        #[arg(long, env = "ECS_RECONCILER_ONCE")]
+        once: bool,
+        /// Plan and print what would be done; change nothing.
+        #[arg(long, env = "ECS_RECONCILER_DRY_RUN")]
+        dry_run: bool,
+        /// Output format.
+        #[arg(long, short = 'o', env = "ECS_RECONCILER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Print the JSON Schema of the desired-state file.
+    Schema,
+}
+
+/// Logs go to stderr so stdout stays the command's output.
+pub fn init_logging(global: &GlobalArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match global.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,92 @@
+//! The subcommands. Each returns its exit code; none panics on bad input.
+
+mod apply;
+mod plan;
+
+use crate::cli::{AwsArgs, Cli, Command};
+use crate::{config, exit};
+
+pub fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Validate { config } => match config::load(&config.config) {
+            Ok(desired) => {
+                println!(
+                    "{}: ok: {} security groups, {} clusters, {} services, {} target groups, {} load balancers",
+                    config.config.display(),
+                    desired.security_groups.len(),
+                    desired.clusters.len(),
+                    desired.services.len(),
+                    desired.target_groups.len(),
+                    desired.load_balancers.len()
+                );
+                exit::OK
+            }
+            Err(message) => {
+                eprintln!("{message}");
+                exit::CONFIG
+            }
+        },
+        Command::Schema => {
+            println!("{}", ecs_reconciler_spec::json_schema_string());
+            exit::OK
+        }
+        Command::Plan {
+            config,
+            aws,
+            output,
+        } => with_runtime(|| plan::run(&config.config, &aws, output)),
+        Command::Apply {
+            config,
+            aws,
+            once,
+            dry_run,
+            output,
+        } => {
+            if !once {
+                eprintln!(
+                    "error: `apply` runs a single pass and needs --once\n  hint: ecs-reconciler apply --config FILE --once"
+                );
+                return exit::USAGE;
+            }
+            with_runtime(|| apply::run(&config.config, &aws, dry_run, output))
+        }
+    }
+}
+
+fn with_runtime<F, Fut>(f: F) -> u8
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(f()),
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            exit::ERROR
+        }
+    }
+}
+
+pub(crate) fn client_settings(aws: &AwsArgs) -> ecs_reconciler_aws::ClientSettings {
+    ecs_reconciler_aws::ClientSettings {
+        region: aws.region.clone(),
+        max_attempts: aws.max_attempts.max(1),
+        operation_timeout: std::time::Duration::from_secs(aws.call_timeout.max(1)),
+        ..Default::default()
+    }
+}
+
+/// AWS needs a region; say so plainly instead of failing every call.
+pub(crate) fn require_region(clients: &ecs_reconciler_aws::AwsClients) -> Result<(), u8> {
+    if clients.region.is_none() {
+        eprintln!(
+            "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
+        );
+        return Err(exit::ERROR);
+    }
+    Ok(())
+}

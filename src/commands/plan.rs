@@ -1,0 +1,39 @@
+//! `plan`: observe, diff, print. Changes nothing.
+
+use std::path::Path;
+
+use crate::cli::{AwsArgs, OutputFormat};
+use crate::{config, exit, render};
+
+pub async fn run(path: &Path, aws: &AwsArgs, output: OutputFormat) -> u8 {
+    let desired = match config::load(path) {
+        Ok(desired) => desired,
+        Err(message) => {
+            eprintln!("{message}");
+            return exit::CONFIG;
+        }
+    };
+    let clients = ecs_reconciler_aws::AwsClients::from_env(&super::client_settings(aws)).await;
+    if let Err(code) = super::require_region(&clients) {
+        return code;
+    }
+    let snapshot = ecs_reconciler_aws::observe(&clients, &desired).await;
+    let plan = ecs_reconciler_plan::plan(&desired, &snapshot);
+    match output {
+        OutputFormat::Text => print!("{}", render::plan_text(&plan)),
+        OutputFormat::Json => println!("{}", render::plan_json(&plan)),
+    }
+    plan_exit_code(&plan)
+}
+
+/// Terraform's detailed exit code: a partial observation is an error, not
+/// "no drift".
+pub fn plan_exit_code(plan: &ecs_reconciler_plan::Plan) -> u8 {
+    if !plan.unknowns.is_empty() {
+        exit::ERROR
+    } else if plan.has_drift() {
+        exit::DRIFT
+    } else {
+        exit::OK
+    }
+}

@@ -1,0 +1,15 @@
+//! Process exit codes. Stable: scripts and CI depend on them.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0    | success: valid config / no drift / converged |
+//! | 1    | error: AWS unreachable or refused, a read failed (the answer would be partial), a change failed |
+//! | 2    | `plan`: drift found; `apply`: drift remains after the pass |
+//! | 64   | usage error (unknown flag, missing argument) |
+//! | 78   | the config file is invalid or unreadable (EX_CONFIG) |
+
+pub const OK: u8 = 0;
+pub const ERROR: u8 = 1;
+pub const DRIFT: u8 = 2;
+pub const USAGE: u8 = 64;
+pub const CONFIG: u8 = 78;

@@ -1,0 +1,190 @@
+//! Test harness: a private emulator per test (moto + the project's layer,
+//! started on a free loopback port, stopped by PID), the real
+//! `ecs-reconciler` binary pointed at it through `AWS_ENDPOINT_URL`, and
+//! drift injected with direct API calls (`tests/emulator/awsctl.py`, boto3).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The emulator's Python, installed into a virtualenv on first use by the
+/// project's own script.
+fn python() -> &'static PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Ok(path) = std::env::var("ECS_RECONCILER_EMULATOR_PYTHON") {
+            return PathBuf::from(path);
+        }
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/emulator-python"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/emulator-python");
+        assert!(out.status.success(), "scripts/emulator-python failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        PathBuf::from(text.lines().last().expect("python path").trim())
+    })
+}
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// A running emulator with the seed topology; killed on drop.
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+    dir: PathBuf,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let dir = std::env::temp_dir().join(format!(
+            "ecs-reconciler-e2e-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let port_file = dir.join("port");
+        let log = std::fs::File::create(dir.join("emulator.log")).expect("log file");
+        let child = Command::new(python())
+            .arg(repo().join("tests/emulator/emulator.py"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--seed"])
+            .args(["--scheduler-delay", "0.2", "--draining-seconds", "60"])
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start emulator");
+        let mut emulator = Emulator {
+            child,
+            endpoint: String::new(),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                emulator.endpoint = format!("http://127.0.0.1:{}", port.trim());
+                break;
+            }
+            if let Ok(Some(status)) = emulator.child.try_wait() {
+                panic!("emulator exited with {status}: {}", emulator.log());
+            }
+            assert!(Instant::now() < deadline, "emulator did not start: {}", emulator.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        emulator
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("emulator.log")).unwrap_or_default()
+    }
+
+    fn aws_env(&self, cmd: &mut Command) {
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .env_remove("ECS_RECONCILER_CONFIG")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+    }
+
+    /// Runs the real binary against this emulator.
+    pub fn reconciler(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecs-reconciler"));
+        self.aws_env(&mut cmd);
+        cmd.args(args).env("ECS_RECONCILER_LOG", "warn");
+        Run::from(cmd.output().expect("run ecs-reconciler"))
+    }
+
+    /// A direct API call (boto3) through awsctl; panics when it fails.
+    pub fn awsctl(&self, args: &[&str]) -> Value {
+        let mut cmd = Command::new(python());
+        self.aws_env(&mut cmd);
+        cmd.arg(repo().join("tests/emulator/awsctl.py"))
+            .args(["--endpoint", &self.endpoint])
+            .args(args);
+        let run = Run::from(cmd.output().expect("run awsctl"));
+        assert_eq!(run.code, 0, "awsctl {args:?}: {}{}", run.stdout, run.stderr);
+        run.json()
+    }
+
+    /// Writes a config file into this test's directory.
+    pub fn write_config(&self, name: &str, text: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).expect("write config");
+        path.display().to_string()
+    }
+
+    /// Polls `check` until it holds (the emulator's scheduler acts after a
+    /// short delay), bounded in time.
+    pub fn wait_for(&self, what: &str, mut check: impl FnMut(&Emulator) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // SIGTERM by PID first so it exits cleanly, then make sure.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn seed_config() -> String {
+    repo().join("examples/seed.yaml").display().to_string()
+}
+
+pub fn seed_text() -> String {
+    std::fs::read_to_string(seed_config()).expect("examples/seed.yaml")
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real binary, the real AWS SDK, real HTTP, against
+//! the local emulator (moto + the project's layer). One integration target.
+
+mod cli;
+mod drift;
+mod harness;
+mod safety;

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Local AWS emulator for ecs-reconciler: moto (in-process) + our fixes.
+
+Owns the process: applies the moto patches (ecs_patch, targets_patch,
+ec2_patch), starts the ECS scheduler thread, wraps moto's server app in the
+control/fault/call-count middleware and serves it on a threaded werkzeug
+server.  With --seed it builds the seed topology (seed.py) before announcing
+the port.  See README.md for the control API.
+
+    emulator.py --host 127.0.0.1 --port 0 --port-file PATH [--seed]
+                [--seed-file PATH] [--scheduler-delay 1.0] [--draining-seconds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+# Dummy credentials/region for anything moto or boto3 might look up in-process.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def build_app() -> "object":
+    """moto's WSGI app with every patch applied, wrapped in our middleware."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    import ec2_patch
+    import ecs_patch
+    import targets_patch
+    from middleware import EmulatorMiddleware
+
+    ecs_patch.apply()
+    targets_patch.apply()
+    ec2_patch.apply()
+    return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
+
+
+def _write_atomically(path: str, text: str) -> None:
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    parser.add_argument("--port-file", help="write the bound port here once ready (atomic)")
+    parser.add_argument("--seed", action="store_true", help="create the seed topology before announcing the port")
+    parser.add_argument("--seed-file", help="write the seed result (JSON ids) here")
+    parser.add_argument("--scheduler-delay", type=float, default=1.0)
+    parser.add_argument("--draining-seconds", type=int, default=300)
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+
+    from state import SETTINGS
+
+    SETTINGS.scheduler_delay = max(0.0, args.scheduler_delay)
+    SETTINGS.draining_seconds = max(0, args.draining_seconds)
+
+    if not args.verbose:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    app = build_app()
+
+    import scheduler
+    from werkzeug.serving import make_server
+
+    sched = scheduler.install()
+    sched.start()
+
+    server = make_server(args.host, args.port, app, threaded=True)
+    port = server.server_address[1]
+    endpoint = f"http://{args.host}:{port}"
+    serve_thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True
+    )
+    serve_thread.start()
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    if args.seed:
+        import seed as seed_mod
+
+        try:
+            result = seed_mod.seed(
+                endpoint,
+                draining_seconds=SETTINGS.draining_seconds,
+                wait_seconds=max(30.0, 3 * SETTINGS.scheduler_delay + 10),
+            )
+        except Exception as exc:  # noqa: BLE001
+            print(f"emulator: seeding failed: {exc!r}", file=sys.stderr, flush=True)
+            server.shutdown()
+            return 1
+        app.extra["seed"] = result
+        app.calls.reset()  # the seed's own calls are not the client's
+        if args.seed_file:
+            _write_atomically(args.seed_file, json.dumps(result, indent=2) + "\n")
+
+    if args.port_file:
+        _write_atomically(args.port_file, f"{port}\n")
+    print(f"emulator listening on {endpoint}", flush=True)
+
+    while not stop.wait(0.2):
+        if not serve_thread.is_alive():
+            print("emulator: HTTP server thread died", file=sys.stderr, flush=True)
+            return 1
+    sched.stop()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: garbage-collecting moto's object graph
+    # takes seconds and nothing needs it (all state is in memory only).
+    os._exit(code)

@@ -1,0 +1,235 @@
+"""WSGI middleware in front of moto's server app (an emulator feature).
+
+For every request it:
+
+1. serves ``/_emulator/...`` itself (control API, never forwarded to moto),
+2. identifies the AWS call: service from the SigV4 credential scope
+   (``.../us-east-1/ec2/aws4_request``; ``elasticloadbalancing`` -> elbv2),
+   operation from ``X-Amz-Target`` (ECS JSON protocol) or the form body's
+   ``Action=`` (EC2/ELBv2 query protocol; the body is read once and put back
+   as a fresh stream for moto),
+3. counts it (``GET /_emulator/calls``), applies a matching fault rule,
+4. forwards it to moto while holding ``state.LOCK`` (moto is not
+   thread-safe and the ECS scheduler thread mutates the same backends).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+from faults import FaultBook, error_response
+from state import LOCK, SETTINGS
+
+SIGNING_NAME_TO_SERVICE = {"elasticloadbalancing": "elbv2", "ecs": "ecs", "ec2": "ec2"}
+
+StartResponse = Callable[..., Any]
+
+
+class CallLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.faulted: Counter[str] = Counter()
+
+    def record(self, key: str, faulted: bool) -> None:
+        with self._lock:
+            self.calls[key] += 1
+            if faulted:
+                self.faulted[key] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = dict(sorted(self.calls.items()))
+            out["faulted"] = dict(sorted(self.faulted.items()))
+            return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.faulted.clear()
+
+
+def identify(environ: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(service, operation) of an AWS request; the body stream is restored."""
+    service = None
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if "Credential=" in auth:
+        try:
+            scope = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
+            signing_name = scope.split("/")[3].lower()
+            service = SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
+        except IndexError:
+            service = None
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target and "." in target:
+        return service, target.rsplit(".", 1)[1]
+    operation = None
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+        if action:
+            operation = action[0]
+    if operation is None:
+        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+        if action:
+            operation = action[0]
+    return service, operation
+
+
+def _json(start_response: StartResponse, status: int, payload: Any) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "")
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+class EmulatorMiddleware:
+    def __init__(self, app: Callable[..., Iterable[bytes]], extra: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.faults = FaultBook()
+        self.calls = CallLog()
+        self.extra = extra if extra is not None else {}  # e.g. {"seed": {...}}
+
+    # ------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/_emulator" or path.startswith("/_emulator/"):
+            return self.control(environ, start_response)
+
+        service, operation = identify(environ)
+        rule = None
+        if service and operation:
+            rule = self.faults.pick(service, operation)
+            faulted = rule is not None and rule.kind != "latency"
+            self.calls.record(f"{service}:{operation}", faulted)
+        if rule is not None:
+            if rule.kind == "latency":
+                time.sleep(max(0, rule.latency_ms) / 1000.0)
+            elif rule.kind == "drop":
+                # Consume the body first: werkzeug would otherwise parse the
+                # unread bytes as the next request line after we bail out.
+                try:
+                    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                except (OSError, ValueError):
+                    pass
+                sock = environ.get("werkzeug.socket")
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                # werkzeug treats ConnectionError as "client went away": no reply.
+                raise ConnectionAbortedError("emulator fault: drop")
+            else:
+                status, headers, body = error_response(service or "", rule.kind, rule.status)
+                headers = headers + [("Content-Length", str(len(body)))]
+                start_response(f"{status} {'Bad Request' if status == 400 else 'Error'}", headers)
+                return [body]
+
+        with LOCK:
+            captured: dict[str, Any] = {}
+
+            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                captured["status"], captured["headers"] = status, headers
+                return lambda data: captured.setdefault("written", []).append(data)
+
+            result = self.app(environ, capture)
+            try:
+                chunks = captured.get("written", []) + [bytes(c) for c in result]
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        start_response(captured["status"], captured["headers"])
+        return [b"".join(chunks)]
+
+    # ------------------------------------------------------------------
+    def control(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            return _json(start_response, 400, {"error": f"invalid JSON: {exc}"})
+
+        try:
+            if path == "/_emulator/health" and method == "GET":
+                return _json(start_response, 200, {"ok": True})
+            if path == "/_emulator/faults":
+                if method == "GET":
+                    return _json(start_response, 200, {"faults": self.faults.list()})
+                if method == "POST":
+                    specs = body if isinstance(body, list) else [body]
+                    rules = [self.faults.add(spec) for spec in specs]
+                    return _json(start_response, 200, {"added": [r.id for r in rules], "faults": self.faults.list()})
+                if method == "DELETE":
+                    self.faults.clear()
+                    return _json(start_response, 200, {"faults": []})
+                return _json(start_response, 405, {"error": "use GET, POST or DELETE"})
+            if path == "/_emulator/calls" and method == "GET":
+                return _json(start_response, 200, self.calls.snapshot())
+            if path == "/_emulator/calls/reset" and method == "POST":
+                self.calls.reset()
+                return _json(start_response, 200, {"ok": True})
+            if path == "/_emulator/scheduler":
+                if method == "POST":
+                    self._update_scheduler(body)
+                elif method != "GET":
+                    return _json(start_response, 405, {"error": "use GET or POST"})
+                return _json(start_response, 200, SETTINGS.as_dict())
+            if path == "/_emulator/seed" and method == "GET":
+                return _json(start_response, 200, self.extra.get("seed") or {})
+        except ValueError as exc:
+            return _json(start_response, 400, {"error": str(exc)})
+        return _json(start_response, 404, {"error": f"no control endpoint {method} {path}"})
+
+    @staticmethod
+    def _update_scheduler(body: dict[str, Any]) -> None:
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object")
+        known = {"delay", "paused", "deregister_on_stop", "for_next", "draining_seconds",
+                 "unbacked_targets_unhealthy"}
+        unknown = set(body) - known
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        with LOCK:
+            if "delay" in body:
+                delay = float(body["delay"])
+                if delay < 0:
+                    raise ValueError("delay must be >= 0")
+                SETTINGS.scheduler_delay = delay
+            if "paused" in body:
+                SETTINGS.paused = bool(body["paused"])
+            if "unbacked_targets_unhealthy" in body:
+                SETTINGS.unbacked_targets_unhealthy = bool(body["unbacked_targets_unhealthy"])
+            if "draining_seconds" in body:
+                SETTINGS.draining_seconds = int(body["draining_seconds"])
+            if "deregister_on_stop" in body:
+                on = bool(body["deregister_on_stop"])
+                if not on and body.get("for_next") is not None:
+                    SETTINGS.skip_deregister_next = int(body["for_next"])
+                else:
+                    SETTINGS.deregister_on_stop = on
+                    SETTINGS.skip_deregister_next = 0
+            elif "for_next" in body:
+                SETTINGS.skip_deregister_next = int(body["for_next"])

@@ -1,0 +1,721 @@
+"""Self-test of the emulator: starts emulator.py as a subprocess (with --seed)
+and checks every gap fix and control-API feature through boto3 over HTTP.
+
+Run:  "$(scripts/emulator-python)" -m pytest tests/emulator -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+EMULATOR = HERE / "emulator.py"
+AWSCTL = HERE / "awsctl.py"
+CLUSTER, SERVICE, TG_NAME, ALB_NAME = "nestjs-cluster", "nestjs-api", "nestjs-api-tg", "nestjs-api-alb"
+DELAY = 0.2
+DRAINING = 3
+
+
+# ----------------------------------------------------------------------------
+# harness
+# ----------------------------------------------------------------------------
+def wait_until(fn: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
+
+
+def start_emulator(tmp: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port_file = tmp / "port"
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    proc = subprocess.Popen(
+        [sys.executable, str(EMULATOR), "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 40
+    while not port_file.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"emulator exited {proc.returncode}: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            stop_emulator(proc)
+            raise RuntimeError("emulator did not write its port file in time")
+        time.sleep(0.05)
+    port = int(port_file.read_text().strip())
+    line = proc.stdout.readline().strip()
+    assert line == f"emulator listening on http://127.0.0.1:{port}", line
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_emulator(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout=10)
+    return proc.returncode
+
+
+class Emu:
+    def __init__(self, endpoint: str, proc: subprocess.Popen | None = None, workdir: Path | None = None) -> None:
+        self.endpoint = endpoint
+        self.proc, self.workdir = proc, workdir
+        cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=20, connect_timeout=5)
+        kw = dict(endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
+        self.ec2 = boto3.client("ec2", **kw)
+        self.elbv2 = boto3.client("elbv2", **kw)
+        self.ecs = boto3.client("ecs", **kw)
+        self.seed: dict[str, Any] = self.control("GET", "seed")
+        self.tg_arn = self.seed["target_group_arn"]
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.endpoint}/_emulator/{path}", data=data, method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)
+
+    # ---- views ----
+    def tasks(self, desired: str = "RUNNING") -> list[dict[str, Any]]:
+        arns = self.ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus=desired)["taskArns"]
+        if not arns:
+            return []
+        return self.ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"]
+
+    def ci_instances(self) -> dict[str, str]:
+        arns = self.ecs.list_container_instances(cluster=CLUSTER)["containerInstanceArns"]
+        cis = self.ecs.describe_container_instances(cluster=CLUSTER, containerInstances=arns)["containerInstances"]
+        return {ci["containerInstanceArn"]: ci["ec2InstanceId"] for ci in cis}
+
+    def task_targets(self, tasks: list[dict[str, Any]]) -> set[tuple[str, int]]:
+        ci = self.ci_instances()
+        return {
+            (ci[t["containerInstanceArn"]], b["hostPort"])
+            for t in tasks for c in t["containers"] for b in c.get("networkBindings", [])
+        }
+
+    def targets(self, **kw: Any) -> dict[tuple[str, int], str]:
+        descs = self.elbv2.describe_target_health(TargetGroupArn=self.tg_arn, **kw)["TargetHealthDescriptions"]
+        return {(d["Target"]["Id"], d["Target"]["Port"]): d["TargetHealth"]["State"] for d in descs}
+
+    def service(self) -> dict[str, Any]:
+        return self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+
+    def steady(self, n: int) -> bool:
+        tasks = self.tasks()
+        if len(tasks) != n:
+            return False
+        svc = self.service()
+        if svc["runningCount"] != n or svc["desiredCount"] != n:
+            return False
+        healthy = {k for k, s in self.targets().items() if s == "healthy"}
+        return healthy == self.task_targets(tasks)
+
+    def wait_steady(self, n: int, timeout: float = 10.0) -> None:
+        wait_until(lambda: self.steady(n), timeout, f"{n} running tasks with matching healthy targets")
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    workdir = tmp_path_factory.mktemp("emu")
+    proc, endpoint = start_emulator(
+        workdir, "--seed", "--scheduler-delay", str(DELAY), "--draining-seconds", str(DRAINING)
+    )
+    try:
+        yield Emu(endpoint, proc, workdir)
+    finally:
+        stop_emulator(proc)
+
+
+def client_error(call: Callable[[], Any]) -> botocore.exceptions.ClientError:
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        call()
+    return exc.value
+
+
+def capture_raw(client: Any) -> list[dict[str, Any]]:
+    """Record raw HTTP responses (status, headers, body) of a boto3 client."""
+    seen: list[dict[str, Any]] = []
+
+    def hook(**kw: Any) -> None:
+        rd = kw["response_dict"]
+        seen.append({"status": rd["status_code"], "headers": dict(rd["headers"]), "body": rd["body"].decode()})
+
+    client.meta.events.register("before-parse.*.*", hook)
+    return seen
+
+
+# ----------------------------------------------------------------------------
+# control API + seed
+# ----------------------------------------------------------------------------
+def test_health_seed_and_calls_reset(emu: Emu) -> None:
+    assert emu.control("GET", "health") == {"ok": True}
+    seed = emu.seed
+    assert seed["region"] == "us-east-1" and len(seed["instance_ids"]) == 2
+    assert len(set(seed["subnet_ids"])) == 2
+    # The seed's own API calls were not counted.
+    calls = emu.control("GET", "calls")
+    assert calls.get("ecs:CreateService") is None
+
+
+def test_seed_topology(emu: Emu) -> None:
+    ec2, seed = emu.ec2, emu.seed
+    vpc = seed["vpc_id"]
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["LoadBalancerGroup", "EC2InstanceWithLoadBalancer"]},
+                 {"Name": "vpc-id", "Values": [vpc]}]
+    )["SecurityGroups"]
+    by_name = {g["GroupName"]: g for g in groups}
+    assert set(by_name) == {"LoadBalancerGroup", "EC2InstanceWithLoadBalancer"}
+    lb, inst = by_name["LoadBalancerGroup"], by_name["EC2InstanceWithLoadBalancer"]
+    assert lb["IpPermissions"] == [{
+        "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [],
+        "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "HTTP from anywhere"}],
+        "Ipv6Ranges": [], "PrefixListIds": [],
+    }]
+    (perm,) = inst["IpPermissions"]
+    assert (perm["FromPort"], perm["ToPort"]) == (32768, 65535)
+    assert [p["GroupId"] for p in perm["UserIdGroupPairs"]] == [lb["GroupId"]]
+    assert lb["IpPermissionsEgress"] and inst["IpPermissionsEgress"]  # default egress kept
+
+    res = ec2.describe_instances(InstanceIds=seed["instance_ids"])["Reservations"]
+    instances = [i for r in res for i in r["Instances"]]
+    assert {i["InstanceType"] for i in instances} == {"t3.micro"}
+    assert {i["SubnetId"] for i in instances} == set(seed["subnet_ids"])
+    for i in instances:
+        assert {g["GroupName"] for g in i["SecurityGroups"]} == {"default", "EC2InstanceWithLoadBalancer"}
+    assert set(emu.ci_instances().values()) == set(seed["instance_ids"])
+
+    alb = emu.elbv2.describe_load_balancers(Names=[ALB_NAME])["LoadBalancers"][0]
+    assert alb["Scheme"] == "internet-facing" and alb["SecurityGroups"] == [lb["GroupId"]]
+    assert alb["DNSName"]
+    tg = emu.elbv2.describe_target_groups(Names=[TG_NAME])["TargetGroups"][0]
+    assert (tg["Protocol"], tg["Port"], tg["TargetType"], tg["HealthCheckPath"]) == ("HTTP", 80, "instance", "/")
+    attrs = emu.elbv2.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": str(DRAINING)} in attrs
+    listener = emu.elbv2.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"][0]
+    assert listener["Port"] == 80 and listener["DefaultActions"][0]["TargetGroupArn"] == tg["TargetGroupArn"]
+
+    td = emu.ecs.describe_task_definition(taskDefinition="nestjs-api")["taskDefinition"]
+    (cdef,) = td["containerDefinitions"]
+    assert td["networkMode"] == "bridge" and td["requiresCompatibilities"] == ["EC2"]
+    assert cdef["name"] == "api" and cdef["memory"] == 512
+    assert cdef["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/nestjs-api:latest"
+    assert cdef["portMappings"] == [{"containerPort": 3000, "hostPort": 0, "protocol": "tcp"}]
+
+    svc = emu.service()
+    assert (svc["desiredCount"], svc["launchType"], svc["schedulingStrategy"]) == (2, "EC2", "REPLICA")
+    assert svc["loadBalancers"] == [{"targetGroupArn": tg["TargetGroupArn"], "containerName": "api", "containerPort": 3000}]
+    emu.wait_steady(2)
+
+
+# ----------------------------------------------------------------------------
+# ECS
+# ----------------------------------------------------------------------------
+def test_task_shape_and_consistency(emu: Emu) -> None:
+    emu.wait_steady(2)
+    ci_map = emu.ci_instances()
+    raw = capture_raw(emu.ecs)
+    for _ in range(3):  # moto's ManagedState used to advance lastStatus on every describe
+        tasks = emu.tasks()
+    assert [t["lastStatus"] for t in tasks] == ["RUNNING", "RUNNING"]
+    for t in tasks:
+        assert t["desiredStatus"] == "RUNNING" and t["group"] == "service:nestjs-api"
+        assert t["startedBy"] == emu.service()["deployments"][0]["id"]
+        assert t["containerInstanceArn"] in ci_map
+        assert t["launchType"] == "EC2" and "startedAt" in t and "createdAt" in t
+        assert "stoppedReason" not in t
+        (c,) = t["containers"]
+        assert c["taskArn"] == t["taskArn"] and c["lastStatus"] == "RUNNING" and c["name"] == "api"
+        assert c["containerArn"].startswith("arn:aws:ecs:us-east-1:123456789012:container/nestjs-cluster/")
+        assert c["memory"] == "512" and isinstance(c["cpu"], str)
+        (b,) = c["networkBindings"]
+        assert b["bindIP"] == "0.0.0.0" and b["containerPort"] == 3000 and b["protocol"] == "tcp"
+        assert 32768 <= b["hostPort"] <= 65535
+    # spread over both container instances
+    assert len({t["containerInstanceArn"] for t in tasks}) == 2
+    body = next(json.loads(r["body"]) for r in reversed(raw) if r["body"].startswith('{"tasks"'))
+    assert body["tasks"][0]["containers"][0]["networkBindings"][0]["hostPort"] >= 32768
+    # DescribeTasks reports unknown tasks as failures
+    out = emu.ecs.describe_tasks(cluster=CLUSTER, tasks=[tasks[0]["taskArn"], "0000-missing"])
+    assert len(out["tasks"]) == 1 and out["failures"][0]["reason"] == "MISSING"
+    # container instance counters derive from real tasks
+    cis = emu.ecs.describe_container_instances(cluster=CLUSTER, containerInstances=list(ci_map))["containerInstances"]
+    assert sorted(ci["runningTasksCount"] for ci in cis) == [1, 1]
+    assert {ci["ec2InstanceId"] for ci in cis} == set(emu.seed["instance_ids"])
+    cluster = emu.ecs.describe_clusters(clusters=[CLUSTER])["clusters"][0]
+    assert cluster["runningTasksCount"] == 2 and cluster["activeServicesCount"] == 1
+
+
+def test_list_tasks_filters_and_pagination(emu: Emu) -> None:
+    emu.wait_steady(2)
+    pages = list(emu.ecs.get_paginator("list_tasks").paginate(
+        cluster=CLUSTER, serviceName=SERVICE, PaginationConfig={"PageSize": 1}))
+    assert [len(p["taskArns"]) for p in pages] == [1, 1]
+    assert "nextToken" in pages[0] and "nextToken" not in pages[1]
+    assert len(emu.ecs.list_tasks(cluster=CLUSTER)["taskArns"]) == 2
+    err = client_error(lambda: emu.ecs.list_tasks(cluster=CLUSTER, serviceName="no-such-service"))
+    assert err.response["Error"]["Code"] == "ServiceNotFoundException"
+    err = client_error(lambda: emu.ecs.list_tasks(cluster="no-such-cluster"))
+    assert err.response["Error"]["Code"] == "ClusterNotFoundException"
+    ci_pages = list(emu.ecs.get_paginator("list_container_instances").paginate(
+        cluster=CLUSTER, PaginationConfig={"PageSize": 1}))
+    assert sum(len(p["containerInstanceArns"]) for p in ci_pages) == 2 and len(ci_pages) == 2
+
+
+def test_describe_services_limits(emu: Emu) -> None:
+    names = [SERVICE] + [f"missing-{i}" for i in range(9)]
+    out = emu.ecs.describe_services(cluster=CLUSTER, services=names)
+    assert len(out["services"]) == 1 and len(out["failures"]) == 9
+    err = client_error(lambda: emu.ecs.describe_services(cluster=CLUSTER, services=names + ["one-too-many"]))
+    assert err.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_scale_up_and_down(emu: Emu) -> None:
+    emu.wait_steady(2)
+    emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=3)
+    emu.wait_steady(3)
+    tasks = emu.tasks()
+    per_ci: dict[str, list[int]] = {}
+    for t in tasks:
+        per_ci.setdefault(t["containerInstanceArn"], []).extend(
+            b["hostPort"] for c in t["containers"] for b in c["networkBindings"])
+    assert sorted(len(v) for v in per_ci.values()) == [1, 2]
+    assert all(len(set(v)) == len(v) for v in per_ci.values())  # unique per instance
+
+    before = emu.task_targets(tasks)
+    emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
+    emu.wait_steady(1)
+    remaining = emu.task_targets(emu.tasks())
+    states = emu.targets()
+    for key in before - remaining:
+        assert states.get(key) == "draining", (key, states)
+    stopped = [t for t in emu.tasks("STOPPED") if t["stopCode"] == "ServiceSchedulerInitiated"]
+    assert len(stopped) >= 2
+    assert all(t["lastStatus"] == "STOPPED" and t["stoppedReason"].startswith("Scaling activity") for t in stopped)
+    # draining targets disappear after deregistration_delay.timeout_seconds
+    wait_until(lambda: set(emu.targets()) == remaining, DRAINING + 5, "draining targets to disappear")
+    emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=2)
+    emu.wait_steady(2)
+
+
+def test_stop_task_is_replaced_and_deregistered(emu: Emu) -> None:
+    emu.wait_steady(2)
+    victim = emu.tasks()[0]
+    victim_target = emu.task_targets([victim]).pop()
+    out = emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"], reason="test stop")["task"]
+    assert out["lastStatus"] == "STOPPED" and out["desiredStatus"] == "STOPPED"
+    assert out["stoppedReason"] == "test stop" and out["stopCode"] == "UserInitiated"
+    assert emu.targets()[victim_target] == "draining"
+    # stopping it again is a no-op, unknown tasks are an error
+    assert emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"])["task"]["lastStatus"] == "STOPPED"
+    err = client_error(lambda: emu.ecs.stop_task(cluster=CLUSTER, task="00000000-0000-0000-0000-000000000000"))
+    assert err.response["Error"]["Code"] == "InvalidParameterException"
+    emu.wait_steady(2)
+    assert victim["taskArn"] not in {t["taskArn"] for t in emu.tasks()}
+    assert victim_target not in emu.task_targets(emu.tasks())  # ports are not reused right away
+
+
+def test_stop_task_leaving_stale_target(emu: Emu) -> None:
+    emu.wait_steady(2)
+    settings = emu.control("POST", "scheduler", {"deregister_on_stop": False, "for_next": 1})
+    assert settings["skip_deregister_next"] == 1 and settings["deregister_on_stop"] is True
+    victim = emu.tasks()[0]
+    stale = emu.task_targets([victim]).pop()
+    emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"])
+    assert emu.control("GET", "scheduler")["skip_deregister_next"] == 0
+    # replacement appears; the stale target is still registered next to it
+    wait_until(lambda: len(emu.tasks()) == 2 and len(emu.targets()) == 3, 10, "replacement task")
+    live = emu.task_targets(emu.tasks())
+    assert stale not in live and emu.targets()[stale] == "healthy"
+    assert {k for k, s in emu.targets().items() if s == "healthy"} == live | {stale}
+    # opt-in realism: a target no task backs reports unhealthy
+    emu.control("POST", "scheduler", {"unbacked_targets_unhealthy": True})
+    assert emu.targets()[stale] == "unhealthy"
+    emu.control("POST", "scheduler", {"unbacked_targets_unhealthy": False})
+    # the switch was for one stop only: the next stop deregisters again
+    emu.elbv2.deregister_targets(TargetGroupArn=emu.tg_arn, Targets=[{"Id": stale[0], "Port": stale[1]}])
+    emu.wait_steady(2)
+
+
+def test_scheduler_pause_and_delay(emu: Emu) -> None:
+    emu.wait_steady(2)
+    emu.control("POST", "scheduler", {"paused": True})
+    try:
+        emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=3)
+        time.sleep(DELAY * 3)
+        assert len(emu.tasks()) == 2 and emu.service()["runningCount"] == 2
+        primary = emu.service()["deployments"][0]
+        assert (primary["desiredCount"], primary["runningCount"]) == (3, 2)
+    finally:
+        emu.control("POST", "scheduler", {"paused": False})
+    emu.wait_steady(3)
+    emu.control("POST", "scheduler", {"delay": 1.5})
+    try:
+        t0 = time.monotonic()
+        emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=2)
+        time.sleep(0.3)
+        assert len(emu.tasks()) == 3  # not yet: the delay is 1.5 s
+        emu.wait_steady(2)
+        assert time.monotonic() - t0 >= 1.4
+    finally:
+        emu.control("POST", "scheduler", {"delay": DELAY})
+    bad = urllib.request.Request(f"{emu.endpoint}/_emulator/scheduler", data=b'{"nope": 1}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(bad, timeout=5)
+    assert exc.value.code == 400
+
+
+# ----------------------------------------------------------------------------
+# ELBv2
+# ----------------------------------------------------------------------------
+def test_targets_keyed_by_instance_and_port(emu: Emu) -> None:
+    emu.wait_steady(2)
+    iid = emu.seed["instance_ids"][0]
+    a, b = {"Id": iid, "Port": 40000}, {"Id": iid, "Port": 40001}
+    emu.elbv2.register_targets(TargetGroupArn=emu.tg_arn, Targets=[a, b])
+    states = emu.targets()
+    assert states[(iid, 40000)] in ("initial", "healthy") and states[(iid, 40001)] in ("initial", "healthy")
+    wait_until(lambda: emu.targets(Targets=[a, b]) == {(iid, 40000): "healthy", (iid, 40001): "healthy"},
+               DELAY + 3, "both ports healthy")
+    emu.elbv2.deregister_targets(TargetGroupArn=emu.tg_arn, Targets=[a])
+    descs = emu.elbv2.describe_target_health(TargetGroupArn=emu.tg_arn, Targets=[a, b])["TargetHealthDescriptions"]
+    by_port = {d["Target"]["Port"]: d for d in descs}
+    assert by_port[40000]["TargetHealth"] == {
+        "State": "draining", "Reason": "Target.DeregistrationInProgress",
+        "Description": "Target deregistration is in progress"}
+    assert by_port[40001]["TargetHealth"]["State"] == "healthy"
+    assert by_port[40001]["HealthCheckPort"] == "40001"
+    # not registered at all -> unused; port defaults to the group's port
+    unused = emu.elbv2.describe_target_health(TargetGroupArn=emu.tg_arn, Targets=[{"Id": iid}])
+    (d,) = unused["TargetHealthDescriptions"]
+    assert d["Target"] == {"Id": iid, "Port": 80} and d["TargetHealth"]["Reason"] == "Target.NotRegistered"
+    # deregistering something not registered is a no-op; bogus instances are rejected
+    emu.elbv2.deregister_targets(TargetGroupArn=emu.tg_arn, Targets=[{"Id": iid, "Port": 41000}])
+    err = client_error(lambda: emu.elbv2.register_targets(
+        TargetGroupArn=emu.tg_arn, Targets=[{"Id": "i-0123456789abcdef0", "Port": 1}]))
+    assert err.response["Error"]["Code"] == "InvalidTarget"
+    emu.elbv2.deregister_targets(TargetGroupArn=emu.tg_arn, Targets=[b])
+    wait_until(lambda: (iid, 40000) not in emu.targets() and (iid, 40001) not in emu.targets(),
+               DRAINING + 5, "manual targets to finish draining")
+
+
+def test_load_balancer_and_target_group_ops(emu: Emu) -> None:
+    seed = emu.seed
+    lb_sg = seed["security_groups"]["LoadBalancerGroup"]
+    alb_arn = seed["load_balancer_arn"]
+    emu.elbv2.set_security_groups(LoadBalancerArn=alb_arn, SecurityGroups=[lb_sg, seed["default_security_group_id"]])
+    alb = emu.elbv2.describe_load_balancers(Names=[ALB_NAME])["LoadBalancers"][0]
+    assert alb["SecurityGroups"] == [lb_sg, seed["default_security_group_id"]]
+    emu.elbv2.set_security_groups(LoadBalancerArn=alb_arn, SecurityGroups=[lb_sg])
+    out = emu.elbv2.modify_target_group(TargetGroupArn=emu.tg_arn, HealthCheckPath="/health")
+    assert out["TargetGroups"][0]["HealthCheckPath"] == "/health"
+    assert emu.elbv2.describe_target_groups(Names=[TG_NAME])["TargetGroups"][0]["HealthCheckPath"] == "/health"
+    emu.elbv2.modify_target_group(TargetGroupArn=emu.tg_arn, HealthCheckPath="/")
+
+
+# ----------------------------------------------------------------------------
+# EC2
+# ----------------------------------------------------------------------------
+def test_security_group_rules(emu: Emu) -> None:
+    ec2, seed = emu.ec2, emu.seed
+    lb_sg = seed["security_groups"]["LoadBalancerGroup"]
+    inst_sg = seed["security_groups"]["EC2InstanceWithLoadBalancer"]
+    out = ec2.authorize_security_group_ingress(
+        GroupId=lb_sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+             "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "HTTPS"}],
+             "Ipv6Ranges": [{"CidrIpv6": "::/0", "Description": "HTTPS v6"}]},
+            {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": inst_sg}]},
+        ],
+        TagSpecifications=[{"ResourceType": "security-group-rule",
+                            "Tags": [{"Key": "managed-by", "Value": "ecs-reconciler"}]}],
+    )
+    rules = out["SecurityGroupRules"]
+    assert len(rules) == 3  # moto returned only the last permission's rules
+    for r in rules:
+        assert r["SecurityGroupRuleId"].startswith("sgr-") and r["GroupId"] == lb_sg and r["IsEgress"] is False
+        assert r["Tags"] == [{"Key": "managed-by", "Value": "ecs-reconciler"}]
+    by_port = {(r["FromPort"], r.get("CidrIpv4"), r.get("CidrIpv6")): r for r in rules}
+    assert by_port[(443, "0.0.0.0/0", None)]["Description"] == "HTTPS"
+    assert by_port[(443, None, "::/0")]["Description"] == "HTTPS v6"
+    assert by_port[(8080, None, None)]["ReferencedGroupInfo"]["GroupId"] == inst_sg
+    new_ids = [r["SecurityGroupRuleId"] for r in rules]
+
+    described = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [lb_sg, inst_sg]}])
+    by_id = {r["SecurityGroupRuleId"]: r for r in described["SecurityGroupRules"]}
+    assert set(new_ids) <= set(by_id)
+    assert {r["GroupId"] for r in by_id.values()} == {lb_sg, inst_sg}
+    assert by_id[new_ids[0]]["Tags"] == [{"Key": "managed-by", "Value": "ecs-reconciler"}]
+    seeded = by_id[seed["security_group_rule_ids"]["LoadBalancerGroup"]]
+    assert (seeded["IpProtocol"], seeded["FromPort"], seeded["ToPort"], seeded["CidrIpv4"], seeded["Description"]) == (
+        "tcp", 80, 80, "0.0.0.0/0", "HTTP from anywhere")
+    assert seeded["Tags"] == []
+
+    # duplicate -> InvalidPermission.Duplicate, and the call is atomic
+    dup = [{"IpProtocol": "tcp", "FromPort": 9000, "ToPort": 9000, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]},
+           {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    err = client_error(lambda: ec2.authorize_security_group_ingress(GroupId=lb_sg, IpPermissions=dup))
+    assert err.response["Error"]["Code"] == "InvalidPermission.Duplicate"
+    ports = {r["FromPort"] for r in ec2.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [lb_sg]}])["SecurityGroupRules"]}
+    assert 9000 not in ports
+
+    # revoke by ids, by IpPermissions; missing -> InvalidPermission.NotFound
+    ec2.revoke_security_group_ingress(GroupId=lb_sg, SecurityGroupRuleIds=new_ids[:2])
+    ec2.revoke_security_group_ingress(GroupId=lb_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": inst_sg}]}])
+    err = client_error(lambda: ec2.revoke_security_group_ingress(GroupId=lb_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": inst_sg}]}]))
+    assert err.response["Error"]["Code"] == "InvalidPermission.NotFound"
+    err = client_error(lambda: ec2.revoke_security_group_ingress(GroupId=lb_sg, SecurityGroupRuleIds=["sgr-0000000000000000"]))
+    assert err.response["Error"]["Code"] == "InvalidPermission.NotFound"
+    lb = ec2.describe_security_groups(GroupIds=[lb_sg])["SecurityGroups"][0]
+    assert [(p["FromPort"], p["IpRanges"]) for p in lb["IpPermissions"]] == [
+        (80, [{"CidrIp": "0.0.0.0/0", "Description": "HTTP from anywhere"}])]
+    by_gid = ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [inst_sg]}])["SecurityGroups"]
+    assert [g["GroupName"] for g in by_gid] == ["EC2InstanceWithLoadBalancer"]
+
+
+def test_security_group_rule_pagination(emu: Emu) -> None:
+    ec2, inst_sg = emu.ec2, emu.seed["security_groups"]["EC2InstanceWithLoadBalancer"]
+    perms = [{"IpProtocol": "tcp", "FromPort": p, "ToPort": p, "IpRanges": [{"CidrIp": "10.1.0.0/16"}]}
+             for p in range(1000, 1007)]
+    added = ec2.authorize_security_group_ingress(GroupId=inst_sg, IpPermissions=perms)["SecurityGroupRules"]
+    try:
+        filters = [{"Name": "group-id", "Values": [inst_sg, emu.seed["security_groups"]["LoadBalancerGroup"]]}]
+        total = len(ec2.describe_security_group_rules(Filters=filters)["SecurityGroupRules"])
+        first = ec2.describe_security_group_rules(Filters=filters, MaxResults=5)
+        assert len(first["SecurityGroupRules"]) == 5 and first["NextToken"]
+        pages = list(ec2.get_paginator("describe_security_group_rules").paginate(
+            Filters=filters, PaginationConfig={"PageSize": 5}))
+        ids = [r["SecurityGroupRuleId"] for p in pages for r in p["SecurityGroupRules"]]
+        assert len(ids) == total == len(set(ids)) and len(pages) == -(-total // 5)
+        unvalidated = boto3.client(
+            "ec2", endpoint_url=emu.endpoint, region_name="us-east-1", aws_access_key_id="test",
+            aws_secret_access_key="test", config=Config(parameter_validation=False, retries={"total_max_attempts": 1}))
+        err = client_error(lambda: unvalidated.describe_security_group_rules(Filters=filters, MaxResults=4))
+        assert err.response["Error"]["Code"] == "InvalidParameterValue"
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=inst_sg, SecurityGroupRuleIds=[r["SecurityGroupRuleId"] for r in added])
+
+
+def test_instance_groups(emu: Emu) -> None:
+    ec2, seed = emu.ec2, emu.seed
+    iid, inst_sg, default_sg = (seed["instance_ids"][0], seed["security_groups"]["EC2InstanceWithLoadBalancer"],
+                                seed["default_security_group_id"])
+    ec2.modify_instance_attribute(InstanceId=iid, Groups=[default_sg])
+    inst = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [iid]}])["Reservations"][0]["Instances"][0]
+    assert [g["GroupId"] for g in inst["SecurityGroups"]] == [default_sg]
+    assert [g["GroupId"] for g in inst["NetworkInterfaces"][0]["Groups"]] == [default_sg]
+    err = client_error(lambda: ec2.modify_instance_attribute(InstanceId=iid, Groups=["sg-00000000000000000"]))
+    assert err.response["Error"]["Code"] == "InvalidGroup.NotFound"
+    ec2.modify_instance_attribute(InstanceId=iid, Groups=[default_sg, inst_sg])
+    inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert {g["GroupId"] for g in inst["SecurityGroups"]} == {default_sg, inst_sg}
+    assert {g["GroupId"] for g in inst["NetworkInterfaces"][0]["Groups"]} == {default_sg, inst_sg}
+
+
+# ----------------------------------------------------------------------------
+# faults and call counts
+# ----------------------------------------------------------------------------
+def test_throttle_shapes(emu: Emu) -> None:
+    emu.control("DELETE", "faults")
+    try:
+        emu.control("POST", "faults", {"service": "ecs", "operation": "DescribeServices", "kind": "throttle", "count": 1})
+        raw = capture_raw(emu.ecs)
+        err = client_error(emu.service)
+        assert err.response["Error"]["Code"] == "ThrottlingException"
+        assert raw[-1]["status"] == 400 and "x-amzn-requestid" in {k.lower() for k in raw[-1]["headers"]}
+        assert json.loads(raw[-1]["body"]) == {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        emu.service()  # count=1: the next call passes
+
+        emu.control("POST", "faults", {"service": "ec2", "operation": "DescribeInstances", "kind": "throttle", "count": 1})
+        raw = capture_raw(emu.ec2)
+        err = client_error(lambda: emu.ec2.describe_instances())
+        assert err.response["Error"]["Code"] == "RequestLimitExceeded" and raw[-1]["status"] == 503
+        assert "<Response><Errors><Error><Code>RequestLimitExceeded</Code>" in raw[-1]["body"]
+
+        emu.control("POST", "faults", {"service": "elbv2", "operation": "DescribeTargetHealth", "kind": "throttle", "count": 1})
+        raw = capture_raw(emu.elbv2)
+        err = client_error(lambda: emu.targets())
+        assert err.response["Error"]["Code"] == "Throttling" and raw[-1]["status"] == 400
+        assert err.response["Error"]["Type"] == "Sender"
+        assert raw[-1]["body"].startswith('<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">')
+        assert emu.control("GET", "faults")["faults"] == []  # all expired
+    finally:
+        emu.control("DELETE", "faults")
+
+
+def test_5xx_latency_drop_and_rate(emu: Emu) -> None:
+    emu.control("DELETE", "faults")
+    try:
+        emu.control("POST", "faults", {"service": "ecs", "operation": "ListTasks", "kind": "5xx", "count": 1})
+        err = client_error(lambda: emu.ecs.list_tasks(cluster=CLUSTER))
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        emu.control("POST", "faults", {"service": "ec2", "operation": "*", "kind": "5xx", "status": 503, "count": 1})
+        err = client_error(lambda: emu.ec2.describe_security_groups())
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+
+        emu.control("POST", "faults", {"service": "*", "operation": "DescribeLoadBalancers", "kind": "latency",
+                                       "latency_ms": 300, "count": 1})
+        t0 = time.monotonic()
+        emu.elbv2.describe_load_balancers(Names=[ALB_NAME])
+        assert time.monotonic() - t0 >= 0.3
+
+        emu.control("POST", "faults", {"service": "ecs", "operation": "ListClusters", "kind": "drop", "count": 1})
+        with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError,
+                            botocore.exceptions.ReadTimeoutError, botocore.exceptions.HTTPClientError)):
+            emu.ecs.list_clusters()
+        assert emu.ecs.list_clusters()["clusterArns"]
+
+        emu.control("POST", "faults", {"service": "ecs", "operation": "ListClusters", "kind": "throttle", "rate": 0.0})
+        for _ in range(5):
+            emu.ecs.list_clusters()
+        bad = urllib.request.Request(f"{emu.endpoint}/_emulator/faults", data=b'{"kind": "explode"}', method="POST")
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(bad, timeout=5)
+        assert exc.value.code == 400
+    finally:
+        emu.control("DELETE", "faults")
+
+
+def test_call_counts(emu: Emu) -> None:
+    emu.control("DELETE", "faults")
+    emu.control("POST", "calls/reset", {})
+    emu.service()
+    emu.service()
+    emu.ec2.describe_instances(InstanceIds=emu.seed["instance_ids"][:1])
+    emu.targets()
+    emu.control("POST", "faults", {"service": "ec2", "operation": "DescribeInstances", "kind": "throttle", "count": 1})
+    client_error(lambda: emu.ec2.describe_instances())
+    calls = emu.control("GET", "calls")
+    assert calls["ecs:DescribeServices"] == 2
+    assert calls["ec2:DescribeInstances"] == 2
+    assert calls["elbv2:DescribeTargetHealth"] == 1
+    assert calls["faulted"] == {"ec2:DescribeInstances": 1}
+    emu.control("POST", "calls/reset", {})
+    assert emu.control("GET", "calls") == {"faulted": {}}
+
+
+def test_concurrent_requests(emu: Emu) -> None:
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            e = Emu(emu.endpoint)
+            for _ in range(5):
+                [e.service, e.tasks, e.targets, lambda: e.ec2.describe_security_groups()][i % 4]()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+
+
+# ----------------------------------------------------------------------------
+# awsctl (drift injection CLI)
+# ----------------------------------------------------------------------------
+def awsctl(emu: Emu, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    """Run awsctl in-process (each subprocess would pay ~0.5 s of boto3 import)."""
+    import awsctl as ctl
+
+    capsys.readouterr()
+    code = ctl.main(["--endpoint", emu.endpoint, *args])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    lines = out.out.strip().splitlines()
+    assert len(lines) == 1, out.out
+    return json.loads(lines[0])
+
+
+def test_awsctl_drift_commands(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    emu.wait_steady(2)
+    seed = emu.seed
+    # the group attribute (not --draining-seconds) decides how long targets drain
+    emu.elbv2.modify_target_group_attributes(
+        TargetGroupArn=emu.tg_arn, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "60"}])
+    assert awsctl(emu, capsys, "scale", CLUSTER, SERVICE, "3")["desiredCount"] == 3
+    emu.wait_steady(3)
+    awsctl(emu, capsys, "scale", CLUSTER, SERVICE, "2")
+
+    awsctl(emu, capsys, "revoke-ingress", "LoadBalancerGroup", "tcp", "80", "80", "--cidr", "0.0.0.0/0")
+    awsctl(emu, capsys, "revoke-ingress", "EC2InstanceWithLoadBalancer", "tcp", "32768", "65535",
+           "--source-group", "LoadBalancerGroup")
+    out = awsctl(emu, capsys, "authorize-ingress", "LoadBalancerGroup", "tcp", "22", "22", "--cidr", "0.0.0.0/0",
+                 "--description", "ssh drift")
+    assert len(out["rule_ids"]) == 1
+    out = awsctl(emu, capsys, "detach-instance-group", "EC2InstanceWithLoadBalancer", "--index", "0")
+    assert out["groups"] == [seed["default_security_group_id"]]
+    out = awsctl(emu, capsys, "detach-lb-group", ALB_NAME, "LoadBalancerGroup")
+    assert out["security_groups"] == [seed["default_security_group_id"]]
+    awsctl(emu, capsys, "set-health-check-path", TG_NAME, "/health")
+    emu.wait_steady(2)
+    dereg = awsctl(emu, capsys, "deregister-target", TG_NAME, "--index", "0")["deregistered"]
+    reg = awsctl(emu, capsys, "register-target", TG_NAME, "1", "45000")["registered"]
+    assert reg["Id"] == emu.ci_instances()[emu.ecs.list_container_instances(cluster=CLUSTER)["containerInstanceArns"][1]]
+
+    shown = awsctl(emu, capsys, "show")
+    assert shown["service"] == {"desiredCount": 2, "runningCount": 2, "pendingCount": 0}
+    assert len(shown["tasks"]) == 2
+    assert [r["from"] for r in shown["ingress_rules"]["LoadBalancerGroup"]] == [22]
+    assert "EC2InstanceWithLoadBalancer" not in shown["ingress_rules"]
+    assert shown["alb_groups"] == ["default"] and shown["health_check_path"] == "/health"
+    states = {(t["id"], t["port"]): t["state"] for t in shown["targets"]}
+    assert states[(dereg["Id"], dereg["Port"])] == "draining"
+    assert states[(reg["Id"], 45000)] in ("initial", "healthy")
+    assert sorted(len(g) for g in shown["instance_groups"].values()) == [1, 2]
+
+    out = awsctl(emu, capsys, "stop-task-leaving-target", CLUSTER, SERVICE)
+    assert out["stopped"] and out["hostPorts"]
+    assert awsctl(emu, capsys, "faults", "add", "--service", "ecs", "--operation", "ListTasks", "--count", "1")["added"]
+    assert len(awsctl(emu, capsys, "faults", "list")["faults"]) == 1
+    awsctl(emu, capsys, "faults", "clear")
+    assert "faulted" in awsctl(emu, capsys, "calls")
+    # as a real CLI: one JSON line on stdout, exit 0; failures: message on stderr, exit 1
+    proc = subprocess.run([sys.executable, str(AWSCTL), "--endpoint", emu.endpoint, "show"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and len(proc.stdout.strip().splitlines()) == 1
+    assert json.loads(proc.stdout)["service"]["desiredCount"] == 2
+    proc = subprocess.run([sys.executable, str(AWSCTL), "--endpoint", emu.endpoint, "deregister-target", TG_NAME,
+                           "--index", "99"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "healthy targets" in proc.stderr and proc.stdout == ""
+
+
+# ----------------------------------------------------------------------------
+# process lifecycle
+# ----------------------------------------------------------------------------
+def test_sigterm_exits_zero_and_port_file(emu: Emu) -> None:
+    """Runs last: stops the shared emulator."""
+    assert emu.proc is not None and emu.workdir is not None
+    assert [p.name for p in emu.workdir.iterdir()] == ["port"]  # tmp file was renamed into place
+    assert emu.control("GET", "health") == {"ok": True}
+    t0 = time.monotonic()
+    assert stop_emulator(emu.proc) == 0
+    assert time.monotonic() - t0 < 3
+    assert emu.proc.stderr.read() == ""
