@@ -22,7 +22,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ecs_reconciler_aws=debug`.
-    #[arg(long, global = true, env = "ECS_RECONCILER_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "ECS_RECONCILER_LOG",
+        default_value = "info"
+    )]
     pub log: String,
     /// Log format on stderr.
     #[arg(long, global = true, env = "ECS_RECONCILER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -17,7 +17,11 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             // clap would exit 2, which here means "drift": use EX_USAGE.
-            let code = if err.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = err.print();
             return std::process::ExitCode::from(code);
         }

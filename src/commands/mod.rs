@@ -80,13 +80,29 @@ pub(crate) fn client_settings(aws: &AwsArgs) -> ecs_reconciler_aws::ClientSettin
     }
 }
 
-/// AWS needs a region; say so plainly instead of failing every call.
-pub(crate) fn require_region(clients: &ecs_reconciler_aws::AwsClients) -> Result<(), u8> {
+/// Loads the config and builds the AWS clients, or prints why not and
+/// returns the exit code.
+pub(crate) async fn prepare(
+    path: &std::path::Path,
+    aws: &AwsArgs,
+) -> Result<
+    (
+        ecs_reconciler_spec::DesiredState,
+        ecs_reconciler_aws::AwsClients,
+    ),
+    u8,
+> {
+    let desired = config::load(path).map_err(|message| {
+        eprintln!("{message}");
+        exit::CONFIG
+    })?;
+    let clients = ecs_reconciler_aws::AwsClients::from_env(&client_settings(aws)).await;
+    // AWS needs a region; say so plainly instead of failing every call.
     if clients.region.is_none() {
         eprintln!(
             "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
         );
         return Err(exit::ERROR);
     }
-    Ok(())
+    Ok((desired, clients))
 }

@@ -3,20 +3,13 @@
 use std::path::Path;
 
 use crate::cli::{AwsArgs, OutputFormat};
-use crate::{config, exit, render};
+use crate::{exit, render};
 
 pub async fn run(path: &Path, aws: &AwsArgs, output: OutputFormat) -> u8 {
-    let desired = match config::load(path) {
-        Ok(desired) => desired,
-        Err(message) => {
-            eprintln!("{message}");
-            return exit::CONFIG;
-        }
+    let (desired, clients) = match super::prepare(path, aws).await {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
-    let clients = ecs_reconciler_aws::AwsClients::from_env(&super::client_settings(aws)).await;
-    if let Err(code) = super::require_region(&clients) {
-        return code;
-    }
     let snapshot = ecs_reconciler_aws::observe(&clients, &desired).await;
     let plan = ecs_reconciler_plan::plan(&desired, &snapshot);
     match output {

@@ -21,8 +21,16 @@ fn temp_file(name: &str, text: &str) -> String {
 
 #[test]
 fn validate_accepts_the_seed() {
-    let out = bin().args(["validate", "--config", &seed_config()]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["validate", "--config", &seed_config()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 security groups"));
 }
 
@@ -30,7 +38,10 @@ fn validate_accepts_the_seed() {
 fn validate_reports_every_error_with_file_line_col_and_exits_78() {
     let text = "securityGroups:\n  - name: web\n    ingress:\n      - protocol: tcp\n        ports: 80\n        cidr: 10.0.0.0/33\n      - protocol: tpc\n        ports: 22\n        cidr: 10.0.0.0/8\n";
     let path = temp_file("bad.yaml", text);
-    let out = bin().args(["validate", "--config", &path]).output().unwrap();
+    let out = bin()
+        .args(["validate", "--config", &path])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{path}:6:15")), "{stderr}");
@@ -41,9 +52,15 @@ fn validate_reports_every_error_with_file_line_col_and_exits_78() {
 #[test]
 fn empty_and_missing_files_are_errors() {
     let path = temp_file("empty.yaml", "# nothing here\n");
-    let out = bin().args(["validate", "--config", &path]).output().unwrap();
+    let out = bin()
+        .args(["validate", "--config", &path])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(78));
-    let out = bin().args(["validate", "--config", "/nonexistent/x.yaml"]).output().unwrap();
+    let out = bin()
+        .args(["validate", "--config", "/nonexistent/x.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
@@ -62,7 +79,10 @@ fn config_comes_from_the_environment_too() {
 fn usage_errors_exit_64_not_2() {
     let out = bin().args(["plan", "--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
-    let out = bin().args(["apply", "--config", &seed_config()]).output().unwrap();
+    let out = bin()
+        .args(["apply", "--config", &seed_config()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--once"));
 }
@@ -71,7 +91,8 @@ fn usage_errors_exit_64_not_2() {
 fn schema_command_prints_the_committed_schema() {
     let out = bin().arg("schema").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.json")).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.json")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
 }
 
@@ -87,7 +108,12 @@ fn plan_json_lists_kind_resource_before_after_reason() {
     assert_eq!(change["resource"], "service/nestjs-cluster/nestjs-api");
     assert_eq!(change["before"], "desiredCount 3");
     assert_eq!(change["after"], "desiredCount 2");
-    assert!(change["reason"].as_str().unwrap().contains("wants 2 replicas"));
+    assert!(
+        change["reason"]
+            .as_str()
+            .unwrap()
+            .contains("wants 2 replicas")
+    );
     assert_eq!(json["summary"]["apply"], 1);
     // --dry-run plans and changes nothing.
     let dry = emu.reconciler(&["apply", "--config", &seed_config(), "--once", "--dry-run"]);
@@ -98,7 +124,15 @@ fn plan_json_lists_kind_resource_before_after_reason() {
 #[test]
 fn unreachable_endpoint_is_one_clear_error() {
     let out = bin()
-        .args(["plan", "--config", &seed_config(), "--max-attempts", "1", "--call-timeout", "5"])
+        .args([
+            "plan",
+            "--config",
+            &seed_config(),
+            "--max-attempts",
+            "1",
+            "--call-timeout",
+            "5",
+        ])
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")

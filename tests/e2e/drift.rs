@@ -26,10 +26,18 @@ pub fn applied(plan: &Value) -> Vec<(String, String)> {
 /// `/`), apply --once → converged, plan → no drift.
 pub fn assert_fixed(emu: &Emulator, config: &str, expected: &[(&str, &str)]) -> Value {
     let plan = emu.reconciler(&["plan", "--config", config, "--output", "json"]);
-    assert_eq!(plan.code, 2, "plan should report drift: {}{}", plan.stdout, plan.stderr);
+    assert_eq!(
+        plan.code, 2,
+        "plan should report drift: {}{}",
+        plan.stdout, plan.stderr
+    );
     let json = plan.json();
     let got = applied(&json);
-    assert_eq!(got.len(), expected.len(), "plan: {got:?}, expected {expected:?}");
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "plan: {got:?}, expected {expected:?}"
+    );
     for ((kind, resource), (want_kind, want_resource)) in got.iter().zip(expected) {
         assert_eq!(kind, want_kind, "{got:?}");
         if want_resource.ends_with('/') {
@@ -40,11 +48,19 @@ pub fn assert_fixed(emu: &Emulator, config: &str, expected: &[(&str, &str)]) -> 
     }
 
     let apply = emu.reconciler(&["apply", "--config", config, "--once"]);
-    assert_eq!(apply.code, 0, "apply should converge: {}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        apply.code, 0,
+        "apply should converge: {}{}",
+        apply.stdout, apply.stderr
+    );
     assert!(apply.stdout.contains("Converged"), "{}", apply.stdout);
 
     let after = emu.reconciler(&["plan", "--config", config]);
-    assert_eq!(after.code, 0, "plan after apply: {}{}", after.stdout, after.stderr);
+    assert_eq!(
+        after.code, 0,
+        "plan after apply: {}{}",
+        after.stdout, after.stderr
+    );
     assert!(after.stdout.contains("No drift"), "{}", after.stdout);
     json
 }
@@ -61,7 +77,11 @@ fn seed_topology_starts_converged() {
     let plan = emu.reconciler(&["plan", "--config", &seed_config()]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     assert!(plan.stdout.contains("No drift"));
-    assert!(plan.stdout.contains("API address: http://nestjs-api-alb"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("API address: http://nestjs-api-alb"),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[test]
@@ -81,7 +101,15 @@ fn service_scaled_by_hand_to_5_and_to_0() {
 #[test]
 fn http_rule_revoked_from_load_balancer_group() {
     let emu = Emulator::start();
-    emu.awsctl(&["revoke-ingress", "LoadBalancerGroup", "tcp", "80", "80", "--cidr", "0.0.0.0/0"]);
+    emu.awsctl(&[
+        "revoke-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "80",
+        "80",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
     assert_fixed(
         &emu,
         &seed_config(),
@@ -93,14 +121,25 @@ fn http_rule_revoked_from_load_balancer_group() {
 fn rogue_ssh_rule_added_to_each_group() {
     let emu = Emulator::start();
     for group in ["LoadBalancerGroup", "EC2InstanceWithLoadBalancer"] {
-        emu.awsctl(&["authorize-ingress", group, "tcp", "22", "22", "--cidr", "0.0.0.0/0"]);
+        emu.awsctl(&[
+            "authorize-ingress",
+            group,
+            "tcp",
+            "22",
+            "22",
+            "--cidr",
+            "0.0.0.0/0",
+        ]);
     }
     assert_fixed(
         &emu,
         &seed_config(),
         &[
             ("revoke-ingress", "security-group/LoadBalancerGroup"),
-            ("revoke-ingress", "security-group/EC2InstanceWithLoadBalancer"),
+            (
+                "revoke-ingress",
+                "security-group/EC2InstanceWithLoadBalancer",
+            ),
         ],
     );
 }
@@ -120,21 +159,42 @@ fn source_group_rule_revoked_from_instance_group() {
     assert_fixed(
         &emu,
         &seed_config(),
-        &[("authorize-ingress", "security-group/EC2InstanceWithLoadBalancer")],
+        &[(
+            "authorize-ingress",
+            "security-group/EC2InstanceWithLoadBalancer",
+        )],
     );
 }
 
 #[test]
 fn instance_group_detached_from_one_instance() {
     let emu = Emulator::start();
-    let detached = emu.awsctl(&["detach-instance-group", "EC2InstanceWithLoadBalancer", "--index", "0"]);
-    let instance = detached["instance_id"].as_str().expect("instance id").to_string();
-    assert_fixed(&emu, &seed_config(), &[("attach-instance-groups", "instance/")]);
+    let detached = emu.awsctl(&[
+        "detach-instance-group",
+        "EC2InstanceWithLoadBalancer",
+        "--index",
+        "0",
+    ]);
+    let instance = detached["instance_id"]
+        .as_str()
+        .expect("instance id")
+        .to_string();
+    assert_fixed(
+        &emu,
+        &seed_config(),
+        &[("attach-instance-groups", "instance/")],
+    );
     // The instance's other group (the VPC default) was kept.
     let show = emu.awsctl(&["show"]);
-    let groups = show["instance_groups"][&instance].as_array().expect("groups").clone();
+    let groups = show["instance_groups"][&instance]
+        .as_array()
+        .expect("groups")
+        .clone();
     assert!(groups.contains(&"default".into()), "{groups:?}");
-    assert!(groups.contains(&"EC2InstanceWithLoadBalancer".into()), "{groups:?}");
+    assert!(
+        groups.contains(&"EC2InstanceWithLoadBalancer".into()),
+        "{groups:?}"
+    );
 }
 
 #[test]
@@ -144,7 +204,10 @@ fn load_balancer_group_detached() {
     assert_fixed(
         &emu,
         &seed_config(),
-        &[("attach-load-balancer-groups", "load-balancer/nestjs-api-alb")],
+        &[(
+            "attach-load-balancer-groups",
+            "load-balancer/nestjs-api-alb",
+        )],
     );
 }
 
@@ -152,29 +215,34 @@ fn load_balancer_group_detached() {
 fn target_deregistered_by_hand() {
     let emu = Emulator::start();
     emu.awsctl(&["deregister-target", "nestjs-api-tg", "--index", "0"]);
-    assert_fixed(&emu, &seed_config(), &[("register-target", "target-group/nestjs-api-tg")]);
+    assert_fixed(
+        &emu,
+        &seed_config(),
+        &[("register-target", "target-group/nestjs-api-tg")],
+    );
 }
 
 #[test]
 fn rogue_target_registered() {
     let emu = Emulator::start();
     emu.awsctl(&["register-target", "nestjs-api-tg", "0", "40000"]);
-    assert_fixed(&emu, &seed_config(), &[("deregister-target", "target-group/nestjs-api-tg")]);
+    assert_fixed(
+        &emu,
+        &seed_config(),
+        &[("deregister-target", "target-group/nestjs-api-tg")],
+    );
 }
 
 #[test]
 fn stale_target_left_by_a_stopped_task() {
     let emu = Emulator::start();
     emu.awsctl(&["stop-task-leaving-target", "nestjs-cluster", "nestjs-api"]);
-    // Wait for the scheduler to replace the task (and register the new one),
-    // so the only drift left is the stale target.
-    emu.wait_for("replacement task registered", |emu| {
+    // Wait for ECS (the emulator) to finish stopping the task and to replace
+    // it, so the only drift left is the stale target.
+    emu.wait_for("replacement running and old task stopped", |emu| {
         let show = emu.awsctl(&["show"]);
-        let healthy = show["targets"]
-            .as_array()
-            .map(|t| t.iter().filter(|t| t["state"] != "draining").count())
-            .unwrap_or(0);
-        show["service"]["runningCount"] == 2 && healthy == 3
+        let plan = emu.reconciler(&["plan", "--config", &seed_config(), "--output", "json"]);
+        show["service"]["runningCount"] == 2 && plan.code == 2
     });
     assert_fixed(&emu, &seed_config(), &[("deregister-target", "target-group/nestjs-api-tg")]);
 }

@@ -97,7 +97,11 @@ impl Emulator {
             if let Ok(Some(status)) = emulator.child.try_wait() {
                 panic!("emulator exited with {status}: {}", emulator.log());
             }
-            assert!(Instant::now() < deadline, "emulator did not start: {}", emulator.log());
+            assert!(
+                Instant::now() < deadline,
+                "emulator did not start: {}",
+                emulator.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         emulator

@@ -4,4 +4,5 @@
 mod cli;
 mod drift;
 mod harness;
+mod policy;
 mod safety;

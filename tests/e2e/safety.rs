@@ -31,7 +31,15 @@ fn seed_with_lb_group_option(option: &str) -> String {
 fn observe_resource_reports_and_changes_nothing() {
     let emu = Emulator::start();
     let config = emu.write_config("observe.yaml", &seed_with_lb_group_option("mode: observe"));
-    emu.awsctl(&["authorize-ingress", "LoadBalancerGroup", "tcp", "22", "22", "--cidr", "0.0.0.0/0"]);
+    emu.awsctl(&[
+        "authorize-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "22",
+        "22",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
 
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
@@ -57,11 +65,26 @@ fn observe_resource_reports_and_changes_nothing() {
 #[test]
 fn owned_group_keeps_a_rule_someone_else_added() {
     let emu = Emulator::start();
-    let config = emu.write_config("owned.yaml", &seed_with_lb_group_option("management: owned"));
-    emu.awsctl(&["authorize-ingress", "LoadBalancerGroup", "tcp", "22", "22", "--cidr", "0.0.0.0/0"]);
+    let config = emu.write_config(
+        "owned.yaml",
+        &seed_with_lb_group_option("management: owned"),
+    );
+    emu.awsctl(&[
+        "authorize-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "22",
+        "22",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
 
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
-    assert_eq!(plan.code, 0, "foreign rules are not drift: {}{}", plan.stdout, plan.stderr);
+    assert_eq!(
+        plan.code, 0,
+        "foreign rules are not drift: {}{}",
+        plan.stdout, plan.stderr
+    );
     let json = plan.json();
     assert_eq!(json["changes"][0]["kind"], "foreign-rule", "{json}");
     assert_eq!(json["changes"][0]["disposition"], "info");
@@ -71,17 +94,32 @@ fn owned_group_keeps_a_rule_someone_else_added() {
 
     // A rule ecs-reconciler created (tagged) is revoked once it leaves the
     // file; the foreign one still stays.
-    emu.awsctl(&["revoke-ingress", "LoadBalancerGroup", "tcp", "80", "80", "--cidr", "0.0.0.0/0"]);
+    emu.awsctl(&[
+        "revoke-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "80",
+        "80",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
     let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     let without_http = emu.write_config(
         "owned-no-http.yaml",
-        &seed_with_lb_group_option("management: owned")
-            .replace("        ports: 80\n        cidr: 0.0.0.0/0", "        ports: 443\n        cidr: 0.0.0.0/0"),
+        &seed_with_lb_group_option("management: owned").replace(
+            "        ports: 80\n        cidr: 0.0.0.0/0",
+            "        ports: 443\n        cidr: 0.0.0.0/0",
+        ),
     );
     let plan = emu.reconciler(&["plan", "--config", &without_http, "--output", "json"]);
     let kinds: Vec<_> = applied(&plan.json()).into_iter().map(|(k, _)| k).collect();
-    assert_eq!(kinds, vec!["authorize-ingress", "revoke-ingress"], "{}", plan.stdout);
+    assert_eq!(
+        kinds,
+        vec!["authorize-ingress", "revoke-ingress"],
+        "{}",
+        plan.stdout
+    );
     let apply = emu.reconciler(&["apply", "--config", &without_http, "--once"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     let rules = lb_group_rules(&emu);
@@ -97,19 +135,41 @@ fn failed_target_health_read_yields_no_target_actions() {
     emu.awsctl(&["register-target", "nestjs-api-tg", "0", "40000"]);
     emu.awsctl(&["deregister-target", "nestjs-api-tg", "--index", "0"]);
     emu.awsctl(&[
-        "faults", "add", "--service", "elbv2", "--operation", "DescribeTargetHealth", "--kind", "throttle",
+        "faults",
+        "add",
+        "--service",
+        "elbv2",
+        "--operation",
+        "DescribeTargetHealth",
+        "--kind",
+        "throttle",
     ]);
-    emu.awsctl(&["authorize-ingress", "LoadBalancerGroup", "tcp", "22", "22", "--cidr", "0.0.0.0/0"]);
+    emu.awsctl(&[
+        "authorize-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "22",
+        "22",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
     emu.awsctl(&["calls", "--reset"]);
 
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
-    assert_eq!(plan.code, 1, "a partial read is an error: {}{}", plan.stdout, plan.stderr);
+    assert_eq!(
+        plan.code, 1,
+        "a partial read is an error: {}{}",
+        plan.stdout, plan.stderr
+    );
     let json = plan.json();
     let kinds: Vec<_> = applied(&json).into_iter().map(|(k, _)| k).collect();
     // The rest of the topology is still reconciled; targets are not touched.
     assert_eq!(kinds, vec!["revoke-ingress"], "{json}");
     let why = json["unknowns"][0]["why"].as_str().unwrap_or_default();
-    assert!(why.contains("DescribeTargetHealth") && why.contains("throttled"), "{json}");
+    assert!(
+        why.contains("DescribeTargetHealth") && why.contains("throttled"),
+        "{json}"
+    );
 
     let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
     assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
@@ -121,7 +181,12 @@ fn failed_target_health_read_yields_no_target_actions() {
     emu.awsctl(&["faults", "clear"]);
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     let kinds: Vec<_> = applied(&plan.json()).into_iter().map(|(k, _)| k).collect();
-    assert_eq!(kinds, vec!["register-target", "deregister-target"], "{}", plan.stdout);
+    assert_eq!(
+        kinds,
+        vec!["register-target", "deregister-target"],
+        "{}",
+        plan.stdout
+    );
     let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
 }

@@ -56,6 +56,8 @@ from moto.ecs.models import (
 from moto.utilities.utils import get_partition
 
 from paging import BadToken, paginate
+from state import SETTINGS
+from state import now as state_now
 
 DYNAMIC_PORT_MIN = 32768
 DYNAMIC_PORT_MAX = 65535
@@ -355,9 +357,20 @@ def _patch_models() -> None:
             return task
         code = getattr(_stop_context, "code", None) or "UserInitiated"
         orig_stop(self, cluster.name, task.task_arn, reason or "Task stopped by user")
-        _mark_stopped(task, code)
+        behind_load_balancer = bool(getattr(task, "emu_targets", None))
         for hook in STOP_HOOKS:
             hook(self, task)
+        if behind_load_balancer and SETTINGS.scheduler_delay > 0:
+            # As in AWS: a task behind a load balancer first deregisters its
+            # targets (DEACTIVATING, desiredStatus STOPPED) and only then
+            # stops; finish_deactivating() completes it.
+            task.last_status = "DEACTIVATING"
+            task.emu_stop_code = code
+            task.emu_stop_at = state_now() + SETTINGS.scheduler_delay
+            for container in task.containers:
+                container.last_status = "RUNNING"
+        else:
+            _mark_stopped(task, code)
         return task
 
     EC2ContainerServiceBackend.stop_task = stop_task
@@ -372,6 +385,18 @@ def _patch_models() -> None:
         return service
 
     EC2ContainerServiceBackend.update_service = update_service
+
+
+def finish_deactivating(backend: EC2ContainerServiceBackend) -> None:
+    """Moves tasks whose DEACTIVATING period is over to STOPPED (called by
+    the scheduler's tick, under the moto lock)."""
+    for tasks in backend.tasks.values():
+        for task in tasks.values():
+            stop_at = getattr(task, "emu_stop_at", None)
+            if task.last_status == "DEACTIVATING" and stop_at is not None and state_now() >= stop_at:
+                task.last_status = "STOPPED"
+                task.emu_stop_at = None
+                _mark_stopped(task, getattr(task, "emu_stop_code", "UserInitiated"))
 
 
 def stop_task_as_scheduler(

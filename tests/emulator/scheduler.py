@@ -20,6 +20,7 @@ ECS service scheduler does for REPLICA services with the EC2 launch type:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -101,11 +102,12 @@ class Scheduler(threading.Thread):
                     if not SETTINGS.paused:
                         self.tick()
             except Exception as exc:  # keep scheduling whatever one tick did
-                print(f"emulator scheduler: tick failed: {exc!r}", flush=True)
+                print(f"emulator scheduler: tick failed: {exc!r}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------
     def tick(self) -> None:
         for backend in _all_ecs_backends():
+            ecs_patch.finish_deactivating(backend)
             for service in list(backend.services.values()):
                 self._reconcile(backend, service)
 

@@ -99,7 +99,10 @@ pub async fn execute(clients: &AwsClients, changes: &[Change]) -> Vec<ActionOutc
 }
 
 fn action_of(change: &Change) -> &Action {
-    change.action.as_ref().expect("filtered to changes with actions")
+    change
+        .action
+        .as_ref()
+        .expect("filtered to changes with actions")
 }
 
 /// Changes with the same key go in one call.
@@ -238,7 +241,12 @@ async fn run_actions(clients: &AwsClients, actions: &[&Action]) -> Result<(), Aw
                 .tag_specifications(
                     TagSpecification::builder()
                         .resource_type(ResourceType::SecurityGroupRule)
-                        .tags(Tag::builder().key(OWNER_TAG_KEY).value(OWNER_TAG_VALUE).build())
+                        .tags(
+                            Tag::builder()
+                                .key(OWNER_TAG_KEY)
+                                .value(OWNER_TAG_VALUE)
+                                .build(),
+                        )
                         .build(),
                 )
                 .send()
@@ -357,9 +365,7 @@ fn target_description(target: &TargetKey) -> TargetDescription {
 fn permission(rule: &RuleKey, description: Option<&str>) -> IpPermission {
     let mut builder = IpPermission::builder().ip_protocol(rule.protocol.as_aws());
     if rule.protocol != Protocol::All {
-        builder = builder
-            .from_port(rule.ports.from)
-            .to_port(rule.ports.to);
+        builder = builder.from_port(rule.ports.from).to_port(rule.ports.to);
     }
     match &rule.source {
         LiveSource::Ipv4(net) => builder.ip_ranges(

@@ -54,7 +54,11 @@ impl fmt::Display for AwsError {
 
 impl AwsError {
     /// Classifies an SDK error from `service`'s `operation`.
-    pub fn from_sdk<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
+    pub fn from_sdk<E, R>(
+        service: &'static str,
+        operation: &'static str,
+        err: SdkError<E, R>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
@@ -68,9 +72,16 @@ impl AwsError {
                     .extra("aws_request_id")
                     .or_else(|| meta.extra("request_id"))
                     .map(str::to_string);
-                (kind, code, meta.message().unwrap_or_default().to_string(), request_id)
+                (
+                    kind,
+                    code,
+                    meta.message().unwrap_or_default().to_string(),
+                    request_id,
+                )
             }
-            SdkError::TimeoutError(_) => (ErrorKind::Transient, None, "timed out".to_string(), None),
+            SdkError::TimeoutError(_) => {
+                (ErrorKind::Transient, None, "timed out".to_string(), None)
+            }
             SdkError::DispatchFailure(failure) => {
                 let message = if failure.is_timeout() {
                     "timed out connecting".to_string()
@@ -116,13 +127,27 @@ pub fn classify_code(code: Option<&str>) -> ErrorKind {
         return ErrorKind::Transient;
     };
     match code {
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
-        | "RequestThrottled" | "SlowDown" => ErrorKind::Throttled,
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthFailure"
-        | "InvalidClientTokenId" | "ExpiredToken" | "ExpiredTokenException"
-        | "UnrecognizedClientException" | "SignatureDoesNotMatch" => ErrorKind::Denied,
-        "InternalFailure" | "InternalError" | "ServiceUnavailable" | "ServerException"
-        | "Unavailable" | "InternalServerError" => ErrorKind::Transient,
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "SlowDown" => ErrorKind::Throttled,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AuthFailure"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch" => ErrorKind::Denied,
+        "InternalFailure"
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "ServerException"
+        | "Unavailable"
+        | "InternalServerError" => ErrorKind::Transient,
         c if c.contains("NotFound") || c.ends_with(".Malformed") && c.contains("ID") => {
             ErrorKind::NotFound
         }
@@ -136,13 +161,31 @@ mod tests {
 
     #[test]
     fn codes_of_the_three_services_are_classified() {
-        assert_eq!(classify_code(Some("ThrottlingException")), ErrorKind::Throttled);
-        assert_eq!(classify_code(Some("RequestLimitExceeded")), ErrorKind::Throttled);
+        assert_eq!(
+            classify_code(Some("ThrottlingException")),
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            classify_code(Some("RequestLimitExceeded")),
+            ErrorKind::Throttled
+        );
         assert_eq!(classify_code(Some("Throttling")), ErrorKind::Throttled);
-        assert_eq!(classify_code(Some("InvalidPermission.NotFound")), ErrorKind::NotFound);
-        assert_eq!(classify_code(Some("TargetGroupNotFound")), ErrorKind::NotFound);
-        assert_eq!(classify_code(Some("UnauthorizedOperation")), ErrorKind::Denied);
-        assert_eq!(classify_code(Some("InvalidPermission.Duplicate")), ErrorKind::Invalid);
+        assert_eq!(
+            classify_code(Some("InvalidPermission.NotFound")),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify_code(Some("TargetGroupNotFound")),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify_code(Some("UnauthorizedOperation")),
+            ErrorKind::Denied
+        );
+        assert_eq!(
+            classify_code(Some("InvalidPermission.Duplicate")),
+            ErrorKind::Invalid
+        );
         assert_eq!(classify_code(None), ErrorKind::Transient);
     }
 

@@ -10,10 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ecs::types::DesiredStatus;
 use ecs_reconciler_plan::{
-    LiveBinding, LiveCluster, LiveContainerInstance, LiveInstance, LiveListener,
-    LiveLoadBalancer, LivePortMapping, LiveRule, LiveSecurityGroup, LiveService, LiveSource,
-    LiveTarget, LiveTargetGroup, LiveTask, LiveTaskDefinition, Observed, RuleKey, Snapshot,
-    TargetKey,
+    LiveBinding, LiveCluster, LiveContainerInstance, LiveInstance, LiveListener, LiveLoadBalancer,
+    LivePortMapping, LiveRule, LiveSecurityGroup, LiveService, LiveSource, LiveTarget,
+    LiveTargetGroup, LiveTask, LiveTaskDefinition, Observed, RuleKey, Snapshot, TargetKey,
 };
 use ecs_reconciler_spec::{DesiredState, PortRange, Protocol};
 
@@ -380,7 +379,10 @@ async fn observe_security_groups(
                 Some(id) => &c.id == id,
                 None => {
                     c.name == spec.name
-                        && spec.vpc_id.as_ref().is_none_or(|v| c.vpc_id.as_ref() == Some(v))
+                        && spec
+                            .vpc_id
+                            .as_ref()
+                            .is_none_or(|v| c.vpc_id.as_ref() == Some(v))
                 }
             })
             .collect();
@@ -498,7 +500,8 @@ async fn describe_rules(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroupRules", e))?;
+            let page =
+                page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroupRules", e))?;
             for rule in page.security_group_rules() {
                 if rule.is_egress() == Some(true) {
                     continue;
@@ -636,8 +639,16 @@ type ElbPart = (
 );
 
 async fn observe_elb(clients: &AwsClients, desired: &DesiredState) -> ElbPart {
-    let tg_names: Vec<String> = desired.target_groups.iter().map(|t| t.name.clone()).collect();
-    let lb_names: Vec<String> = desired.load_balancers.iter().map(|l| l.name.clone()).collect();
+    let tg_names: Vec<String> = desired
+        .target_groups
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let lb_names: Vec<String> = desired
+        .load_balancers
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
     let (tgs, lbs) = tokio::join!(
         describe_by_names(&tg_names, |chunk| describe_target_groups(clients, chunk)),
         describe_by_names(&lb_names, |chunk| describe_load_balancers(clients, chunk)),

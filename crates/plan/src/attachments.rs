@@ -27,10 +27,18 @@ fn resolve_groups<'a>(names: &'a [String], snapshot: &'a Snapshot) -> Vec<(&'a s
         .collect()
 }
 
+/// What one instance must carry, merged over the clusters it serves, so
+/// one instance gets one call with its whole new list.
+struct InstanceWants<'a> {
+    /// Groups as (name, id).
+    groups: Vec<(&'a str, &'a str)>,
+    /// Every cluster naming it is in enforce mode.
+    enforce: bool,
+    clusters: Vec<&'a str>,
+}
+
 fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec<Change>) {
-    // instance id → (groups to add as (name, id), enforce?) merged over
-    // clusters, so one instance gets one call with its whole new list.
-    let mut wanted: BTreeMap<String, (Vec<(&str, &str)>, bool, Vec<&str>)> = BTreeMap::new();
+    let mut wanted: BTreeMap<String, InstanceWants> = BTreeMap::new();
     for cluster in &desired.clusters {
         if cluster.instance_security_groups.is_empty() {
             continue;
@@ -48,18 +56,27 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
             };
             let entry = wanted
                 .entry(instance_id.clone())
-                .or_insert_with(|| (Vec::new(), true, Vec::new()));
+                .or_insert_with(|| InstanceWants {
+                    groups: Vec::new(),
+                    enforce: true,
+                    clusters: Vec::new(),
+                });
             for group in &groups {
-                if !entry.0.contains(group) {
-                    entry.0.push(*group);
+                if !entry.groups.contains(group) {
+                    entry.groups.push(*group);
                 }
             }
-            entry.1 &= cluster.mode == Mode::Enforce;
-            entry.2.push(cluster.name.as_str());
+            entry.enforce &= cluster.mode == Mode::Enforce;
+            entry.clusters.push(cluster.name.as_str());
         }
     }
 
-    for (instance_id, (groups, enforce, clusters)) in wanted {
+    for (instance_id, want) in wanted {
+        let InstanceWants {
+            groups,
+            enforce,
+            clusters,
+        } = want;
         let Some(Observed::Known(instance)) = snapshot.instances.get(&instance_id) else {
             continue;
         };

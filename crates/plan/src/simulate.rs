@@ -55,7 +55,8 @@ pub fn apply(snapshot: &mut Snapshot, action: &Action) {
             group_ids,
             ..
         } => {
-            if let Some(Observed::Known(Some(lb))) = snapshot.load_balancers.get_mut(load_balancer) {
+            if let Some(Observed::Known(Some(lb))) = snapshot.load_balancers.get_mut(load_balancer)
+            {
                 lb.security_group_ids = group_ids.clone();
             }
         }

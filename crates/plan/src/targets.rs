@@ -70,10 +70,10 @@ pub fn task_targets(spec: &TargetGroupSpec, snapshot: &Snapshot) -> Option<TaskT
                 }
                 None => out.incomplete = true,
             }
-        } else if task.last_status != "STOPPED" {
-            if let Some(target) = target {
-                out.in_motion.insert(target);
-            }
+        } else if task.last_status != "STOPPED"
+            && let Some(target) = target
+        {
+            out.in_motion.insert(target);
         }
     }
     Some(out)
@@ -119,7 +119,10 @@ fn diff_target_group(spec: &TargetGroupSpec, snapshot: &Snapshot, changes: &mut 
     if let Some(path) = &spec.health_check_path
         && live.health_check_path.as_deref() != Some(path.as_str())
     {
-        let before = live.health_check_path.clone().unwrap_or_else(|| "unset".into());
+        let before = live
+            .health_check_path
+            .clone()
+            .unwrap_or_else(|| "unset".into());
         changes.push(Change::fix(
             resource.clone(),
             format!("health check {before}"),

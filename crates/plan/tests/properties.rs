@@ -36,7 +36,8 @@ fn drift() -> impl Strategy<Value = Drift> {
         Just(Drift::DetachLb),
         (0..4usize).prop_map(Drift::DropTarget),
         (0..4usize).prop_map(Drift::DrainTarget),
-        (0..2usize, 32768..33000i32, any::<bool>()).prop_map(|(i, p, d)| Drift::RogueTarget(i, p, d)),
+        (0..2usize, 32768..33000i32, any::<bool>())
+            .prop_map(|(i, p, d)| Drift::RogueTarget(i, p, d)),
         (0..4usize).prop_map(Drift::StopTask),
         (0..2usize, 33000..34000i32, any::<bool>()).prop_map(|(i, p, r)| Drift::StartTask(i, p, r)),
         Just(Drift::HealthPath),
@@ -44,7 +45,11 @@ fn drift() -> impl Strategy<Value = Drift> {
 }
 
 fn group(first: bool) -> &'static str {
-    if first { "LoadBalancerGroup" } else { "EC2InstanceWithLoadBalancer" }
+    if first {
+        "LoadBalancerGroup"
+    } else {
+        "EC2InstanceWithLoadBalancer"
+    }
 }
 
 fn apply_drift(s: &mut Snapshot, d: &Drift) {
@@ -52,13 +57,19 @@ fn apply_drift(s: &mut Snapshot, d: &Drift) {
         Drift::Scale(n) => service_mut(s).desired_count = *n,
         Drift::ClearRules(g) => rules_mut(s, group(*g)).clear(),
         Drift::ExtraRule(g, port, managed) => {
-            let mut r = rule(&format!("sgr-{port}"), Protocol::Tcp, i32::from(*port), i32::from(*port), cidr("0.0.0.0/0"));
+            let mut r = rule(
+                &format!("sgr-{port}"),
+                Protocol::Tcp,
+                i32::from(*port),
+                i32::from(*port),
+                cidr("0.0.0.0/0"),
+            );
             r.managed_by_us = *managed;
             rules_mut(s, group(*g)).push(r);
         }
-        Drift::DetachInstance(i) => {
-            instance_mut(s, INSTANCES[*i]).security_group_ids.retain(|g| g != INSTANCE_GROUP)
-        }
+        Drift::DetachInstance(i) => instance_mut(s, INSTANCES[*i])
+            .security_group_ids
+            .retain(|g| g != INSTANCE_GROUP),
         Drift::DetachLb => lb_mut(s).security_group_ids = vec![DEFAULT_GROUP.into()],
         Drift::DropTarget(i) => {
             let t = targets_mut(s);
@@ -71,9 +82,11 @@ fn apply_drift(s: &mut Snapshot, d: &Drift) {
                 t.state = "draining".into();
             }
         }
-        Drift::RogueTarget(i, port, draining) => {
-            targets_mut(s).push(target(*i, *port, if *draining { "draining" } else { "healthy" }))
-        }
+        Drift::RogueTarget(i, port, draining) => targets_mut(s).push(target(
+            *i,
+            *port,
+            if *draining { "draining" } else { "healthy" },
+        )),
         Drift::StopTask(i) => {
             if let Some(t) = cluster_mut(s).tasks.known_mut().unwrap().get_mut(*i) {
                 t.desired_status = "STOPPED".into();
@@ -104,16 +117,26 @@ struct Hide {
 }
 
 fn hide() -> impl Strategy<Value = Hide> {
-    (any::<[bool; 2]>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>())
-        .prop_map(|(rules, group, tasks, container_instances, targets, instance, service)| Hide {
-            rules,
-            group,
-            tasks,
-            container_instances,
-            targets,
-            instance,
-            service,
-        })
+    (
+        any::<[bool; 2]>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(rules, group, tasks, container_instances, targets, instance, service)| Hide {
+                rules,
+                group,
+                tasks,
+                container_instances,
+                targets,
+                instance,
+                service,
+            },
+        )
 }
 
 fn apply_hide(s: &mut Snapshot, h: &Hide) {
@@ -133,13 +156,18 @@ fn apply_hide(s: &mut Snapshot, h: &Hide) {
         tg_mut(s).targets = Observed::Unknown(why());
     }
     if h.instance {
-        s.instances.insert(INSTANCES[0].into(), Observed::Unknown(why()));
+        s.instances
+            .insert(INSTANCES[0].into(), Observed::Unknown(why()));
     }
     if h.service {
-        s.services.insert(("nestjs-cluster".into(), "nestjs-api".into()), Observed::Unknown(why()));
+        s.services.insert(
+            ("nestjs-cluster".into(), "nestjs-api".into()),
+            Observed::Unknown(why()),
+        );
     }
     if h.group {
-        s.security_groups.insert("LoadBalancerGroup".into(), Observed::Unknown(why()));
+        s.security_groups
+            .insert("LoadBalancerGroup".into(), Observed::Unknown(why()));
     }
 }
 

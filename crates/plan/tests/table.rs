@@ -27,7 +27,10 @@ fn converged_seed_plans_nothing() {
     assert!(plan.unknowns.is_empty());
     assert!(plan.is_converged());
     assert!(!plan.has_drift());
-    assert_eq!(plan.addresses[0].dns_name, "nestjs-api-alb-1.us-east-1.elb.amazonaws.com");
+    assert_eq!(
+        plan.addresses[0].dns_name,
+        "nestjs-api-alb-1.us-east-1.elb.amazonaws.com"
+    );
 }
 
 #[test]
@@ -37,7 +40,11 @@ fn service_scaled_by_hand_is_scaled_back() {
         service_mut(&mut s).desired_count = count;
         assert_eq!(
             applied(&desired(), &s),
-            one("scale-service", "service/nestjs-cluster/nestjs-api", "desiredCount 2")
+            one(
+                "scale-service",
+                "service/nestjs-cluster/nestjs-api",
+                "desiredCount 2"
+            )
         );
     }
 }
@@ -50,7 +57,12 @@ fn revoked_http_rule_is_authorized_again() {
     let actions = plan.actions();
     assert_eq!(actions.len(), 1);
     match actions[0] {
-        Action::AuthorizeIngress { group_id, rule, description, .. } => {
+        Action::AuthorizeIngress {
+            group_id,
+            rule,
+            description,
+            ..
+        } => {
             assert_eq!(group_id, LB_GROUP);
             assert_eq!(rule.to_string(), "tcp 80 from 0.0.0.0/0");
             assert_eq!(description.as_deref(), Some("HTTP from anywhere"));
@@ -68,7 +80,11 @@ fn rogue_ssh_rule_is_revoked_by_rule_id() {
         let actions = plan.actions();
         assert_eq!(actions.len(), 1, "{group}");
         match actions[0] {
-            Action::RevokeIngress { rule_id, group_name, .. } => {
+            Action::RevokeIngress {
+                rule_id,
+                group_name,
+                ..
+            } => {
                 assert_eq!(rule_id.as_deref(), Some("sgr-rogue"));
                 assert_eq!(group_name, group);
             }
@@ -97,14 +113,26 @@ fn rules_compare_normalised_and_ignore_descriptions() {
     let rules = rules_mut(&mut s, "LoadBalancerGroup");
     rules[0].description = Some("someone edited the text".into());
     // EC2 may report protocol numbers; the key is built from the parsed one.
-    rules[0].key = RuleKey::new(Protocol::parse("6").unwrap(), PortRange::single(80), cidr("0.0.0.0/0"));
+    rules[0].key = RuleKey::new(
+        Protocol::parse("6").unwrap(),
+        PortRange::single(80),
+        cidr("0.0.0.0/0"),
+    );
     assert!(plan(&desired(), &s).changes.is_empty());
 }
 
 #[test]
 fn all_protocol_ignores_ports() {
-    let a = RuleKey::new(Protocol::All, PortRange { from: 0, to: 65535 }, cidr("10.0.0.0/8"));
-    let b = RuleKey::new(Protocol::parse("-1").unwrap(), PortRange::ALL, cidr("10.0.0.0/8"));
+    let a = RuleKey::new(
+        Protocol::All,
+        PortRange { from: 0, to: 65535 },
+        cidr("10.0.0.0/8"),
+    );
+    let b = RuleKey::new(
+        Protocol::parse("-1").unwrap(),
+        PortRange::ALL,
+        cidr("10.0.0.0/8"),
+    );
     assert_eq!(a, b);
 }
 
@@ -143,13 +171,21 @@ fn target_deregistered_by_hand_is_registered_again() {
     targets_mut(&mut s)[1].state = "draining".into();
     assert_eq!(
         applied(&desired(), &s),
-        one("register-target", "target-group/nestjs-api-tg", "i-0002:32768")
+        one(
+            "register-target",
+            "target-group/nestjs-api-tg",
+            "i-0002:32768"
+        )
     );
     let mut s = converged();
     targets_mut(&mut s).remove(0);
     assert_eq!(
         applied(&desired(), &s),
-        one("register-target", "target-group/nestjs-api-tg", "i-0001:32768")
+        one(
+            "register-target",
+            "target-group/nestjs-api-tg",
+            "i-0001:32768"
+        )
     );
 }
 
@@ -162,7 +198,10 @@ fn rogue_and_stale_targets_are_deregistered() {
         vec![&Action::DeregisterTarget {
             target_group: "nestjs-api-tg".into(),
             arn: TG_ARN.into(),
-            target: TargetKey { id: "i-0001".into(), port: 40000 },
+            target: TargetKey {
+                id: "i-0001".into(),
+                port: 40000
+            },
         }]
     );
     // A stopped task's target left behind, while its replacement runs.
@@ -173,7 +212,10 @@ fn rogue_and_stale_targets_are_deregistered() {
     tasks.push(task(3, 1, 33000));
     targets_mut(&mut s).push(target(1, 33000, "healthy"));
     let changes = applied(&desired(), &s);
-    assert_eq!(changes, one("deregister-target", "target-group/nestjs-api-tg", "absent"));
+    assert_eq!(
+        changes,
+        one("deregister-target", "target-group/nestjs-api-tg", "absent")
+    );
 }
 
 #[test]
@@ -197,10 +239,18 @@ fn draining_targets_and_tasks_in_motion_are_left_alone() {
 #[test]
 fn ports_of_one_instance_are_distinct_targets() {
     let mut s = converged();
-    cluster_mut(&mut s).tasks.known_mut().unwrap().push(task(3, 0, 32769));
+    cluster_mut(&mut s)
+        .tasks
+        .known_mut()
+        .unwrap()
+        .push(task(3, 0, 32769));
     assert_eq!(
         applied(&desired(), &s),
-        one("register-target", "target-group/nestjs-api-tg", "i-0001:32769")
+        one(
+            "register-target",
+            "target-group/nestjs-api-tg",
+            "i-0001:32769"
+        )
     );
 }
 
@@ -210,7 +260,11 @@ fn health_check_path_is_restored() {
     tg_mut(&mut s).health_check_path = Some("/health".into());
     assert_eq!(
         applied(&desired(), &s),
-        one("set-health-check-path", "target-group/nestjs-api-tg", "health check /")
+        one(
+            "set-health-check-path",
+            "target-group/nestjs-api-tg",
+            "health check /"
+        )
     );
 }
 
@@ -219,7 +273,13 @@ fn observe_mode_reports_but_applies_nothing() {
     let mut d = desired();
     d.security_groups[0].mode = Mode::Observe;
     let mut s = converged();
-    rules_mut(&mut s, "LoadBalancerGroup").push(rule("sgr-x", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    rules_mut(&mut s, "LoadBalancerGroup").push(rule(
+        "sgr-x",
+        Protocol::Tcp,
+        22,
+        22,
+        cidr("0.0.0.0/0"),
+    ));
     let plan = plan(&d, &s);
     assert!(plan.actions().is_empty());
     assert!(plan.has_drift());
@@ -231,15 +291,27 @@ fn owned_group_keeps_foreign_rules_and_revokes_its_own() {
     let mut d = desired();
     d.security_groups[0].management = RuleManagement::Owned;
     let mut s = converged();
-    rules_mut(&mut s, "LoadBalancerGroup").push(rule("sgr-foreign", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    rules_mut(&mut s, "LoadBalancerGroup").push(rule(
+        "sgr-foreign",
+        Protocol::Tcp,
+        22,
+        22,
+        cidr("0.0.0.0/0"),
+    ));
     let mut ours = rule("sgr-ours", Protocol::Tcp, 443, 443, cidr("0.0.0.0/0"));
     ours.managed_by_us = true;
     rules_mut(&mut s, "LoadBalancerGroup").push(ours);
     let plan = plan(&d, &s);
     let actions = plan.actions();
     assert_eq!(actions.len(), 1);
-    assert!(matches!(actions[0], Action::RevokeIngress { rule_id: Some(id), .. } if id == "sgr-ours"));
-    let foreign: Vec<_> = plan.changes.iter().filter(|c| c.kind == "foreign-rule").collect();
+    assert!(
+        matches!(actions[0], Action::RevokeIngress { rule_id: Some(id), .. } if id == "sgr-ours")
+    );
+    let foreign: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "foreign-rule")
+        .collect();
     assert_eq!(foreign.len(), 1);
     assert_eq!(foreign[0].disposition, Disposition::Info);
 }
@@ -271,20 +343,40 @@ fn unknown_tasks_or_instances_yield_no_deregistration() {
 #[test]
 fn unresolved_source_group_blocks_revokes_in_that_group() {
     let mut s = converged();
-    s.security_groups.insert("LoadBalancerGroup".into(), Observed::Unknown("throttled".into()));
-    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").push(rule("sgr-x", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    s.security_groups.insert(
+        "LoadBalancerGroup".into(),
+        Observed::Unknown("throttled".into()),
+    );
+    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").push(rule(
+        "sgr-x",
+        Protocol::Tcp,
+        22,
+        22,
+        cidr("0.0.0.0/0"),
+    ));
     let plan = plan(&desired(), &s);
-    assert!(plan.actions().iter().all(|a| !a.is_destructive()), "{:#?}", plan.actions());
+    assert!(
+        plan.actions().iter().all(|a| !a.is_destructive()),
+        "{:#?}",
+        plan.actions()
+    );
 }
 
 #[test]
 fn missing_service_is_reported_and_blocks_target_removal() {
     let mut s = converged();
-    s.services.insert(("nestjs-cluster".into(), "nestjs-api".into()), Observed::Known(None));
+    s.services.insert(
+        ("nestjs-cluster".into(), "nestjs-api".into()),
+        Observed::Known(None),
+    );
     cluster_mut(&mut s).tasks = Observed::Known(vec![]);
     let plan = plan(&desired(), &s);
     assert!(plan.actions().is_empty());
-    assert!(plan.changes.iter().any(|c| c.kind == "missing-resource" && c.disposition == Disposition::Report));
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.kind == "missing-resource" && c.disposition == Disposition::Report)
+    );
 }
 
 #[test]
@@ -292,12 +384,32 @@ fn report_only_checks_find_service_shape_drift() {
     let mut s = converged();
     service_mut(&mut s).launch_type = Some("FARGATE".into());
     let mut containers = std::collections::BTreeMap::new();
-    containers.insert("api".to_string(), vec![LivePortMapping { container_port: Some(3000), host_port: Some(3000) }]);
-    s.task_definitions.insert(TD_ARN.into(), Observed::Known(LiveTaskDefinition { arn: TD_ARN.into(), family: "nestjs-api".into(), containers }));
+    containers.insert(
+        "api".to_string(),
+        vec![LivePortMapping {
+            container_port: Some(3000),
+            host_port: Some(3000),
+        }],
+    );
+    s.task_definitions.insert(
+        TD_ARN.into(),
+        Observed::Known(LiveTaskDefinition {
+            arn: TD_ARN.into(),
+            family: "nestjs-api".into(),
+            containers,
+        }),
+    );
     lb_mut(&mut s).listeners = Observed::Known(vec![]);
     let plan = plan(&desired(), &s);
     let kinds: Vec<&str> = plan.changes.iter().map(|c| c.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["check-listener", "check-launch-type", "check-task-definition"]);
+    assert_eq!(
+        kinds,
+        vec![
+            "check-listener",
+            "check-launch-type",
+            "check-task-definition"
+        ]
+    );
     assert!(plan.actions().is_empty());
     assert!(plan.has_drift());
 }
@@ -311,8 +423,20 @@ fn actions_are_ordered_authorize_before_revoke_register_before_deregister() {
     let targets = targets_mut(&mut s);
     targets.remove(0);
     targets.push(target(1, 40000, "healthy"));
-    let kinds: Vec<&str> = plan(&desired(), &s).actions().iter().map(|a| a.kind()).collect();
-    assert_eq!(kinds, vec!["authorize-ingress", "register-target", "revoke-ingress", "deregister-target"]);
+    let kinds: Vec<&str> = plan(&desired(), &s)
+        .actions()
+        .iter()
+        .map(|a| a.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "authorize-ingress",
+            "register-target",
+            "revoke-ingress",
+            "deregister-target"
+        ]
+    );
 }
 
 #[test]

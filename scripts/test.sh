@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit + property +
+# end-to-end tests (against the local AWS emulator), the emulator's own
+# self-test, and the RustSec advisory check (offline).
+#
+# Installs what it needs on first run: the emulator's virtualenv (moto,
+# pinned) and cargo-audit, both under ~/.cache/ecs-reconciler.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${ECS_RECONCILER_CACHE:-$HOME/.cache/ecs-reconciler}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CACHE"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "emulator virtualenv"
+ECS_RECONCILER_EMULATOR_PYTHON="$(bash scripts/emulator-python)"
+export ECS_RECONCILER_EMULATOR_PYTHON
+echo "$ECS_RECONCILER_EMULATOR_PYTHON"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, property, end-to-end)"
+cargo test --workspace --locked
+
+step "emulator self-test"
+"$ECS_RECONCILER_EMULATOR_PYTHON" -m pytest -q tests/emulator
+
+step "RustSec advisories (offline snapshot)"
+bash scripts/audit.sh
+
+echo
+echo "all checks passed"
