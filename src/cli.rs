@@ -30,12 +30,14 @@ pub struct GlobalArgs {
     )]
     pub log: String,
     /// Log format on stderr.
-    #[arg(long, global = true, env = "ECS_RECONCILER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "ECS_RECONCILER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// JSON lines when stderr is not a terminal (CloudWatch), text otherwise.
+    Auto,
     Text,
     Json,
 }
@@ -99,8 +101,51 @@ pub enum Command {
         #[arg(long, short = 'o', env = "ECS_RECONCILER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Run as a daemon: keep the live state true to the file, reloading it on edit.
+    Run(RunArgs),
+    /// Ask a running daemon's /healthz (exit 0 healthy, 1 not): for container health checks.
+    Healthcheck {
+        #[command(flatten)]
+        listen: ListenArg,
+    },
     /// Print the JSON Schema of the desired-state file.
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// How often every resource is re-checked when nothing happens (jittered ±10%).
+    #[arg(long, env = "ECS_RECONCILER_RESYNC", default_value = "30s", value_parser = crate::commands::parse_duration)]
+    pub resync: std::time::Duration,
+    /// How config edits are noticed: `notify` (inotify on the file's directory) or `poll` (network file systems).
+    #[arg(long, env = "ECS_RECONCILER_WATCH", value_enum, default_value_t = WatchArg::Notify)]
+    pub watch: WatchArg,
+    /// After SIGTERM/SIGINT, how long the pass in flight may take to finish (keep it under ECS's stopTimeout, 30 s by default).
+    #[arg(long, env = "ECS_RECONCILER_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = crate::commands::parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+    /// Append one JSON line per mutating AWS call to this file (`-` for stdout).
+    #[arg(long, env = "ECS_RECONCILER_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub listen: ListenArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArg {
+    /// Address of the read-only status server (/healthz, /readyz, /api/v1/status).
+    /// Binding beyond loopback is an explicit choice.
+    #[arg(long, env = "ECS_RECONCILER_LISTEN", default_value = "127.0.0.1:9187")]
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchArg {
+    Notify,
+    Poll,
 }
 
 /// Logs go to stderr so stdout stays the command's output.
@@ -111,8 +156,14 @@ pub fn init_logging(global: &GlobalArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    match global.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let json = match global.log_format {
+        LogFormat::Auto => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        LogFormat::Text => false,
+        LogFormat::Json => true,
+    };
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
     }
 }

@@ -7,9 +7,11 @@
 //! | 2    | `plan`: drift found; `apply`: drift remains after the pass |
 //! | 64   | usage error (unknown flag, missing argument) |
 //! | 78   | the config file is invalid or unreadable (EX_CONFIG) |
+//! | 130  | `run`: a second SIGTERM/SIGINT cut the graceful shutdown short |
 
 pub const OK: u8 = 0;
 pub const ERROR: u8 = 1;
 pub const DRIFT: u8 = 2;
 pub const USAGE: u8 = 64;
 pub const CONFIG: u8 = 78;
+pub const SIGNALLED: u8 = 130;

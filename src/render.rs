@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use ecs_reconciler_aws::ActionOutcome;
-use ecs_reconciler_aws::apply::Outcome;
+use ecs_reconciler_plan::ActionOutcome;
+use ecs_reconciler_plan::Outcome;
 use ecs_reconciler_plan::{Change, Disposition, Plan};
 use serde_json::json;
 
@@ -118,7 +118,7 @@ pub fn apply_text(outcomes: &[ActionOutcome], remaining: &Plan) -> String {
         out.push_str("Applied:\n");
         for outcome in outcomes {
             let status = match &outcome.outcome {
-                Outcome::Applied => "done".to_string(),
+                Outcome::Applied { .. } => "done".to_string(),
                 Outcome::AlreadyDone => "already so".to_string(),
                 Outcome::Skipped { reason } => format!("skipped: {reason}"),
                 Outcome::Failed { error } => format!("FAILED: {error}"),

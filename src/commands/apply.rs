@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ecs_reconciler_aws::apply::Outcome;
+use ecs_reconciler_plan::Outcome;
 
 use crate::cli::{AwsArgs, OutputFormat};
 use crate::{exit, render};

@@ -2,6 +2,9 @@
 
 mod apply;
 mod plan;
+mod run;
+
+pub use run::parse_duration;
 
 use crate::cli::{AwsArgs, Cli, Command};
 use crate::{config, exit};
@@ -26,6 +29,8 @@ pub fn run(cli: Cli) -> u8 {
                 exit::CONFIG
             }
         },
+        Command::Run(args) => with_runtime(|| run::run(&args)),
+        Command::Healthcheck { listen } => with_runtime(|| run::healthcheck(listen.listen)),
         Command::Schema => {
             println!("{}", ecs_reconciler_spec::json_schema_string());
             exit::OK

@@ -100,6 +100,7 @@ fn schema_command_prints_the_committed_schema() {
 fn plan_json_lists_kind_resource_before_after_reason() {
     let emu = Emulator::start();
     emu.awsctl(&["scale", "nestjs-cluster", "nestjs-api", "3"]);
+    crate::drift::settle(&emu, 3);
     let plan = emu.reconciler(&["plan", "--config", &seed_config(), "--output", "json"]);
     assert_eq!(plan.code, 2);
     let json = plan.json();
@@ -143,4 +144,26 @@ fn unreachable_endpoint_is_one_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("could not connect"), "{stdout}");
+}
+
+#[test]
+fn healthcheck_fails_when_no_daemon_answers() {
+    let out = bin()
+        .args(["healthcheck", "--listen", "127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
+}
+
+#[test]
+fn run_refuses_an_invalid_config_at_start_with_78() {
+    let path = temp_file("run-bad.yaml", "securityGroups: 3\n");
+    let out = bin()
+        .args(["run", "--config", &path, "--listen", "127.0.0.1:0"])
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{path}:1:")));
 }

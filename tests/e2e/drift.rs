@@ -65,6 +65,21 @@ pub fn assert_fixed(emu: &Emulator, config: &str, expected: &[(&str, &str)]) -> 
     json
 }
 
+/// Waits until the emulated ECS scheduler has acted on a scale (tasks
+/// started and registered, or stopped), so a plan sees a settled state: a
+/// plan made while ECS is still registering a new task may also list that
+/// (harmless) registration.
+pub fn settle(emu: &Emulator, running: i64) {
+    emu.wait_for("the ECS scheduler to settle", |emu| {
+        let show = emu.awsctl(&["show"]);
+        let healthy = show["targets"]
+            .as_array()
+            .map(|t| t.iter().filter(|t| t["state"] == "healthy").count() as i64)
+            .unwrap_or(-1);
+        show["service"]["runningCount"] == running && healthy == running
+    });
+}
+
 fn desired_count(emu: &Emulator) -> i64 {
     emu.awsctl(&["show"])["service"]["desiredCount"]
         .as_i64()
@@ -89,6 +104,7 @@ fn service_scaled_by_hand_to_5_and_to_0() {
     let emu = Emulator::start();
     for count in ["5", "0"] {
         emu.awsctl(&["scale", "nestjs-cluster", "nestjs-api", count]);
+        settle(&emu, count.parse().unwrap());
         assert_fixed(
             &emu,
             &seed_config(),
@@ -244,7 +260,11 @@ fn stale_target_left_by_a_stopped_task() {
         let plan = emu.reconciler(&["plan", "--config", &seed_config(), "--output", "json"]);
         show["service"]["runningCount"] == 2 && plan.code == 2
     });
-    assert_fixed(&emu, &seed_config(), &[("deregister-target", "target-group/nestjs-api-tg")]);
+    assert_fixed(
+        &emu,
+        &seed_config(),
+        &[("deregister-target", "target-group/nestjs-api-tg")],
+    );
 }
 
 #[test]

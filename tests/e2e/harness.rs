@@ -111,7 +111,7 @@ impl Emulator {
         std::fs::read_to_string(self.dir.join("emulator.log")).unwrap_or_default()
     }
 
-    fn aws_env(&self, cmd: &mut Command) {
+    pub fn aws_env(&self, cmd: &mut Command) {
         cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")

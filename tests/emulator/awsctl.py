@@ -14,7 +14,7 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
   register-target TG INSTANCE_ID|INDEX PORT  INDEX = container-instance index
   set-health-check-path TG PATH
   stop-task-leaving-target CLUSTER SERVICE   stop one running task; its target stays registered
-  stop-task CLUSTER SERVICE [--index I]
+  stop-task CLUSTER SERVICE [--index I | --task ID]
   faults list|clear|add --service S --operation O --kind K [--rate R] [--count N] [--latency-ms MS]
   calls [--reset]
   scheduler [--delay S] [--paused true|false]
@@ -198,6 +198,10 @@ class Ctl:
                 "hostPorts": [b["hostPort"] for b in bindings]}
 
     def stop_task(self, a: argparse.Namespace) -> dict[str, Any]:
+        if a.task:
+            # A task by id or ARN (e.g. the one a simulated copy runs in).
+            out = self.ecs.stop_task(cluster=a.cluster, task=a.task, reason="Stopped by awsctl")
+            return {"stopped": out["task"]["taskArn"]}
         return self._stop_one(a.cluster, a.service, a.index, "Stopped by awsctl")
 
     def stop_task_leaving_target(self, a: argparse.Namespace) -> dict[str, Any]:
@@ -322,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("stop-task-leaving-target", "stop-task"):
         s = sub.add_parser(name)
         s.add_argument("cluster"); s.add_argument("service"); s.add_argument("--index", type=int, default=0)
+        if name == "stop-task":
+            s.add_argument("--task", help="stop this task (id or ARN) instead of the I-th")
 
     s = sub.add_parser("faults")
     s.add_argument("action", choices=["list", "clear", "add"])

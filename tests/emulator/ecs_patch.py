@@ -18,9 +18,14 @@ Gaps fixed here (each verified against moto 5.2.1):
   They, the cluster's task counters and a container instance's
   ``runningTasksCount`` are derived from the real tasks instead.
 * StopTask: unknown task -> HTTP 500 in moto (InvalidParameterException now);
-  stopping a stopped task again double-freed resources (now a no-op);
-  stoppedAt/stopCode/containers are filled in; stop hooks (target
-  deregistration, see scheduler.py) run for every stop.
+  stopping a stopped (or stopping) task again double-freed resources (now a
+  no-op); stoppedAt/stopCode/containers are filled in; stop hooks (target
+  deregistration, see scheduler.py) run for every stop.  As in AWS, a task
+  with load-balancer targets is first DEACTIVATING (desiredStatus STOPPED,
+  targets draining, containers still RUNNING with their networkBindings) for
+  ``SETTINGS.scheduler_delay`` seconds; the scheduler's tick then stops it
+  (``finish_deactivating``).  Other tasks, or any task with delay 0, stop at
+  once.
 * ListTasks ignores serviceName, launchType, maxResults/nextToken and returns
   STOPPED tasks by default (AWS defaults desiredStatus to RUNNING).
 * DescribeTasks matches task ids by substring across all clusters and never
@@ -353,7 +358,11 @@ def _patch_models() -> None:
         task = next((t for t in cluster_tasks(self, cluster.name) if t.id == task_id), None)
         if task is None:
             raise InvalidParameterException("The referenced task was not found.")
-        if task.last_status == "STOPPED":
+        if task.last_status == "STOPPED" or task.desired_status == "STOPPED":
+            # Already stopped, or stopping (DEACTIVATING): a no-op, as in AWS.
+            # Going on would free the task's resources twice, run the stop
+            # hooks again (deregistering a target left behind on purpose) and
+            # cut DEACTIVATING short.
             return task
         code = getattr(_stop_context, "code", None) or "UserInitiated"
         orig_stop(self, cluster.name, task.task_arn, reason or "Task stopped by user")
@@ -363,8 +372,12 @@ def _patch_models() -> None:
         if behind_load_balancer and SETTINGS.scheduler_delay > 0:
             # As in AWS: a task behind a load balancer first deregisters its
             # targets (DEACTIVATING, desiredStatus STOPPED) and only then
-            # stops; finish_deactivating() completes it.
+            # stops; finish_deactivating() completes it.  stopCode,
+            # stoppedReason and stoppingAt are set at once (AWS's StopTask
+            # response already carries them); stoppedAt comes with STOPPED.
             task.last_status = "DEACTIVATING"
+            task.stop_code = code
+            task.stopping_at = utcnow()
             task.emu_stop_code = code
             task.emu_stop_at = state_now() + SETTINGS.scheduler_delay
             for container in task.containers:

@@ -199,6 +199,15 @@ class EmulatorMiddleware:
                 return _json(start_response, 200, SETTINGS.as_dict())
             if path == "/_emulator/seed" and method == "GET":
                 return _json(start_response, 200, self.extra.get("seed") or {})
+            if path.startswith("/_emulator/metadata/") and path.endswith("/task") and method == "GET":
+                # ECS container metadata endpoint v4 of one simulated copy:
+                # point a process's ECS_CONTAINER_METADATA_URI_V4 at
+                # /_emulator/metadata/<task id> and it is "inside" that task.
+                task_id = path[len("/_emulator/metadata/"):-len("/task")]
+                found = task_metadata(task_id)
+                if found is None:
+                    return _json(start_response, 404, {"error": f"no task {task_id}"})
+                return _json(start_response, 200, found)
         except ValueError as exc:
             return _json(start_response, 400, {"error": str(exc)})
         return _json(start_response, 404, {"error": f"no control endpoint {method} {path}"})
@@ -233,3 +242,29 @@ class EmulatorMiddleware:
                     SETTINGS.skip_deregister_next = 0
             elif "for_next" in body:
                 SETTINGS.skip_deregister_next = int(body["for_next"])
+
+
+def task_metadata(task_id: str) -> dict[str, Any] | None:
+    """The `/task` document of the ECS metadata endpoint v4 for a task."""
+    from moto.ecs.models import ecs_backends
+
+    with LOCK:
+        for regions in ecs_backends.values():
+            for backend in regions.values():
+                for cluster_name, tasks in backend.tasks.items():
+                    for task in tasks.values():
+                        if task.task_arn.split("/")[-1] != task_id:
+                            continue
+                        family, _, revision = task.task_definition_arn.split("/")[-1].rpartition(":")
+                        cluster = backend.clusters.get(cluster_name)
+                        return {
+                            "Cluster": cluster.arn if cluster is not None else cluster_name,
+                            "TaskARN": task.task_arn,
+                            "Family": family,
+                            "Revision": revision,
+                            "DesiredStatus": task.desired_status,
+                            "KnownStatus": task.last_status,
+                            "LaunchType": "EC2",
+                            "AvailabilityZone": backend.region_name + "a",
+                        }
+    return None

@@ -16,6 +16,9 @@ ECS service scheduler does for REPLICA services with the EC2 launch type:
   StopTask, anything) it is deregistered - unless switched off via
   ``/_emulator/scheduler`` (``deregister_on_stop`` / ``for_next``), which
   leaves a stale target behind on purpose.
+* Such a task stays DEACTIVATING for ``SETTINGS.scheduler_delay`` seconds
+  after the stop; each tick moves the ones whose time is up to STOPPED
+  (``ecs_patch.finish_deactivating``).  While paused, nothing moves.
 """
 
 from __future__ import annotations

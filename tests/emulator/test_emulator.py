@@ -121,6 +121,15 @@ class Emu:
     def service(self) -> dict[str, Any]:
         return self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
 
+    def task(self, arn: str) -> dict[str, Any]:
+        (task,) = self.ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"]
+        return task
+
+    def wait_stopped(self, arn: str, timeout: float = DELAY + 5) -> dict[str, Any]:
+        """Polls until a stopping task (DEACTIVATING) has lastStatus STOPPED."""
+        return wait_until(lambda: (t := self.task(arn))["lastStatus"] == "STOPPED" and t,
+                          timeout, f"task {arn.split('/')[-1]} to be STOPPED")
+
     def steady(self, n: int) -> bool:
         tasks = self.tasks()
         if len(tasks) != n:
@@ -145,6 +154,27 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield Emu(endpoint, proc, workdir)
     finally:
         stop_emulator(proc)
+
+
+def assert_deactivating(task: dict[str, Any], code: str, reason: str) -> None:
+    """AWS's stopping phase for a task behind a load balancer: stop requested,
+    targets draining, containers still running."""
+    assert (task["lastStatus"], task["desiredStatus"]) == ("DEACTIVATING", "STOPPED"), task
+    assert task["stopCode"] == code and task["stoppedReason"] == reason and "stoppingAt" in task
+    assert "stoppedAt" not in task and "executionStoppedAt" not in task
+    for c in task["containers"]:
+        assert c["lastStatus"] == "RUNNING" and "exitCode" not in c
+        assert c["networkBindings"] and all(b["hostPort"] >= 32768 for b in c["networkBindings"])
+
+
+def assert_stopped(task: dict[str, Any], code: str, reason: str) -> None:
+    assert (task["lastStatus"], task["desiredStatus"]) == ("STOPPED", "STOPPED"), task
+    assert task["stopCode"] == code and task["stoppedReason"] == reason
+    assert task["stoppingAt"] <= task["stoppedAt"] and "executionStoppedAt" in task
+    assert task["connectivity"] == "DISCONNECTED"
+    for c in task["containers"]:
+        assert c["lastStatus"] == "STOPPED" and c["exitCode"] == 137
+        assert c["networkBindings"]  # kept: they tell which target the task had
 
 
 def client_error(call: Callable[[], Any]) -> botocore.exceptions.ClientError:
@@ -304,15 +334,34 @@ def test_scale_up_and_down(emu: Emu) -> None:
     assert all(len(set(v)) == len(v) for v in per_ci.values())  # unique per instance
 
     before = emu.task_targets(tasks)
-    emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
-    emu.wait_steady(1)
+    arns = {t["taskArn"] for t in tasks}
+    # A longer delay keeps the scale-in victims DEACTIVATING long enough to be
+    # seen reliably (the scheduler stops them on its own tick).
+    emu.control("POST", "scheduler", {"delay": 1.0})
+    try:
+        emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
+        victims = wait_until(lambda: [t for t in emu.tasks("STOPPED") if t["taskArn"] in arns],
+                             10, "the scheduler to stop the excess tasks")
+        # every victim is first DEACTIVATING: stopping, its target draining
+        assert len(victims) == 2
+        states = emu.targets()
+        reason = victims[0]["stoppedReason"]
+        assert reason.startswith("Scaling activity initiated by (deployment ecs-svc/")
+        for t in victims:
+            assert_deactivating(t, "ServiceSchedulerInitiated", reason)
+            assert all(states.get(k) == "draining" for k in emu.task_targets([t])), states
+        emu.wait_steady(1)
+        assert emu.service()["runningCount"] == 1
+    finally:
+        emu.control("POST", "scheduler", {"delay": DELAY})
+    # ... then STOPPED, with the stop fields filled in
+    for t in victims:
+        assert_stopped(emu.wait_stopped(t["taskArn"], 1.0 + 5), "ServiceSchedulerInitiated", reason)
     remaining = emu.task_targets(emu.tasks())
     states = emu.targets()
+    assert before - remaining == emu.task_targets(victims)
     for key in before - remaining:
-        assert states.get(key) == "draining", (key, states)
-    stopped = [t for t in emu.tasks("STOPPED") if t["stopCode"] == "ServiceSchedulerInitiated"]
-    assert len(stopped) >= 2
-    assert all(t["lastStatus"] == "STOPPED" and t["stoppedReason"].startswith("Scaling activity") for t in stopped)
+        assert states.get(key, "draining") == "draining", (key, states)  # or already gone
     # draining targets disappear after deregistration_delay.timeout_seconds
     wait_until(lambda: set(emu.targets()) == remaining, DRAINING + 5, "draining targets to disappear")
     emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=2)
@@ -324,10 +373,14 @@ def test_stop_task_is_replaced_and_deregistered(emu: Emu) -> None:
     victim = emu.tasks()[0]
     victim_target = emu.task_targets([victim]).pop()
     out = emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"], reason="test stop")["task"]
-    assert out["lastStatus"] == "STOPPED" and out["desiredStatus"] == "STOPPED"
-    assert out["stoppedReason"] == "test stop" and out["stopCode"] == "UserInitiated"
+    # behind the target group: DEACTIVATING first (the response is rendered
+    # under the same lock as the stop, so this is not racy)
+    assert_deactivating(out, "UserInitiated", "test stop")
     assert emu.targets()[victim_target] == "draining"
-    # stopping it again is a no-op, unknown tasks are an error
+    # stopping it again (stopping or stopped) is a no-op, unknown tasks are an error
+    again = emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"], reason="again")["task"]
+    assert again["lastStatus"] in ("DEACTIVATING", "STOPPED") and again["stoppedReason"] == "test stop"
+    assert_stopped(emu.wait_stopped(victim["taskArn"]), "UserInitiated", "test stop")
     assert emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"])["task"]["lastStatus"] == "STOPPED"
     err = client_error(lambda: emu.ecs.stop_task(cluster=CLUSTER, task="00000000-0000-0000-0000-000000000000"))
     assert err.response["Error"]["Code"] == "InvalidParameterException"
@@ -336,14 +389,95 @@ def test_stop_task_is_replaced_and_deregistered(emu: Emu) -> None:
     assert victim_target not in emu.task_targets(emu.tasks())  # ports are not reused right away
 
 
+def test_stop_task_deactivating_then_stopped(emu: Emu) -> None:
+    """The AWS-like stop of a task behind a load balancer, step by step.
+
+    The paused scheduler holds the task in DEACTIVATING (its tick is what
+    moves it on), so every check in that phase is deterministic."""
+    emu.wait_steady(2)
+    ci_arns = list(emu.ci_instances())
+
+    def ci_view() -> tuple[int, int]:
+        cis = emu.ecs.describe_container_instances(cluster=CLUSTER, containerInstances=ci_arns)["containerInstances"]
+        free = sum(r["integerValue"] for ci in cis for r in ci["remainingResources"] if r["name"] == "MEMORY")
+        return sum(ci["runningTasksCount"] for ci in cis), free
+
+    victim, survivor = emu.tasks()
+    target = emu.task_targets([victim]).pop()
+    arn = victim["taskArn"]
+    emu.control("POST", "scheduler", {"paused": True})
+    try:
+        out = emu.ecs.stop_task(cluster=CLUSTER, task=arn)["task"]
+        assert_deactivating(out, "UserInitiated", "Task stopped by user")
+        _, free_after_stop = ci_view()
+        # DEACTIVATING: described without errors, bindings unchanged, target draining
+        raw = capture_raw(emu.ecs)
+        desc = emu.ecs.describe_tasks(cluster=CLUSTER, tasks=[arn, survivor["taskArn"]])
+        assert json.loads(raw[-1]["body"])["failures"] == [] and len(desc["tasks"]) == 2
+        task = next(t for t in desc["tasks"] if t["taskArn"] == arn)
+        assert_deactivating(task, "UserInitiated", "Task stopped by user")
+        assert task["containers"][0]["networkBindings"] == victim["containers"][0]["networkBindings"]
+        assert emu.targets()[target] == "draining"
+        # listed as desiredStatus STOPPED only, and not counted as running
+        assert arn in emu.ecs.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED")["taskArns"]
+        assert arn not in emu.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+        assert arn not in emu.ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE)["taskArns"]
+        svc = emu.service()
+        assert (svc["runningCount"], svc["pendingCount"], svc["deployments"][0]["runningCount"]) == (1, 0, 1)
+        assert emu.ecs.describe_clusters(clusters=[CLUSTER])["clusters"][0]["runningTasksCount"] == 1
+        assert ci_view() == (1, free_after_stop)
+        # a second StopTask while stopping changes nothing (no double free of
+        # the instance's resources, no new reason)
+        again = emu.ecs.stop_task(cluster=CLUSTER, task=arn, reason="again")["task"]
+        assert_deactivating(again, "UserInitiated", "Task stopped by user")
+        assert ci_view() == (1, free_after_stop)
+        # it stays DEACTIVATING while the scheduler is paused, past its delay
+        time.sleep(DELAY * 2)
+        assert emu.task(arn)["lastStatus"] == "DEACTIVATING"
+    finally:
+        emu.control("POST", "scheduler", {"paused": False})
+    # the next tick stops it: STOPPED with the stop fields, target still gone
+    task = emu.wait_stopped(arn)
+    assert_stopped(task, "UserInitiated", "Task stopped by user")
+    assert task["stoppingAt"] == out["stoppingAt"]
+    assert task["stoppedAt"] > out["stoppingAt"]
+    assert task["containers"][0]["networkBindings"] == victim["containers"][0]["networkBindings"]
+    assert emu.targets().get(target, "draining") == "draining"  # never healthy again
+    assert arn in emu.ecs.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED")["taskArns"]
+    emu.wait_steady(2)
+
+    # with delay 0, a task behind the target group stops at once
+    emu.control("POST", "scheduler", {"delay": 0})
+    try:
+        victim = emu.tasks()[0]
+        out = emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"], reason="instant")["task"]
+        assert_stopped(out, "UserInitiated", "instant")
+        assert emu.targets()[emu.task_targets([victim]).pop()] == "draining"
+        emu.wait_steady(2)
+    finally:
+        emu.control("POST", "scheduler", {"delay": DELAY})
+
+    # a task without targets (RunTask, no service) stops at once too
+    (plain,) = emu.ecs.run_task(cluster=CLUSTER, taskDefinition="nestjs-api", launchType="EC2")["tasks"]
+    out = emu.ecs.stop_task(cluster=CLUSTER, task=plain["taskArn"], reason="plain")["task"]
+    assert_stopped(out, "UserInitiated", "plain")
+    emu.wait_steady(2)
+
+
 def test_stop_task_leaving_stale_target(emu: Emu) -> None:
     emu.wait_steady(2)
     settings = emu.control("POST", "scheduler", {"deregister_on_stop": False, "for_next": 1})
     assert settings["skip_deregister_next"] == 1 and settings["deregister_on_stop"] is True
     victim = emu.tasks()[0]
     stale = emu.task_targets([victim]).pop()
-    emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"])
+    out = emu.ecs.stop_task(cluster=CLUSTER, task=victim["taskArn"])["task"]
     assert emu.control("GET", "scheduler")["skip_deregister_next"] == 0
+    # still stopped the AWS way (DEACTIVATING, then STOPPED), but the target
+    # stays registered throughout - also after the task is STOPPED
+    assert_deactivating(out, "UserInitiated", "Task stopped by user")
+    assert emu.targets()[stale] == "healthy"
+    assert_stopped(emu.wait_stopped(victim["taskArn"]), "UserInitiated", "Task stopped by user")
+    assert emu.targets()[stale] == "healthy"
     # replacement appears; the stale target is still registered next to it
     wait_until(lambda: len(emu.tasks()) == 2 and len(emu.targets()) == 3, 10, "replacement task")
     live = emu.task_targets(emu.tasks())
@@ -370,6 +504,7 @@ def test_scheduler_pause_and_delay(emu: Emu) -> None:
     finally:
         emu.control("POST", "scheduler", {"paused": False})
     emu.wait_steady(3)
+    three = {t["taskArn"] for t in emu.tasks()}
     emu.control("POST", "scheduler", {"delay": 1.5})
     try:
         t0 = time.monotonic()
@@ -378,8 +513,12 @@ def test_scheduler_pause_and_delay(emu: Emu) -> None:
         assert len(emu.tasks()) == 3  # not yet: the delay is 1.5 s
         emu.wait_steady(2)
         assert time.monotonic() - t0 >= 1.4
+        (victim,) = three - {t["taskArn"] for t in emu.tasks()}
     finally:
         emu.control("POST", "scheduler", {"delay": DELAY})
+    # the delay in force at the stop is also how long the task was DEACTIVATING
+    stopped = emu.wait_stopped(victim, 1.5 + 5)
+    assert (stopped["stoppedAt"] - stopped["stoppingAt"]).total_seconds() >= 1.45
     bad = urllib.request.Request(f"{emu.endpoint}/_emulator/scheduler", data=b'{"nope": 1}', method="POST")
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(bad, timeout=5)
@@ -691,8 +830,20 @@ def test_awsctl_drift_commands(emu: Emu, capsys: pytest.CaptureFixture[str]) -> 
     assert states[(reg["Id"], 45000)] in ("initial", "healthy")
     assert sorted(len(g) for g in shown["instance_groups"].values()) == [1, 2]
 
-    out = awsctl(emu, capsys, "stop-task-leaving-target", CLUSTER, SERVICE)
-    assert out["stopped"] and out["hostPorts"]
+    # a task whose target is still healthy (the deregister-target above may
+    # have hit one of them); --index follows startedAt, as awsctl does
+    running = sorted(emu.tasks(), key=lambda t: (t["startedAt"], t["taskArn"]))
+    states = emu.targets()
+    index = next(i for i, t in enumerate(running)
+                 if {states.get(k) for k in emu.task_targets([t])} == {"healthy"})
+    out = awsctl(emu, capsys, "stop-task-leaving-target", CLUSTER, SERVICE, "--index", str(index))
+    assert out["stopped"] == running[index]["taskArn"] and out["hostPorts"]
+    stale = (emu.ci_instances()[out["containerInstanceArn"]], out["hostPorts"][0])
+    task = emu.task(out["stopped"])
+    assert task["desiredStatus"] == "STOPPED" and task["lastStatus"] in ("DEACTIVATING", "STOPPED")
+    assert_stopped(emu.wait_stopped(out["stopped"]), "UserInitiated", "Stopped by awsctl (target left registered)")
+    assert emu.targets()[stale] == "healthy"  # the stale target outlives the task
+    assert out["stopped"] not in {t["taskArn"] for t in awsctl(emu, capsys, "show")["tasks"]}
     assert awsctl(emu, capsys, "faults", "add", "--service", "ecs", "--operation", "ListTasks", "--count", "1")["added"]
     assert len(awsctl(emu, capsys, "faults", "list")["faults"]) == 1
     awsctl(emu, capsys, "faults", "clear")

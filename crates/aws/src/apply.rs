@@ -14,9 +14,10 @@ use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
-use ecs_reconciler_plan::{Action, Change, LiveSource, RuleKey, TargetKey};
+use ecs_reconciler_plan::{Action, ActionOutcome, Change, LiveSource, Outcome, RuleKey, TargetKey};
 use ecs_reconciler_spec::Protocol;
-use serde::Serialize;
+
+use aws_sdk_ec2::operation::RequestId;
 
 use crate::error::{AwsError, ErrorKind};
 use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
@@ -24,36 +25,18 @@ use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
 /// RegisterTargets / DeregisterTargets: targets per call.
 pub const TARGETS_PER_CALL: usize = 200;
 
-/// What happened to one change.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "kebab-case")]
-pub enum Outcome {
-    /// The call succeeded.
-    Applied,
-    /// AWS said it was already so (duplicate rule, rule already gone).
-    AlreadyDone,
-    /// Not attempted: an earlier change to the same resource failed.
-    Skipped { reason: String },
-    /// The call failed.
-    Failed { error: String },
-}
-
-/// One change and its outcome.
-#[derive(Debug, Clone, Serialize)]
-pub struct ActionOutcome {
-    pub change: Change,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-}
-
-impl ActionOutcome {
-    pub fn succeeded(&self) -> bool {
-        matches!(self.outcome, Outcome::Applied | Outcome::AlreadyDone)
-    }
-}
-
 /// Executes the changes that carry an action, in the given order.
 pub async fn execute(clients: &AwsClients, changes: &[Change]) -> Vec<ActionOutcome> {
+    execute_until(clients, changes, &|| false).await
+}
+
+/// Like [`execute`], but starts no new call once `stop` says so (shutdown):
+/// calls in flight finish, the rest are reported as skipped.
+pub async fn execute_until(
+    clients: &AwsClients,
+    changes: &[Change],
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<ActionOutcome> {
     let runnable: Vec<&Change> = changes.iter().filter(|c| c.action.is_some()).collect();
     let mut outcomes = Vec::with_capacity(runnable.len());
     // Resources (group id / target group ARN) with a failed additive change.
@@ -73,7 +56,14 @@ pub async fn execute(clients: &AwsClients, changes: &[Change]) -> Vec<ActionOutc
         let batch = &runnable[start..end];
         let first = action_of(batch[0]);
         let resource = resource_key(first);
-        let results = if first.is_destructive() && tainted.contains(&resource) {
+        let results = if stop() {
+            vec![
+                Outcome::Skipped {
+                    reason: "shutting down".into(),
+                };
+                batch.len()
+            ]
+        } else if first.is_destructive() && tainted.contains(&resource) {
             vec![
                 Outcome::Skipped {
                     reason: "an additive change to this resource failed in this pass".into(),
@@ -138,7 +128,7 @@ fn resource_key(action: &Action) -> String {
 fn log_outcome(change: &Change, outcome: &Outcome) {
     let action = action_of(change);
     match outcome {
-        Outcome::Applied | Outcome::AlreadyDone => tracing::info!(
+        Outcome::Applied { .. } | Outcome::AlreadyDone => tracing::info!(
             action = action.kind(),
             resource = %change.resource,
             before = %change.before,
@@ -167,7 +157,7 @@ async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
     let actions: Vec<&Action> = batch.iter().map(|c| action_of(c)).collect();
     let result = run_actions(clients, &actions).await;
     match result {
-        Ok(()) => vec![Outcome::Applied; batch.len()],
+        Ok(request_id) => vec![Outcome::Applied { request_id }; batch.len()],
         // One duplicate (or already-gone) rule fails the whole batch: retry
         // one by one so the others still happen and this one counts as done.
         Err(err) if batch.len() > 1 && is_already_done(actions[0], &err) => {
@@ -189,7 +179,7 @@ async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
 
 async fn single(clients: &AwsClients, action: &Action) -> Outcome {
     match run_actions(clients, &[action]).await {
-        Ok(()) => Outcome::Applied,
+        Ok(request_id) => Outcome::Applied { request_id },
         Err(err) if is_already_done(action, &err) => Outcome::AlreadyDone,
         Err(err) => Outcome::Failed {
             error: err.to_string(),
@@ -205,24 +195,28 @@ fn is_already_done(action: &Action, err: &AwsError) -> bool {
     }
 }
 
-/// One API call for a batch of same-kind actions on one resource.
-async fn run_actions(clients: &AwsClients, actions: &[&Action]) -> Result<(), AwsError> {
-    match actions[0] {
+/// One API call for a batch of same-kind actions on one resource; returns
+/// the request id AWS gave it (for the audit trail).
+async fn run_actions(
+    clients: &AwsClients,
+    actions: &[&Action],
+) -> Result<Option<String>, AwsError> {
+    let request_id = match actions[0] {
         Action::ScaleService {
             cluster,
             service,
             desired_count,
-        } => {
-            clients
-                .ecs
-                .update_service()
-                .cluster(cluster)
-                .service(service)
-                .desired_count(*desired_count)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ecs", "UpdateService", e))?;
-        }
+        } => clients
+            .ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .desired_count(*desired_count)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs", "UpdateService", e))?
+            .request_id()
+            .map(str::to_string),
         Action::AuthorizeIngress { group_id, .. } => {
             let permissions = actions
                 .iter()
@@ -251,7 +245,9 @@ async fn run_actions(clients: &AwsClients, actions: &[&Action]) -> Result<(), Aw
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2", "AuthorizeSecurityGroupIngress", e))?;
+                .map_err(|e| AwsError::from_sdk("ec2", "AuthorizeSecurityGroupIngress", e))?
+                .request_id()
+                .map(str::to_string)
         }
         Action::RevokeIngress { group_id, .. } => {
             let mut rule_ids = Vec::new();
@@ -264,82 +260,88 @@ async fn run_actions(clients: &AwsClients, actions: &[&Action]) -> Result<(), Aw
                     }
                 }
             }
+            let mut request_id = None;
             if !rule_ids.is_empty() {
-                clients
+                request_id = clients
                     .ec2
                     .revoke_security_group_ingress()
                     .group_id(group_id)
                     .set_security_group_rule_ids(Some(rule_ids))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?;
+                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?
+                    .request_id()
+                    .map(str::to_string);
             }
             if !permissions.is_empty() {
-                clients
+                request_id = clients
                     .ec2
                     .revoke_security_group_ingress()
                     .group_id(group_id)
                     .set_ip_permissions(Some(permissions))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?;
+                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?
+                    .request_id()
+                    .map(str::to_string);
             }
+            request_id
         }
         Action::SetInstanceGroups {
             instance_id,
             group_ids,
-        } => {
-            clients
-                .ec2
-                .modify_instance_attribute()
-                .instance_id(instance_id)
-                .set_groups(Some(group_ids.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", e))?;
-        }
-        Action::SetLoadBalancerGroups { arn, group_ids, .. } => {
-            clients
-                .elbv2
-                .set_security_groups()
-                .load_balancer_arn(arn)
-                .set_security_groups(Some(group_ids.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", e))?;
-        }
-        Action::RegisterTarget { arn, .. } => {
-            clients
-                .elbv2
-                .register_targets()
-                .target_group_arn(arn)
-                .set_targets(Some(targets_of(actions)))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elbv2", "RegisterTargets", e))?;
-        }
-        Action::DeregisterTarget { arn, .. } => {
-            clients
-                .elbv2
-                .deregister_targets()
-                .target_group_arn(arn)
-                .set_targets(Some(targets_of(actions)))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elbv2", "DeregisterTargets", e))?;
-        }
-        Action::SetHealthCheckPath { arn, path, .. } => {
-            clients
-                .elbv2
-                .modify_target_group()
-                .target_group_arn(arn)
-                .health_check_path(path)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elbv2", "ModifyTargetGroup", e))?;
-        }
-    }
-    Ok(())
+        } => clients
+            .ec2
+            .modify_instance_attribute()
+            .instance_id(instance_id)
+            .set_groups(Some(group_ids.clone()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", e))?
+            .request_id()
+            .map(str::to_string),
+        Action::SetLoadBalancerGroups { arn, group_ids, .. } => clients
+            .elbv2
+            .set_security_groups()
+            .load_balancer_arn(arn)
+            .set_security_groups(Some(group_ids.clone()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", e))?
+            .request_id()
+            .map(str::to_string),
+        Action::RegisterTarget { arn, .. } => clients
+            .elbv2
+            .register_targets()
+            .target_group_arn(arn)
+            .set_targets(Some(targets_of(actions)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elbv2", "RegisterTargets", e))?
+            .request_id()
+            .map(str::to_string),
+        Action::DeregisterTarget { arn, .. } => clients
+            .elbv2
+            .deregister_targets()
+            .target_group_arn(arn)
+            .set_targets(Some(targets_of(actions)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elbv2", "DeregisterTargets", e))?
+            .request_id()
+            .map(str::to_string),
+        Action::SetHealthCheckPath { arn, path, .. } => clients
+            .elbv2
+            .modify_target_group()
+            .target_group_arn(arn)
+            .health_check_path(path)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elbv2", "ModifyTargetGroup", e))?
+            .request_id()
+            .map(str::to_string),
+    };
+    Ok(request_id)
 }
 
 fn targets_of(actions: &[&Action]) -> Vec<TargetDescription> {

@@ -6,10 +6,12 @@
 pub mod apply;
 pub mod clients;
 pub mod error;
+pub mod leader;
 pub mod observe;
 
-pub use apply::{ActionOutcome, execute};
+pub use apply::execute;
 pub use clients::{AwsClients, ClientSettings};
+pub use ecs_reconciler_plan::{ActionOutcome, Outcome};
 pub use error::{AwsError, ErrorKind};
 pub use observe::observe;
 

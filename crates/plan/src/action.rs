@@ -142,6 +142,11 @@ pub struct Change {
     pub kind: String,
     /// `security-group/NAME`, `service/CLUSTER/NAME`, `instance/ID`, ...
     pub resource: String,
+    /// The declared resource this change belongs to — the unit the daemon
+    /// schedules: `security-group/NAME`, `cluster/NAME` (instance
+    /// attachments), `service/CLUSTER/NAME`, `target-group/NAME`,
+    /// `load-balancer/NAME`.
+    pub owner: String,
     pub before: String,
     pub after: String,
     pub reason: String,
@@ -163,6 +168,7 @@ impl Change {
     ) -> Change {
         Change {
             kind: action.kind().to_string(),
+            owner: resource.clone(),
             resource,
             before,
             after,
@@ -176,6 +182,12 @@ impl Change {
         }
     }
 
+    /// The same change, attributed to another declared resource.
+    pub fn owned_by(mut self, owner: String) -> Change {
+        self.owner = owner;
+        self
+    }
+
     /// A change that only a person can make.
     pub fn report(
         kind: &str,
@@ -186,6 +198,7 @@ impl Change {
     ) -> Change {
         Change {
             kind: kind.to_string(),
+            owner: resource.clone(),
             resource,
             before,
             after,
@@ -193,5 +206,35 @@ impl Change {
             disposition: Disposition::Report,
             action: None,
         }
+    }
+}
+
+/// What happened to one executed change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The call succeeded.
+    #[serde(rename_all = "camelCase")]
+    Applied { request_id: Option<String> },
+    /// AWS said it was already so (duplicate rule, rule already gone).
+    AlreadyDone,
+    /// Not attempted: an earlier change to the same resource failed, or the
+    /// process is shutting down.
+    Skipped { reason: String },
+    /// The call failed.
+    Failed { error: String },
+}
+
+/// One change and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionOutcome {
+    pub change: Change,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl ActionOutcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, Outcome::Applied { .. } | Outcome::AlreadyDone)
     }
 }

@@ -96,21 +96,24 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
         let mut group_ids = instance.security_group_ids.clone();
         group_ids.extend(missing.iter().map(|(_, id)| id.to_string()));
         let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
-        changes.push(Change::fix(
-            format!("instance/{instance_id}"),
-            instance.security_group_ids.join(","),
-            group_ids.join(","),
-            format!(
-                "instance {instance_id} of cluster {} lacks group {}",
-                clusters.join(","),
-                names.join(", ")
-            ),
-            enforce,
-            Action::SetInstanceGroups {
-                instance_id: instance_id.clone(),
-                group_ids,
-            },
-        ));
+        changes.push(
+            Change::fix(
+                format!("instance/{instance_id}"),
+                instance.security_group_ids.join(","),
+                group_ids.join(","),
+                format!(
+                    "instance {instance_id} of cluster {} lacks group {}",
+                    clusters.join(","),
+                    names.join(", ")
+                ),
+                enforce,
+                Action::SetInstanceGroups {
+                    instance_id: instance_id.clone(),
+                    group_ids,
+                },
+            )
+            .owned_by(format!("cluster/{}", clusters[0])),
+        );
     }
 }
 

@@ -11,6 +11,6 @@ pub mod simulate;
 pub mod snapshot;
 pub mod targets;
 
-pub use action::{Action, Change, Disposition};
+pub use action::{Action, ActionOutcome, Change, Disposition, Outcome};
 pub use plan::{Address, Plan, Unknown, plan};
 pub use snapshot::*;

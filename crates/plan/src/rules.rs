@@ -125,6 +125,7 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
         if owned_by_other {
             changes.push(Change {
                 kind: "foreign-rule".into(),
+                owner: resource.clone(),
                 resource: resource.clone(),
                 before: live.key.to_string(),
                 after: live.key.to_string(),

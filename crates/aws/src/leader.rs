@@ -1,0 +1,102 @@
+//! Leader election without extra infrastructure: among the RUNNING tasks
+//! of the ECS service a copy runs in, the oldest (by `startedAt`, then
+//! ARN) leads. Every copy computes the same answer from the same reads, so
+//! at most one writes; when the leader's task stops, the next oldest takes
+//! over at its next pass.
+
+use aws_sdk_ecs::types::DesiredStatus;
+
+use crate::AwsClients;
+use crate::error::AwsError;
+
+/// What one election read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Election {
+    /// The leading task's ARN, if any task is running.
+    pub leader: Option<String>,
+    /// The service whose tasks compete (`None`: a standalone task, which
+    /// leads alone while it runs).
+    pub service: Option<String>,
+    pub own_task_running: bool,
+}
+
+impl Election {
+    pub fn is_leader(&self, own_task_arn: &str) -> bool {
+        self.own_task_running && self.leader.as_deref() == Some(own_task_arn)
+    }
+}
+
+/// Reads the election for the task `own_task_arn` in `cluster`.
+pub async fn elect(
+    clients: &AwsClients,
+    cluster: &str,
+    own_task_arn: &str,
+) -> Result<Election, AwsError> {
+    let own = clients
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .tasks(own_task_arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
+    let Some(task) = own.tasks().first() else {
+        return Ok(Election {
+            leader: None,
+            service: None,
+            own_task_running: false,
+        });
+    };
+    let own_task_running =
+        task.last_status() == Some("RUNNING") && task.desired_status() == Some("RUNNING");
+    let Some(service) = task.group().and_then(|g| g.strip_prefix("service:")) else {
+        return Ok(Election {
+            leader: own_task_running.then(|| own_task_arn.to_string()),
+            service: None,
+            own_task_running,
+        });
+    };
+
+    let mut arns = Vec::new();
+    let mut pages = clients
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(DesiredStatus::Running)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListTasks", e))?;
+        arns.extend(page.task_arns().iter().cloned());
+    }
+    let mut candidates = Vec::new();
+    for chunk in arns.chunks(100) {
+        let out = clients
+            .ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
+        for task in out.tasks() {
+            if task.last_status() != Some("RUNNING") {
+                continue;
+            }
+            let Some(arn) = task.task_arn() else { continue };
+            let started = task
+                .started_at()
+                .or(task.created_at())
+                .map(|t| (t.secs(), t.subsec_nanos()))
+                .unwrap_or((i64::MAX, 0));
+            candidates.push((started, arn.to_string()));
+        }
+    }
+    candidates.sort();
+    Ok(Election {
+        leader: candidates.into_iter().next().map(|(_, arn)| arn),
+        service: Some(service.to_string()),
+        own_task_running,
+    })
+}

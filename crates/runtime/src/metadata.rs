@@ -1,0 +1,82 @@
+//! Who am I: the task identity from the ECS container metadata endpoint v4
+//! (`$ECS_CONTAINER_METADATA_URI_V4/task`), used for leader election. The
+//! agent's endpoint is plain HTTP on a link-local address: no TLS, no auth.
+
+use serde::Deserialize;
+
+use crate::http::{self, HttpError};
+
+/// The environment variable ECS sets in every container.
+pub const METADATA_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
+
+/// This copy's task.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TaskIdentity {
+    #[serde(rename = "TaskARN")]
+    pub task_arn: String,
+    #[serde(rename = "Cluster")]
+    pub cluster: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("task metadata: {0}")]
+    Http(#[from] HttpError),
+    #[error("the task metadata endpoint {url} answered HTTP {code}")]
+    Status { url: String, code: u16 },
+    #[error("the task metadata endpoint {url} sent an unreadable document: {reason}")]
+    Body { url: String, reason: String },
+}
+
+/// Reads `{uri}/task`.
+pub async fn own_task(uri: &str) -> Result<TaskIdentity, MetadataError> {
+    let url = format!("{}/task", uri.trim_end_matches('/'));
+    let (code, body) = http::get(&url).await?;
+    if code != 200 {
+        return Err(MetadataError::Status { url, code });
+    }
+    serde_json::from_slice(&body).map_err(|e| MetadataError::Body {
+        url,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn serve_once(response: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /v4/abc/task HTTP/1.1"));
+            socket.write_all(response.as_bytes()).await.unwrap();
+        });
+        format!("http://{addr}/v4/abc")
+    }
+
+    #[tokio::test]
+    async fn reads_the_task_arn_and_cluster() {
+        let uri = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"Cluster\":\"arn:aws:ecs:us-east-1:1:cluster/c\",\"TaskARN\":\"arn:aws:ecs:us-east-1:1:task/c/t1\",\"Family\":\"x\"}",
+        )
+        .await;
+        let task = own_task(&uri).await.unwrap();
+        assert_eq!(task.task_arn, "arn:aws:ecs:us-east-1:1:task/c/t1");
+        assert_eq!(task.cluster, "arn:aws:ecs:us-east-1:1:cluster/c");
+    }
+
+    #[tokio::test]
+    async fn errors_say_what_went_wrong() {
+        let uri = serve_once("HTTP/1.1 404 Not Found\r\n\r\n").await;
+        let err = own_task(&uri).await.unwrap_err();
+        assert!(err.to_string().contains("404"), "{err}");
+        let err = own_task("https://x").await.unwrap_err();
+        assert!(matches!(err, MetadataError::Http(HttpError::BadUrl(_))));
+    }
+}

@@ -1,0 +1,282 @@
+//! The loop with a fake cloud and paused tokio time: first pass at once,
+//! resync on schedule with one observation per pass, drift corrected within
+//! one resync, errors retried with backoff, config edits applied at once,
+//! shutdown honoured. No sleeps: time is virtual.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ecs_reconciler_plan::{
+    ActionOutcome, Change, LiveRule, LiveSecurityGroup, LiveSource, Observed, Outcome, RuleKey,
+    Snapshot, simulate,
+};
+use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus};
+use ecs_reconciler_runtime::reload::LoadedConfig;
+use ecs_reconciler_runtime::scheduler::SchedulerSettings;
+use ecs_reconciler_spec::{PortRange, Protocol};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const CONFIG: &str = "
+securityGroups:
+  - name: web
+    ingress:
+      - protocol: tcp
+        ports: 80
+        cidr: 0.0.0.0/0
+  - name: db
+    ingress:
+      - protocol: tcp
+        ports: 5432
+        sourceGroup: web
+";
+
+/// AWS as a value: observe clones it, execute applies like AWS would.
+#[derive(Default)]
+struct FakeCloud {
+    live: Mutex<Snapshot>,
+    observations: Mutex<u32>,
+    executed: Mutex<Vec<String>>,
+    /// The next N executes fail.
+    fail_next: Mutex<u32>,
+}
+
+impl Cloud for FakeCloud {
+    async fn observe(&self, _desired: &ecs_reconciler_spec::DesiredState) -> Snapshot {
+        *self.observations.lock().unwrap() += 1;
+        self.live.lock().unwrap().clone()
+    }
+
+    async fn execute(&self, changes: Vec<Change>, _stop: CancellationToken) -> Vec<ActionOutcome> {
+        let mut fail = self.fail_next.lock().unwrap();
+        let mut live = self.live.lock().unwrap();
+        let mut out = Vec::new();
+        for change in changes {
+            let outcome = if *fail > 0 {
+                *fail -= 1;
+                Outcome::Failed {
+                    error: "ec2 AuthorizeSecurityGroupIngress was throttled".into(),
+                }
+            } else {
+                simulate::apply(&mut live, change.action.as_ref().unwrap());
+                self.executed.lock().unwrap().push(change.kind.clone());
+                Outcome::Applied { request_id: None }
+            };
+            out.push(ActionOutcome { change, outcome });
+        }
+        out
+    }
+}
+
+fn group(id: &str, name: &str, rules: Vec<LiveRule>) -> Observed<Option<LiveSecurityGroup>> {
+    Observed::Known(Some(LiveSecurityGroup {
+        id: id.into(),
+        name: name.into(),
+        vpc_id: None,
+        ingress: Observed::Known(rules),
+    }))
+}
+
+fn rule(port: i32, source: LiveSource) -> LiveRule {
+    LiveRule {
+        rule_id: Some(format!("sgr-{port}")),
+        key: RuleKey::new(Protocol::Tcp, PortRange::single(port), source),
+        description: None,
+        managed_by_us: false,
+    }
+}
+
+/// The live state with the `web` rule missing (one drift) and a rogue
+/// rule on `db`.
+fn drifted() -> Snapshot {
+    let mut s = Snapshot::default();
+    s.security_groups
+        .insert("web".into(), group("sg-1", "web", vec![]));
+    s.security_groups.insert(
+        "db".into(),
+        group(
+            "sg-2",
+            "db",
+            vec![
+                rule(5432, LiveSource::Group("sg-1".into())),
+                rule(22, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())),
+            ],
+        ),
+    );
+    s
+}
+
+fn loaded(text: &str, generation: u64) -> LoadedConfig {
+    LoadedConfig {
+        desired: Arc::new(ecs_reconciler_spec::load(text).expect("valid test config")),
+        hash: format!("h{generation}"),
+        generation,
+    }
+}
+
+struct Harness {
+    cloud: Arc<FakeCloud>,
+    config: watch::Sender<LoadedConfig>,
+    status: watch::Receiver<DaemonStatus>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(live: Snapshot) -> Harness {
+    let cloud = Arc::new(FakeCloud {
+        live: Mutex::new(live),
+        ..Default::default()
+    });
+    let (config, config_rx) = watch::channel(loaded(CONFIG, 1));
+    let (status_tx, status) = watch::channel(DaemonStatus::default());
+    let shutdown = CancellationToken::new();
+    let controller = Controller {
+        cloud: cloud.clone(),
+        config: config_rx,
+        settings: SchedulerSettings {
+            resync: Duration::from_secs(30),
+            jitter: 0.1,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            coalesce: Duration::from_millis(500),
+        },
+        shutdown: shutdown.clone(),
+        audit: None,
+        status: status_tx,
+        heartbeat: Default::default(),
+    };
+    let task = tokio::spawn(controller.run());
+    Harness {
+        cloud,
+        config,
+        status,
+        shutdown,
+        task,
+    }
+}
+
+/// Lets the loop run until it is idle (time is paused: sleeping advances
+/// the clock only as far as asked).
+async fn run_for(duration: Duration) {
+    tokio::time::sleep(duration).await;
+}
+
+fn passes(h: &Harness) -> u64 {
+    h.status.borrow().passes
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_pass_corrects_drift_at_once_then_resyncs_with_one_observation_per_pass() {
+    let h = start(drifted());
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(passes(&h), 1);
+    assert_eq!(*h.cloud.observations.lock().unwrap(), 1);
+    assert_eq!(
+        *h.cloud.executed.lock().unwrap(),
+        vec!["authorize-ingress", "revoke-ingress"]
+    );
+    assert_eq!(
+        h.status.borrow().units["security-group/web"].state,
+        "correcting"
+    );
+
+    // Nothing happens before the resync (30 s ± 10%)...
+    run_for(Duration::from_secs(26)).await;
+    assert_eq!(passes(&h), 1);
+    // ...and one pass, one observation, for both units, after it.
+    run_for(Duration::from_secs(8)).await;
+    assert_eq!(passes(&h), 2);
+    assert_eq!(*h.cloud.observations.lock().unwrap(), 2);
+    let status = h.status.borrow().clone();
+    assert!(
+        status.units.values().all(|u| u.state == "in-sync"),
+        "{status:#?}"
+    );
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn drift_injected_between_passes_is_corrected_within_one_resync() {
+    let h = start(drifted());
+    run_for(Duration::from_millis(10)).await;
+    // Someone opens port 22 on web.
+    if let Some(Observed::Known(Some(g))) =
+        h.cloud.live.lock().unwrap().security_groups.get_mut("web")
+    {
+        g.ingress
+            .known_mut()
+            .unwrap()
+            .push(rule(22, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())));
+    }
+    run_for(Duration::from_secs(33)).await;
+    let executed = h.cloud.executed.lock().unwrap().clone();
+    assert_eq!(executed.last().map(String::as_str), Some("revoke-ingress"));
+    assert_eq!(executed.len(), 3);
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_changes_are_retried_with_backoff_not_at_resync() {
+    let h = start(drifted());
+    *h.cloud.fail_next.lock().unwrap() = 2;
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(h.status.borrow().units["security-group/web"].state, "error");
+    assert!(h.cloud.executed.lock().unwrap().is_empty());
+    // First retry after 1-2 s (jittered, per unit: the two units may retry
+    // in one pass or two), not 30 s.
+    run_for(Duration::from_secs(3)).await;
+    assert!((2..=3).contains(&passes(&h)), "{} passes", passes(&h));
+    let mut executed = h.cloud.executed.lock().unwrap().clone();
+    executed.sort();
+    assert_eq!(executed, vec!["authorize-ingress", "revoke-ingress"]);
+    let status = h.status.borrow().clone();
+    assert!(
+        status.units.values().all(|u| u.state == "correcting"),
+        "{status:#?}"
+    );
+    assert!(status.schedule.iter().all(|s| s.consecutive_failures == 0));
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_config_edit_is_applied_at_once_for_the_changed_unit_only() {
+    let h = start(drifted());
+    run_for(Duration::from_secs(1)).await;
+    assert_eq!(passes(&h), 1);
+    let edited = CONFIG.replace("ports: 80", "ports: 443");
+    h.config.send(loaded(&edited, 2)).unwrap();
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(passes(&h), 2, "edit applied without waiting for the resync");
+    let executed = h.cloud.executed.lock().unwrap().clone();
+    assert_eq!(
+        executed,
+        vec![
+            "authorize-ingress",
+            "revoke-ingress",
+            "authorize-ingress",
+            "revoke-ingress"
+        ]
+    );
+    let status = h.status.borrow().clone();
+    assert_eq!(status.config_generation, 2);
+    assert_eq!(status.units["security-group/web"].state, "correcting");
+    // db was not due in the edit's pass: its status is still the first
+    // pass's (it would read in-sync had it been re-checked).
+    assert_eq!(status.units["security-group/db"].state, "correcting");
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_the_loop() {
+    let h = start(drifted());
+    run_for(Duration::from_millis(10)).await;
+    h.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(1), h.task)
+        .await
+        .expect("loop stops promptly")
+        .unwrap();
+}

@@ -1,0 +1,271 @@
+//! `run`: the daemon. Loads the config (exit 78 if the first load fails),
+//! keeps it live, runs the reconcile loop until SIGTERM/SIGINT, then lets
+//! the pass in flight finish within `--shutdown-timeout`. A second signal
+//! exits at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecs_reconciler_aws::AwsClients;
+use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
+use ecs_reconciler_runtime::audit::AuditLog;
+use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus, Leadership};
+use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
+use ecs_reconciler_runtime::reload::{self, ReloadSettings, WatchMode};
+use ecs_reconciler_runtime::scheduler::SchedulerSettings;
+use ecs_reconciler_server::ServerState;
+use ecs_reconciler_spec::DesiredState;
+use std::sync::atomic::AtomicU64;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{RunArgs, WatchArg};
+use crate::exit;
+
+/// The AWS SDK behind the loop's `Cloud` trait.
+struct AwsCloud {
+    clients: AwsClients,
+    /// `ECS_CONTAINER_METADATA_URI_V4` when running in an ECS task: copies
+    /// then elect a leader; outside ECS a single copy leads.
+    metadata_uri: Option<String>,
+    identity: tokio::sync::Mutex<Option<TaskIdentity>>,
+}
+
+impl Cloud for AwsCloud {
+    async fn observe(&self, desired: &DesiredState) -> Snapshot {
+        ecs_reconciler_aws::observe(&self.clients, desired).await
+    }
+
+    async fn execute(&self, changes: Vec<Change>, stop: CancellationToken) -> Vec<ActionOutcome> {
+        ecs_reconciler_aws::apply::execute_until(&self.clients, &changes, &|| stop.is_cancelled())
+            .await
+    }
+
+    async fn leadership(&self) -> Leadership {
+        let Some(uri) = &self.metadata_uri else {
+            return Leadership::Leader;
+        };
+        let mut identity = self.identity.lock().await;
+        if identity.is_none() {
+            match metadata::own_task(uri).await {
+                Ok(found) => *identity = Some(found),
+                Err(err) => {
+                    return Leadership::Unknown {
+                        reason: err.to_string(),
+                    };
+                }
+            }
+        }
+        let Some(own) = identity.as_ref() else {
+            return Leadership::Unknown {
+                reason: "no task identity".into(),
+            };
+        };
+        match ecs_reconciler_aws::leader::elect(&self.clients, &own.cluster, &own.task_arn).await {
+            Ok(election) if election.is_leader(&own.task_arn) => Leadership::Leader,
+            Ok(election) => Leadership::Follower {
+                leader: election.leader,
+            },
+            Err(err) => Leadership::Unknown {
+                reason: err.to_string(),
+            },
+        }
+    }
+}
+
+pub async fn run(args: &RunArgs) -> u8 {
+    let initial = match reload::load_initial(&args.config.config) {
+        Ok(loaded) => loaded,
+        Err(message) => {
+            eprintln!("{message}");
+            return exit::CONFIG;
+        }
+    };
+    let clients = AwsClients::from_env(&super::client_settings(&args.aws)).await;
+    if clients.region.is_none() {
+        eprintln!(
+            "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
+        );
+        return exit::ERROR;
+    }
+    let audit = match &args.audit_log {
+        Some(path) => match AuditLog::open(path) {
+            Ok(log) => Some(log),
+            Err(err) => {
+                eprintln!(
+                    "error: cannot open the audit log {}: {err}\n  hint: pass a writable path with --audit-log, or - for stdout",
+                    path.display()
+                );
+                return exit::ERROR;
+            }
+        },
+        None => None,
+    };
+
+    let shutdown = CancellationToken::new();
+    let reload_settings = ReloadSettings {
+        mode: match args.watch {
+            WatchArg::Notify => WatchMode::Notify,
+            WatchArg::Poll => WatchMode::Poll,
+        },
+        ..ReloadSettings::default()
+    };
+    let (config_rx, config_status) = reload::spawn_watcher(
+        args.config.config.clone(),
+        initial,
+        reload_settings,
+        shutdown.clone(),
+    );
+    let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
+    let heartbeat = Arc::new(AtomicU64::new(0));
+    let server = ecs_reconciler_server::serve(
+        args.listen.listen,
+        ServerState {
+            status: status_rx,
+            config: config_status,
+            heartbeat: heartbeat.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        shutdown.clone(),
+    )
+    .await;
+    let server = match server {
+        Ok(handle) => handle,
+        Err(err) => {
+            eprintln!(
+                "error: {err}\n  hint: pick a free address with --listen (or ECS_RECONCILER_LISTEN)"
+            );
+            return exit::ERROR;
+        }
+    };
+    let controller = Controller {
+        cloud: Arc::new(AwsCloud {
+            clients,
+            metadata_uri: std::env::var(metadata::METADATA_ENV)
+                .ok()
+                .filter(|uri| !uri.is_empty()),
+            identity: tokio::sync::Mutex::new(None),
+        }),
+        config: config_rx,
+        settings: SchedulerSettings {
+            resync: args.resync,
+            ..SchedulerSettings::default()
+        },
+        shutdown: shutdown.clone(),
+        audit,
+        status: status_tx,
+        heartbeat,
+    };
+    tracing::info!(
+        config = %args.config.config.display(),
+        resync = ?args.resync,
+        "ecs-reconciler running"
+    );
+    let mut loop_task = tokio::spawn(controller.run());
+
+    tokio::select! {
+        result = &mut loop_task => {
+            // The loop only stops on shutdown; ending early is a bug worth
+            // exiting non-zero for, so a supervisor restarts us.
+            tracing::error!(?result, "reconcile loop ended unexpectedly");
+            return exit::ERROR;
+        }
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down: no new work, letting calls in flight finish");
+        }
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = tokio::time::timeout(args.shutdown_timeout, async {
+            let _ = (&mut loop_task).await;
+            let _ = server.await;
+        }) => {
+            tracing::info!("stopped");
+            exit::OK
+        }
+        signal = shutdown_signal() => {
+            tracing::warn!(signal, "second signal: exiting now");
+            exit::SIGNALLED
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT, with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{text}` must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `healthcheck`: asks a running daemon's `/healthz`; for an ECS container
+/// health check in an image with no shell.
+pub async fn healthcheck(listen: std::net::SocketAddr) -> u8 {
+    let url = format!("http://{listen}/healthz");
+    match ecs_reconciler_runtime::http::get(&url).await {
+        Ok((200, _)) => exit::OK,
+        Ok((code, body)) => {
+            eprintln!(
+                "unhealthy: {url} answered {code}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            exit::ERROR
+        }
+        Err(err) => {
+            eprintln!("unhealthy: {err}");
+            exit::ERROR
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+}

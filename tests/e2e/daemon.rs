@@ -1,0 +1,643 @@
+//! The daemon (`ecs-reconciler run`) end to end: drift corrected within one
+//! resync, YAML edits applied at once, invalid edits never replace the
+//! running config, graceful SIGTERM, crash (kill -9) recovery.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Emulator, seed_text};
+
+/// A running daemon; SIGKILLed on drop if still running.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub audit: PathBuf,
+    /// The status server's address.
+    pub listen: String,
+}
+
+impl Daemon {
+    pub fn start(emu: &Emulator, config: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(emu, config, extra, &[])
+    }
+
+    /// Starts a copy with extra environment (e.g. the task metadata URI
+    /// that places it inside one ECS task).
+    pub fn start_with_env(
+        emu: &Emulator,
+        config: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let dir = PathBuf::from(config).parent().unwrap().to_path_buf();
+        let log = dir.join(format!("daemon-{}.log", unique()));
+        let audit = dir.join(format!("audit-{}.jsonl", unique()));
+        let listen = free_loopback_address();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecs-reconciler"));
+        emu.aws_env(&mut cmd);
+        cmd.args([
+            "run",
+            "--config",
+            config,
+            "--listen",
+            &listen,
+            "--audit-log",
+        ])
+        .arg(&audit)
+        .args(extra)
+        .env("ECS_RECONCILER_LOG", "info")
+        .env("ECS_RECONCILER_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap());
+        let child = cmd.spawn().expect("start daemon");
+        Daemon {
+            child: Some(child),
+            log,
+            audit,
+            listen,
+        }
+    }
+
+    /// GETs a path of the status server: (HTTP code, JSON body).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.listen).expect("status server");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (
+            code,
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Waits for the daemon to exit; returns its code and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let start = Instant::now();
+        let child = self.child.as_mut().unwrap();
+        while start.elapsed() < limit {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return (status.code(), start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not exit within {limit:?}:\n{}", self.logs());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A loopback address with a port free right now.
+fn free_loopback_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Polls until `plan` reports no drift; returns how long it took.
+fn wait_converged(
+    emu: &Emulator,
+    config: &str,
+    limit: Duration,
+    what: &str,
+    daemon: &Daemon,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let plan = emu.reconciler(&["plan", "--config", config]);
+        if plan.code == 0 {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not corrected within {limit:?}:\n{}\n--- daemon log ---\n{}",
+            plan.stdout,
+            daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writes `text` to `path` the way editors do: a temp file renamed over it.
+fn atomic_write(path: &str, text: &str) {
+    let tmp = format!("{path}.tmp-{}", unique());
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+const RESYNC: Duration = Duration::from_secs(2);
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// How long after `since` the audit trail recorded `action`.
+fn applied_after(daemon: &Daemon, action: &str, since: f64) -> Duration {
+    let line = daemon
+        .audit_lines()
+        .into_iter()
+        .find(|l| l["action"] == action && l["time"].as_f64().unwrap() >= since)
+        .unwrap_or_else(|| panic!("no {action} in the audit log after the edit"));
+    Duration::from_secs_f64(line["time"].as_f64().unwrap() - since)
+}
+
+#[test]
+fn running_daemon_corrects_every_drift_within_one_resync() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    let daemon = Daemon::start(&emu, &config, &["--resync", "2s"]);
+    wait_converged(&emu, &config, Duration::from_secs(10), "startup", &daemon);
+    emu.wait_for("ready", |_| daemon.get("/readyz").0 == 200);
+    let health = Command::new(env!("CARGO_BIN_EXE_ecs-reconciler"))
+        .args(["healthcheck", "--listen", &daemon.listen])
+        .status()
+        .unwrap();
+    assert_eq!(health.code(), Some(0));
+    let (code, status) = daemon.get("/api/v1/status");
+    assert_eq!(code, 200);
+    assert_eq!(status["leadership"]["role"], "leader");
+    assert!(
+        status["addresses"][0]["dnsName"]
+            .as_str()
+            .unwrap()
+            .contains("nestjs-api-alb"),
+        "{status}"
+    );
+
+    type Inject = &'static [&'static [&'static str]];
+    let drifts: &[(&str, Inject)] = &[
+        (
+            "scaled to 5",
+            &[&["scale", "nestjs-cluster", "nestjs-api", "5"]],
+        ),
+        (
+            "scaled to 0",
+            &[&["scale", "nestjs-cluster", "nestjs-api", "0"]],
+        ),
+        (
+            "port 80 revoked",
+            &[&[
+                "revoke-ingress",
+                "LoadBalancerGroup",
+                "tcp",
+                "80",
+                "80",
+                "--cidr",
+                "0.0.0.0/0",
+            ]],
+        ),
+        (
+            "port 22 opened on both groups",
+            &[
+                &[
+                    "authorize-ingress",
+                    "LoadBalancerGroup",
+                    "tcp",
+                    "22",
+                    "22",
+                    "--cidr",
+                    "0.0.0.0/0",
+                ],
+                &[
+                    "authorize-ingress",
+                    "EC2InstanceWithLoadBalancer",
+                    "tcp",
+                    "22",
+                    "22",
+                    "--cidr",
+                    "0.0.0.0/0",
+                ],
+            ],
+        ),
+        (
+            "ALB source rule revoked",
+            &[&[
+                "revoke-ingress",
+                "EC2InstanceWithLoadBalancer",
+                "tcp",
+                "32768",
+                "65535",
+                "--source-group",
+                "LoadBalancerGroup",
+            ]],
+        ),
+        (
+            "instance group detached",
+            &[&[
+                "detach-instance-group",
+                "EC2InstanceWithLoadBalancer",
+                "--index",
+                "1",
+            ]],
+        ),
+        (
+            "ALB group detached",
+            &[&["detach-lb-group", "nestjs-api-alb", "LoadBalancerGroup"]],
+        ),
+        (
+            "target deregistered",
+            &[&["deregister-target", "nestjs-api-tg", "--index", "0"]],
+        ),
+        (
+            "rogue target",
+            &[&["register-target", "nestjs-api-tg", "1", "41000"]],
+        ),
+        (
+            "stale target",
+            &[&["stop-task-leaving-target", "nestjs-cluster", "nestjs-api"]],
+        ),
+        (
+            "health check path",
+            &[&["set-health-check-path", "nestjs-api-tg", "/debug"]],
+        ),
+    ];
+    // One resync (with its 10% jitter), plus the pass itself and the
+    // emulator's scheduler delay for ECS-side effects.
+    let limit = RESYNC.mul_f64(1.1) + Duration::from_secs(3);
+    let mut latencies = Vec::new();
+    for (what, calls) in drifts {
+        for call in *calls {
+            emu.awsctl(call);
+        }
+        latencies.push((what, wait_converged(&emu, &config, limit, what, &daemon)));
+    }
+    eprintln!("drift → corrected (resync {RESYNC:?}): {latencies:?}");
+    // Every correction is in the audit trail with its reason and result.
+    let audit = daemon.audit_lines();
+    assert!(audit.len() >= drifts.len(), "{audit:?}");
+    for line in &audit {
+        assert_eq!(line["result"], "applied", "{line}");
+        assert!(!line["reason"].as_str().unwrap().is_empty());
+        assert!(line["time"].as_f64().unwrap() > 0.0);
+    }
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["action"] == "revoke-ingress" && l["before"] == "tcp 22 from 0.0.0.0/0")
+    );
+}
+
+#[test]
+fn yaml_edits_apply_at_once_and_invalid_edits_never_replace_the_running_config() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    // A resync well above the edit target: what happens within 2 s of an
+    // edit is the edit's doing, not the resync's.
+    let daemon = Daemon::start(&emu, &config, &["--resync", "6s"]);
+    wait_converged(&emu, &config, Duration::from_secs(10), "startup", &daemon);
+
+    // replicas 2 → 3, saved by rename. Latency = audit time of the change
+    // minus the time of the rename.
+    let written = unix_now();
+    atomic_write(&config, &seed_text().replace("replicas: 2", "replicas: 3"));
+    emu.wait_for("desiredCount 3", |emu| {
+        emu.awsctl(&["show"])["service"]["desiredCount"] == 3
+    });
+    let scaled = applied_after(&daemon, "scale-service", written);
+
+    // A new ingress rule.
+    let with_https = seed_text().replace("replicas: 2", "replicas: 3").replace(
+        "        description: HTTP from anywhere\n",
+        "        description: HTTP from anywhere\n      - protocol: tcp\n        ports: 443\n        cidr: 0.0.0.0/0\n",
+    );
+    let written = unix_now();
+    atomic_write(&config, &with_https);
+    emu.wait_for("port 443 rule", |emu| {
+        emu.awsctl(&["show"])["ingress_rules"]["LoadBalancerGroup"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["from"] == 443)
+    });
+    let authorized = applied_after(&daemon, "authorize-ingress", written);
+    eprintln!("edit → applied: replicas {scaled:?}, ingress rule {authorized:?}");
+    assert!(
+        scaled < Duration::from_secs(2),
+        "replicas edit took {scaled:?}"
+    );
+    assert!(
+        authorized < Duration::from_secs(2),
+        "rule edit took {authorized:?}"
+    );
+
+    // An invalid edit: logged with file:line:col, the last good config
+    // keeps running (it still scales the service back to 3).
+    let invalid = with_https.replacen("cidr: 0.0.0.0/0", "cidr: 0.0.0.0/33", 1);
+    let (line, text) = invalid
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("0.0.0.0/33"))
+        .unwrap();
+    let position = format!(
+        "{config}:{}:{}",
+        line + 1,
+        text.find("0.0.0.0/33").unwrap() + 1
+    );
+    atomic_write(&config, &invalid);
+    emu.wait_for("invalid config reported", |_| {
+        daemon.logs().contains(&position)
+    });
+    emu.awsctl(&["scale", "nestjs-cluster", "nestjs-api", "1"]);
+    emu.wait_for("last good config still enforced", |emu| {
+        emu.awsctl(&["show"])["service"]["desiredCount"] == 3
+    });
+
+    // Fixing the file clears the error and applies the fix.
+    atomic_write(&config, &with_https.replace("replicas: 3", "replicas: 2"));
+    emu.wait_for("fixed config applied", |emu| {
+        emu.awsctl(&["show"])["service"]["desiredCount"] == 2
+    });
+}
+
+#[test]
+fn sigterm_mid_pass_exits_0_before_the_deadline_and_leaves_nothing_half_done() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    // Slow mutating calls so SIGTERM lands inside a pass.
+    for operation in [
+        "AuthorizeSecurityGroupIngress",
+        "RevokeSecurityGroupIngress",
+        "ModifyInstanceAttribute",
+    ] {
+        emu.awsctl(&[
+            "faults",
+            "add",
+            "--service",
+            "ec2",
+            "--operation",
+            operation,
+            "--kind",
+            "latency",
+            "--latency-ms",
+            "800",
+        ]);
+    }
+    emu.awsctl(&[
+        "revoke-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "80",
+        "80",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    emu.awsctl(&[
+        "authorize-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "22",
+        "22",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    emu.awsctl(&[
+        "detach-instance-group",
+        "EC2InstanceWithLoadBalancer",
+        "--index",
+        "0",
+    ]);
+    let mut daemon = Daemon::start(
+        &emu,
+        &config,
+        &["--resync", "30s", "--shutdown-timeout", "5s"],
+    );
+    emu.wait_for("a mutating call in flight", |emu| {
+        emu.awsctl(&["calls"])
+            .get("ec2:AuthorizeSecurityGroupIngress")
+            .is_some()
+    });
+    daemon.signal("TERM");
+    let (code, took) = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", daemon.logs());
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    // The next start (here: one pass) finishes whatever was left.
+    emu.awsctl(&["faults", "clear"]);
+    let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+}
+
+#[test]
+fn kill_9_mid_apply_then_restart_converges_without_duplicates() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    emu.awsctl(&[
+        "faults",
+        "add",
+        "--service",
+        "elbv2",
+        "--operation",
+        "RegisterTargets",
+        "--kind",
+        "latency",
+        "--latency-ms",
+        "1500",
+    ]);
+    emu.awsctl(&["deregister-target", "nestjs-api-tg", "--index", "0"]);
+    emu.awsctl(&[
+        "revoke-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "80",
+        "80",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    emu.awsctl(&["register-target", "nestjs-api-tg", "0", "42000"]);
+    let mut daemon = Daemon::start(&emu, &config, &["--resync", "2s"]);
+    emu.wait_for("RegisterTargets in flight", |emu| {
+        emu.awsctl(&["calls"])
+            .get("elbv2:RegisterTargets")
+            .is_some()
+    });
+    daemon.signal("KILL");
+    daemon.wait_exit(Duration::from_secs(5));
+    emu.awsctl(&["faults", "clear"]);
+
+    let daemon = Daemon::start(&emu, &config, &["--resync", "2s"]);
+    wait_converged(
+        &emu,
+        &config,
+        Duration::from_secs(15),
+        "after restart",
+        &daemon,
+    );
+    let show = emu.awsctl(&["show"]);
+    let rules = show["ingress_rules"]["LoadBalancerGroup"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    let mut live: Vec<(String, i64)> = show["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] != "draining")
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["port"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let count = live.len();
+    live.sort();
+    live.dedup();
+    assert_eq!(live.len(), count, "duplicate targets");
+    assert_eq!(count, 2, "{show}");
+}
+
+#[test]
+fn two_copies_elect_one_writer_and_the_other_takes_over_when_its_task_stops() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    // Two copies, each "inside" one of the nestjs-api tasks (the sidecar
+    // runs in every task of the service), as the metadata endpoint says.
+    let tasks: Vec<String> = emu.awsctl(&["show"])["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tasks.len(), 2);
+    let copies: Vec<(String, Daemon)> = tasks
+        .iter()
+        .map(|arn| {
+            let id = arn.rsplit('/').next().unwrap();
+            let uri = format!("{}/_emulator/metadata/{id}", emu.endpoint);
+            let daemon = Daemon::start_with_env(
+                &emu,
+                &config,
+                &["--resync", "2s"],
+                &[("ECS_CONTAINER_METADATA_URI_V4", uri.as_str())],
+            );
+            (arn.clone(), daemon)
+        })
+        .collect();
+
+    // A drift: exactly one copy corrects it.
+    emu.awsctl(&["scale", "nestjs-cluster", "nestjs-api", "4"]);
+    wait_converged(
+        &emu,
+        &config,
+        Duration::from_secs(10),
+        "scale drift",
+        &copies[0].1,
+    );
+    let writers: Vec<usize> = (0..2)
+        .filter(|i| !copies[*i].1.audit_lines().is_empty())
+        .collect();
+    assert_eq!(writers.len(), 1, "exactly one writer");
+    let (leader, follower) = (writers[0], 1 - writers[0]);
+    assert!(
+        copies[follower].1.logs().contains("following"),
+        "{}",
+        copies[follower].1.logs()
+    );
+    assert!(
+        copies[leader].1.logs().contains("leading"),
+        "{}",
+        copies[leader].1.logs()
+    );
+
+    // The leader's task stops: the other copy's task is now the oldest
+    // running one, and it takes over within one resync.
+    emu.awsctl(&[
+        "stop-task",
+        "nestjs-cluster",
+        "nestjs-api",
+        "--task",
+        &copies[leader].0,
+    ]);
+    let stopped = Instant::now();
+    let limit = RESYNC.mul_f64(1.1) + Duration::from_secs(3);
+    while !copies[follower].1.logs().contains("leading") {
+        assert!(
+            stopped.elapsed() < limit,
+            "no takeover:\n{}",
+            copies[follower].1.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("takeover after {:?}", stopped.elapsed());
+    emu.awsctl(&[
+        "authorize-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "22",
+        "22",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    wait_converged(
+        &emu,
+        &config,
+        limit,
+        "drift after takeover",
+        &copies[follower].1,
+    );
+    let new_leader_audit = copies[follower].1.audit_lines();
+    assert!(
+        new_leader_audit
+            .iter()
+            .any(|l| l["action"] == "revoke-ingress"),
+        "{new_leader_audit:?}"
+    );
+    let old_leader_revokes = copies[leader]
+        .1
+        .audit_lines()
+        .iter()
+        .filter(|l| l["action"] == "revoke-ingress")
+        .count();
+    assert_eq!(
+        old_leader_revokes, 0,
+        "the old leader's task is stopped: it must not write"
+    );
+}
