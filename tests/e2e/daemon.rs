@@ -641,3 +641,34 @@ fn two_copies_elect_one_writer_and_the_other_takes_over_when_its_task_stops() {
         "the old leader's task is stopped: it must not write"
     );
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    // A pass that would take long: every observation call is slow.
+    emu.awsctl(&[
+        "faults",
+        "add",
+        "--service",
+        "ec2",
+        "--operation",
+        "DescribeSecurityGroups",
+        "--kind",
+        "latency",
+        "--latency-ms",
+        "8000",
+    ]);
+    let mut daemon = Daemon::start(&emu, &config, &["--shutdown-timeout", "20s"]);
+    emu.wait_for("a pass in flight", |emu| {
+        emu.awsctl(&["calls"])
+            .get("ec2:DescribeSecurityGroups")
+            .is_some()
+    });
+    daemon.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.signal("INT");
+    let (code, took) = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(code, Some(130), "{}", daemon.logs());
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

@@ -8,6 +8,7 @@ use aws_sdk_ecs::types::DesiredStatus;
 
 use crate::AwsClients;
 use crate::error::AwsError;
+use crate::observe::{describe_tasks, list_task_arns};
 
 /// What one election read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,41 +58,19 @@ pub async fn elect(
         });
     };
 
-    let mut arns = Vec::new();
-    let mut pages = clients
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(DesiredStatus::Running)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListTasks", e))?;
-        arns.extend(page.task_arns().iter().cloned());
-    }
+    let arns = list_task_arns(clients, cluster, Some(service), DesiredStatus::Running).await?;
     let mut candidates = Vec::new();
-    for chunk in arns.chunks(100) {
-        let out = clients
-            .ecs
-            .describe_tasks()
-            .cluster(cluster)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
-        for task in out.tasks() {
-            if task.last_status() != Some("RUNNING") {
-                continue;
-            }
-            let Some(arn) = task.task_arn() else { continue };
-            let started = task
-                .started_at()
-                .or(task.created_at())
-                .map(|t| (t.secs(), t.subsec_nanos()))
-                .unwrap_or((i64::MAX, 0));
-            candidates.push((started, arn.to_string()));
+    for task in describe_tasks(clients, cluster, &arns).await? {
+        if task.last_status() != Some("RUNNING") {
+            continue;
         }
+        let Some(arn) = task.task_arn() else { continue };
+        let started = task
+            .started_at()
+            .or(task.created_at())
+            .map(|t| (t.secs(), t.subsec_nanos()))
+            .unwrap_or((i64::MAX, 0));
+        candidates.push((started, arn.to_string()));
     }
     candidates.sort();
     Ok(Election {

@@ -223,21 +223,76 @@ async fn list_tasks(
 ) -> Result<Vec<LiveTask>> {
     let mut arns = Vec::new();
     for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
-        let mut pages = clients
-            .ecs
-            .list_tasks()
-            .cluster(cluster)
-            .desired_status(status)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListTasks", e))?;
-            arns.extend(page.task_arns().iter().cloned());
-        }
+        arns.extend(list_task_arns(clients, cluster, None, status).await?);
     }
     arns.sort();
     arns.dedup();
 
+    let mut tasks = Vec::new();
+    for task in &describe_tasks(clients, cluster, &arns).await? {
+        let service = task
+            .group()
+            .and_then(|g| g.strip_prefix("service:"))
+            .map(str::to_string);
+        if !service.as_ref().is_some_and(|s| services.contains(s)) {
+            continue;
+        }
+        let bindings = task
+            .containers()
+            .iter()
+            .flat_map(|c| {
+                let name = c.name().unwrap_or_default().to_string();
+                c.network_bindings().iter().filter_map(move |b| {
+                    Some(LiveBinding {
+                        container_name: name.clone(),
+                        container_port: b.container_port()?,
+                        host_port: b.host_port()?,
+                    })
+                })
+            })
+            .collect();
+        tasks.push(LiveTask {
+            arn: task.task_arn().unwrap_or_default().to_string(),
+            service,
+            last_status: task.last_status().unwrap_or_default().to_string(),
+            desired_status: task.desired_status().unwrap_or_default().to_string(),
+            container_instance_arn: task.container_instance_arn().map(str::to_string),
+            bindings,
+        });
+    }
+    Ok(tasks)
+}
+
+/// Task ARNs of a cluster (optionally one service's) with a desired
+/// status, every page.
+pub(crate) async fn list_task_arns(
+    clients: &AwsClients,
+    cluster: &str,
+    service: Option<&str>,
+    status: DesiredStatus,
+) -> Result<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut pages = clients
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .set_service_name(service.map(str::to_string))
+        .desired_status(status)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListTasks", e))?;
+        arns.extend(page.task_arns().iter().cloned());
+    }
+    Ok(arns)
+}
+
+/// DescribeTasks in batches of 100.
+pub(crate) async fn describe_tasks(
+    clients: &AwsClients,
+    cluster: &str,
+    arns: &[String],
+) -> Result<Vec<aws_sdk_ecs::types::Task>> {
     let mut tasks = Vec::new();
     for chunk in arns.chunks(ECS_DESCRIBE_PER_CALL) {
         let out = clients
@@ -248,37 +303,7 @@ async fn list_tasks(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
-        for task in out.tasks() {
-            let service = task
-                .group()
-                .and_then(|g| g.strip_prefix("service:"))
-                .map(str::to_string);
-            if !service.as_ref().is_some_and(|s| services.contains(s)) {
-                continue;
-            }
-            let bindings = task
-                .containers()
-                .iter()
-                .flat_map(|c| {
-                    let name = c.name().unwrap_or_default().to_string();
-                    c.network_bindings().iter().filter_map(move |b| {
-                        Some(LiveBinding {
-                            container_name: name.clone(),
-                            container_port: b.container_port()?,
-                            host_port: b.host_port()?,
-                        })
-                    })
-                })
-                .collect();
-            tasks.push(LiveTask {
-                arn: task.task_arn().unwrap_or_default().to_string(),
-                service,
-                last_status: task.last_status().unwrap_or_default().to_string(),
-                desired_status: task.desired_status().unwrap_or_default().to_string(),
-                container_instance_arn: task.container_instance_arn().map(str::to_string),
-                bindings,
-            });
-        }
+        tasks.extend(out.tasks().iter().cloned());
     }
     Ok(tasks)
 }

@@ -97,33 +97,46 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// A one-shot HTTP server for tests: checks the request line starts with
+/// `GET {path} `, answers `response` verbatim, and returns its base URL.
+#[cfg(test)]
+pub(crate) async fn serve_once(path: &'static str, response: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = socket.read(&mut buf).await.unwrap();
+        let request = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(
+            request.starts_with(&format!("GET {path} HTTP/1.1")),
+            "{request}"
+        );
+        socket.write_all(response.as_bytes()).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
-
-    async fn serve_once(response: &'static str) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let n = socket.read(&mut buf).await.unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /a/b HTTP/1.1"));
-            socket.write_all(response.as_bytes()).await.unwrap();
-        });
-        format!("http://{addr}/a/b")
-    }
 
     #[tokio::test]
     async fn reads_status_and_body_plain_and_chunked() {
-        let url = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-        assert_eq!(get(&url).await.unwrap(), (200, b"ok".to_vec()));
+        let url = serve_once("/a/b", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        assert_eq!(
+            get(&format!("{url}/a/b")).await.unwrap(),
+            (200, b"ok".to_vec())
+        );
         let url = serve_once(
+            "/a/b",
             "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
         )
         .await;
-        assert_eq!(get(&url).await.unwrap(), (503, b"abcde".to_vec()));
+        assert_eq!(
+            get(&format!("{url}/a/b")).await.unwrap(),
+            (503, b"abcde".to_vec())
+        );
     }
 
     #[tokio::test]

@@ -44,37 +44,24 @@ pub async fn own_task(uri: &str) -> Result<TaskIdentity, MetadataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    async fn serve_once(response: &'static str) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let n = socket.read(&mut buf).await.unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /v4/abc/task HTTP/1.1"));
-            socket.write_all(response.as_bytes()).await.unwrap();
-        });
-        format!("http://{addr}/v4/abc")
-    }
+    use crate::http::serve_once;
 
     #[tokio::test]
     async fn reads_the_task_arn_and_cluster() {
-        let uri = serve_once(
+        let base = serve_once(
+            "/v4/abc/task",
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"Cluster\":\"arn:aws:ecs:us-east-1:1:cluster/c\",\"TaskARN\":\"arn:aws:ecs:us-east-1:1:task/c/t1\",\"Family\":\"x\"}",
         )
         .await;
-        let task = own_task(&uri).await.unwrap();
+        let task = own_task(&format!("{base}/v4/abc")).await.unwrap();
         assert_eq!(task.task_arn, "arn:aws:ecs:us-east-1:1:task/c/t1");
         assert_eq!(task.cluster, "arn:aws:ecs:us-east-1:1:cluster/c");
     }
 
     #[tokio::test]
     async fn errors_say_what_went_wrong() {
-        let uri = serve_once("HTTP/1.1 404 Not Found\r\n\r\n").await;
-        let err = own_task(&uri).await.unwrap_err();
+        let base = serve_once("/v4/abc/task", "HTTP/1.1 404 Not Found\r\n\r\n").await;
+        let err = own_task(&format!("{base}/v4/abc")).await.unwrap_err();
         assert!(err.to_string().contains("404"), "{err}");
         let err = own_task("https://x").await.unwrap_err();
         assert!(matches!(err, MetadataError::Http(HttpError::BadUrl(_))));
