@@ -22,13 +22,9 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ecs_reconciler_aws=debug`.
-    #[arg(
-        long,
-        global = true,
-        env = "ECS_RECONCILER_LOG",
-        default_value = "info"
-    )]
-    pub log: String,
+    /// Without it, `RUST_LOG` is used, then `info`.
+    #[arg(long, global = true, env = "ECS_RECONCILER_LOG")]
+    pub log: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, env = "ECS_RECONCILER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
@@ -150,7 +146,12 @@ pub enum WatchArg {
 
 /// Logs go to stderr so stdout stays the command's output.
 pub fn init_logging(global: &GlobalArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+    let wanted = global
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&wanted)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -6,13 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ecs_reconciler_aws::AwsClients;
+use ecs_reconciler_aws::{AwsClients, CallObserver, CallRecord};
 use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
 use ecs_reconciler_runtime::audit::AuditLog;
 use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus, Leadership};
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
+use ecs_reconciler_runtime::metrics::Metrics;
+use ecs_reconciler_runtime::reload::ConfigStatus;
 use ecs_reconciler_runtime::reload::{self, ReloadSettings, WatchMode};
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
+use ecs_reconciler_runtime::timeline::{Timeline, TimelineEvent};
 use ecs_reconciler_server::ServerState;
 use ecs_reconciler_spec::DesiredState;
 use std::sync::atomic::AtomicU64;
@@ -81,7 +84,12 @@ pub async fn run(args: &RunArgs) -> u8 {
             return exit::CONFIG;
         }
     };
-    let clients = AwsClients::from_env(&super::client_settings(&args.aws)).await;
+    let (metrics, registry) = Metrics::new(env!("CARGO_PKG_VERSION"));
+    let clients = AwsClients::from_env_observed(
+        &super::client_settings(&args.aws),
+        Some(Arc::new(MetricsObserver(metrics.clone()))),
+    )
+    .await;
     if clients.region.is_none() {
         eprintln!(
             "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
@@ -118,6 +126,12 @@ pub async fn run(args: &RunArgs) -> u8 {
     );
     let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
     let heartbeat = Arc::new(AtomicU64::new(0));
+    let timeline = Arc::new(Timeline::default());
+    tokio::spawn(follow_config(
+        config_status.clone(),
+        metrics.clone(),
+        timeline.clone(),
+    ));
     let server = ecs_reconciler_server::serve(
         args.listen.listen,
         ServerState {
@@ -125,6 +139,9 @@ pub async fn run(args: &RunArgs) -> u8 {
             config: config_status,
             heartbeat: heartbeat.clone(),
             version: env!("CARGO_PKG_VERSION"),
+            metrics: metrics.clone(),
+            registry: Arc::new(registry),
+            timeline: timeline.clone(),
         },
         shutdown.clone(),
     )
@@ -155,6 +172,8 @@ pub async fn run(args: &RunArgs) -> u8 {
         audit,
         status: status_tx,
         heartbeat,
+        timeline,
+        metrics,
     };
     tracing::info!(
         config = %args.config.config.display(),
@@ -187,6 +206,65 @@ pub async fn run(args: &RunArgs) -> u8 {
             tracing::warn!(signal, "second signal: exiting now");
             exit::SIGNALLED
         }
+    }
+}
+
+/// AWS call records into the metrics registry.
+struct MetricsObserver(Arc<Metrics>);
+
+impl CallObserver for MetricsObserver {
+    fn call(&self, record: &CallRecord) {
+        self.0.api_call(
+            record.service,
+            &record.operation,
+            record.ok,
+            record.error_code.as_deref(),
+            record.duration.as_secs_f64(),
+        );
+    }
+
+    fn throttled_attempt(&self, service: &'static str, operation: &str) {
+        self.0.api_throttled(service, operation);
+    }
+}
+
+/// Mirrors the config file's status into metrics and the timeline.
+async fn follow_config(
+    mut status: watch::Receiver<ConfigStatus>,
+    metrics: Arc<Metrics>,
+    timeline: Arc<Timeline>,
+) {
+    let mut last = status.borrow_and_update().clone();
+    metrics.config_last_reload_successful.set(1);
+    metrics
+        .config_last_reload_success_timestamp
+        .set(last.loaded_at_unix);
+    while status.changed().await.is_ok() {
+        let now = status.borrow_and_update().clone();
+        metrics
+            .config_last_reload_successful
+            .set(i64::from(now.last_reload_ok));
+        metrics
+            .config_last_reload_success_timestamp
+            .set(now.loaded_at_unix);
+        if now.generation != last.generation {
+            timeline.push(TimelineEvent::now(
+                "config",
+                None,
+                format!(
+                    "config generation {} loaded from {}",
+                    now.generation, now.path
+                ),
+            ));
+        }
+        if now.error != last.error {
+            let message = match &now.error {
+                Some(error) => format!("invalid config kept out (the last good one runs): {error}"),
+                None => "config error cleared".to_string(),
+            };
+            timeline.push(TimelineEvent::now("config", None, message));
+        }
+        last = now;
     }
 }
 

@@ -63,6 +63,15 @@ impl Daemon {
 
     /// GETs a path of the status server: (HTTP code, JSON body).
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (code, body) = self.get_text(path);
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// GETs a path of the status server: (HTTP code, body text).
+    pub fn get_text(&self, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(&self.listen).expect("status server");
         write!(
@@ -74,10 +83,35 @@ impl Daemon {
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
         let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (
-            code,
-            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        (code, body.to_string())
+    }
+
+    /// Reads the event stream until `want` events arrived (bounded).
+    pub fn sse(&self, want: usize) -> Vec<(String, serde_json::Value)> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(&self.listen).expect("status server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
         )
+        .unwrap();
+        let mut events = Vec::new();
+        let mut name = String::new();
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(event) = line.strip_prefix("event: ") {
+                name = event.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                events.push((name.clone(), serde_json::from_str(data).unwrap_or_default()));
+                if events.len() >= want {
+                    break;
+                }
+            }
+        }
+        events
     }
 
     pub fn logs(&self) -> String {
@@ -307,9 +341,79 @@ fn running_daemon_corrects_every_drift_within_one_resync() {
         for call in *calls {
             emu.awsctl(call);
         }
-        latencies.push((what, wait_converged(&emu, &config, limit, what, &daemon)));
+        // Let ECS-side effects land first (a stopped task is DEACTIVATING
+        // for the emulator's scheduler delay before its target is stale),
+        // so "converged" cannot be read before the drift is visible.
+        let injected = Instant::now();
+        std::thread::sleep(Duration::from_millis(500));
+        wait_converged(&emu, &config, limit, what, &daemon);
+        latencies.push((what, injected.elapsed()));
     }
     eprintln!("drift → corrected (resync {RESYNC:?}): {latencies:?}");
+
+    // Metrics: corrections counted, every name the Grafana board and the
+    // alert rules use is exported.
+    let (code, metrics) = daemon.get_text("/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("ecs_reconciler_is_leader 1"), "{metrics}");
+    let corrected: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ecs_reconciler_drift_corrected_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(corrected >= drifts.len() as f64, "{corrected}");
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        for forbidden in ["\"i-", "\"sgr-", "\"sg-", "arn:aws", "127.0.0.1"] {
+            assert!(!line.contains(forbidden), "unbounded label value in {line}");
+        }
+    }
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let used = std::fs::read_to_string(format!("{repo}/deploy/grafana/ecs-reconciler.json"))
+        .unwrap()
+        + &std::fs::read_to_string(format!("{repo}/deploy/prometheus/alerts.yaml")).unwrap();
+    let mut names: Vec<&str> = used
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            [
+                "controller_runtime_",
+                "workqueue_",
+                "ecs_reconciler_",
+                "aws_api_",
+                "process_",
+            ]
+            .iter()
+            .any(|p| w.starts_with(p))
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 15, "{names:?}");
+    for name in names {
+        let exported = metrics
+            .lines()
+            .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")));
+        assert!(exported, "{name} is used by deploy/ but not exported");
+    }
+
+    // The event stream: the status first, then the timeline replay, which
+    // holds the corrections.
+    let events = daemon.sse(20);
+    assert_eq!(events[0].0, "status");
+    assert!(
+        events[0].1["daemon"]["units"]["service/nestjs-cluster/nestjs-api"]["live"]["desiredCount"]
+            == 2
+    );
+    assert!(
+        events[0].1["api"]["ec2"]["calls"].as_u64().unwrap() > 0,
+        "{}",
+        events[0].1
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(kind, e)| kind == "timeline" && e["kind"] == "action"),
+        "{events:?}"
+    );
     // Every correction is in the audit trail with its reason and result.
     let audit = daemon.audit_lines();
     assert!(audit.len() >= drifts.len(), "{audit:?}");

@@ -7,6 +7,9 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use std::sync::Arc;
+
+use crate::telemetry::{CallInterceptor, CallObserver};
 
 /// Retry and timeout settings; the defaults suit a controller that would
 /// rather report "unknown" and retry next pass than hang.
@@ -50,6 +53,14 @@ impl AwsClients {
     /// on purpose: adaptive mode in this SDK release sleeps ~20 s after a
     /// single throttle, which would stall a whole pass.
     pub async fn from_env(settings: &ClientSettings) -> AwsClients {
+        AwsClients::from_env_observed(settings, None).await
+    }
+
+    /// Like [`AwsClients::from_env`], reporting every call to `observer`.
+    pub async fn from_env_observed(
+        settings: &ClientSettings,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> AwsClients {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
             .timeout_config(
@@ -63,10 +74,19 @@ impl AwsClients {
             loader = loader.region(Region::new(region.clone()));
         }
         let shared = loader.load().await;
+        let interceptor = observer.map(CallInterceptor::new);
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&shared);
+        let mut ecs = aws_sdk_ecs::config::Builder::from(&shared);
+        let mut elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&shared);
+        if let Some(interceptor) = interceptor {
+            ec2 = ec2.interceptor(interceptor.clone());
+            ecs = ecs.interceptor(interceptor.clone());
+            elbv2 = elbv2.interceptor(interceptor);
+        }
         AwsClients {
-            ec2: aws_sdk_ec2::Client::new(&shared),
-            ecs: aws_sdk_ecs::Client::new(&shared),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
             region: shared.region().map(|r| r.to_string()),
         }
     }

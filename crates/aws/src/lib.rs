@@ -8,12 +8,14 @@ pub mod clients;
 pub mod error;
 pub mod leader;
 pub mod observe;
+pub mod telemetry;
 
 pub use apply::execute;
 pub use clients::{AwsClients, ClientSettings};
 pub use ecs_reconciler_plan::{ActionOutcome, Outcome};
 pub use error::{AwsError, ErrorKind};
 pub use observe::observe;
+pub use telemetry::{CallObserver, CallRecord};
 
 /// Tag key/value put on every security-group rule ecs-reconciler creates;
 /// `owned` groups revoke only rules that carry it.

@@ -10,6 +10,7 @@ pub mod services;
 pub mod simulate;
 pub mod snapshot;
 pub mod targets;
+pub mod view;
 
 pub use action::{Action, ActionOutcome, Change, Disposition, Outcome};
 pub use plan::{Address, Plan, Unknown, plan};

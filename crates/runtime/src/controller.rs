@@ -23,8 +23,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::audit::AuditLog;
+use crate::metrics::{
+    ControllerLabel, KindLabel, Metrics, QUEUE, QueueLabel, ReconcileLabels, ResourceLabels,
+};
 use crate::reload::LoadedConfig;
 use crate::scheduler::{DueReason, Scheduler, SchedulerSettings, UnitSchedule};
+use crate::timeline::{Timeline, TimelineEvent};
 
 /// The cloud as the loop sees it: read everything the config names, and
 /// execute changes. The binary implements it over the AWS SDK; tests fake
@@ -111,6 +115,14 @@ pub fn units_of(desired: &DesiredState) -> Vec<(String, u64)> {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct UnitStatus {
     pub unit: String,
+    /// `security-group`, `cluster`, `service`, `target-group`, `load-balancer`.
+    pub kind: String,
+    pub name: String,
+    /// `enforce` or `observe`.
+    pub mode: String,
+    /// What the file says, and what was last seen (null when unknown).
+    pub desired: serde_json::Value,
+    pub live: serde_json::Value,
     /// `in-sync`, `drifted` (observe/report drift left), `correcting`
     /// (changes applied this pass), `error`.
     pub state: String,
@@ -151,6 +163,8 @@ pub struct Controller<C: Cloud> {
     /// Unix seconds of the loop's last beat (for `/healthz`): it beats
     /// every few seconds while idle and after every pass.
     pub heartbeat: Arc<AtomicU64>,
+    pub timeline: Arc<Timeline>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// How often the idle loop beats.
@@ -208,10 +222,26 @@ impl<C: Cloud> Controller<C> {
             if due.is_empty() {
                 continue;
             }
+            let queue = QueueLabel { name: QUEUE.into() };
+            self.metrics
+                .workqueue_adds_total
+                .get_or_create(&queue)
+                .inc_by(due.len() as u64);
+            self.metrics
+                .workqueue_depth
+                .get_or_create(&queue)
+                .set(due.len() as i64);
+            for waited in scheduler.last_waits() {
+                self.metrics
+                    .workqueue_queue_duration_seconds
+                    .get_or_create(&queue)
+                    .observe(waited.as_secs_f64());
+            }
             let reasons: BTreeSet<DueReason> = due.values().copied().collect();
             let span = tracing::info_span!("pass", units = due.len(), reasons = ?reasons);
             let results = self.pass(&current, &due).instrument(span).await;
             scheduler.finish(&results, Instant::now());
+            self.metrics.workqueue_depth.get_or_create(&queue).set(0);
             self.status.send_modify(|status| {
                 status.schedule = scheduler.schedules(Instant::now());
             });
@@ -237,6 +267,18 @@ impl<C: Cloud> Controller<C> {
         let leadership = self.cloud.leadership().await;
         let was = self.status.borrow().leadership.clone();
         if leadership != was || self.status.borrow().passes == 0 {
+            let message = match &leadership {
+                Leadership::Leader => "this copy leads and corrects drift".to_string(),
+                Leadership::Follower { leader } => format!(
+                    "this copy follows {}; it observes only",
+                    leader.as_deref().unwrap_or("no running task")
+                ),
+                Leadership::Unknown { reason } => {
+                    format!("leadership unknown ({reason}); observing only")
+                }
+            };
+            self.timeline
+                .push(TimelineEvent::now("leadership", None, message));
             match &leadership {
                 Leadership::Leader => tracing::info!("leading: this copy corrects drift"),
                 Leadership::Follower { leader } => {
@@ -256,12 +298,153 @@ impl<C: Cloud> Controller<C> {
             audit.record_all(&outcomes);
         }
         let results = unit_results(due, &plan, &outcomes);
-        self.publish(config, due, &plan, &outcomes, &results, started);
+        self.record_metrics(&plan, &outcomes, &results, started, &leadership);
+        self.record_timeline(due, &plan, &outcomes);
+        let views = ecs_reconciler_plan::view::views(&config.desired, &snapshot);
+        self.publish(config, due, &plan, &outcomes, &results, started, views);
         self.status
             .send_modify(|status| status.leadership = leadership);
         results
     }
 
+    fn record_metrics(
+        &self,
+        plan: &Plan,
+        outcomes: &[ActionOutcome],
+        results: &BTreeMap<String, bool>,
+        started: Instant,
+        leadership: &Leadership,
+    ) {
+        let m = &self.metrics;
+        let elapsed = started.elapsed().as_secs_f64();
+        let previous = self.status.borrow().units.clone();
+        let mut kinds_in_pass = BTreeSet::new();
+        for (unit, ok) in results {
+            let kind = kind_of(unit);
+            kinds_in_pass.insert(kind.to_string());
+            let result = if *ok { "success" } else { "error" };
+            m.reconcile_total
+                .get_or_create(&ReconcileLabels {
+                    controller: kind.into(),
+                    result: result.into(),
+                })
+                .inc();
+            if !ok {
+                m.reconcile_errors_total
+                    .get_or_create(&ControllerLabel {
+                        controller: kind.into(),
+                    })
+                    .inc();
+                m.workqueue_retries_total
+                    .get_or_create(&QueueLabel { name: QUEUE.into() })
+                    .inc();
+            }
+            let drift: Vec<&Change> = plan
+                .changes
+                .iter()
+                .filter(|c| &c.owner == unit && c.disposition.is_drift())
+                .collect();
+            let new_drift = drift
+                .iter()
+                .filter(|c| {
+                    !previous
+                        .get(unit)
+                        .is_some_and(|u| u.drift.iter().any(|d| d.reason == c.reason))
+                })
+                .count();
+            m.drift_detected_total
+                .get_or_create(&KindLabel { kind: kind.into() })
+                .inc_by(new_drift as u64);
+            let corrected = outcomes
+                .iter()
+                .filter(|o| &o.change.owner == unit && o.succeeded())
+                .count();
+            m.drift_corrected_total
+                .get_or_create(&KindLabel { kind: kind.into() })
+                .inc_by(corrected as u64);
+            // In sync after this pass: nothing left but what it corrected.
+            let in_sync = *ok
+                && drift.iter().all(|c| c.disposition == Disposition::Apply)
+                && corrected >= drift.len();
+            m.resource_in_sync
+                .get_or_create(&ResourceLabels {
+                    kind: kind.into(),
+                    name: unit
+                        .split_once('/')
+                        .map_or(unit.as_str(), |(_, n)| n)
+                        .into(),
+                })
+                .set(i64::from(in_sync));
+        }
+        for kind in kinds_in_pass {
+            m.reconcile_time_seconds
+                .get_or_create(&ControllerLabel { controller: kind })
+                .observe(elapsed);
+        }
+        if plan.unknowns.is_empty() {
+            m.last_successful_observation.set(unix_now());
+        }
+        m.is_leader
+            .set(i64::from(*leadership == Leadership::Leader));
+    }
+
+    /// New drift (not reported by the unit's previous pass), every change
+    /// made, and read errors go to the timeline.
+    fn record_timeline(
+        &self,
+        due: &BTreeMap<String, DueReason>,
+        plan: &Plan,
+        outcomes: &[ActionOutcome],
+    ) {
+        let previous = self.status.borrow().units.clone();
+        for change in plan
+            .changes
+            .iter()
+            .filter(|c| due.contains_key(&c.owner) && c.disposition.is_drift())
+        {
+            let seen = previous
+                .get(&change.owner)
+                .is_some_and(|u| u.drift.iter().any(|d| d.reason == change.reason));
+            if !seen {
+                self.timeline.push(TimelineEvent::now(
+                    "drift",
+                    Some(change.owner.clone()),
+                    change.reason.clone(),
+                ));
+            }
+        }
+        for outcome in outcomes {
+            let change = &outcome.change;
+            let (kind, result) = match &outcome.outcome {
+                Outcome::Applied { .. } => ("action", "done".to_string()),
+                Outcome::AlreadyDone => ("action", "already so".to_string()),
+                Outcome::Skipped { reason } => ("error", format!("skipped: {reason}")),
+                Outcome::Failed { error } => ("error", format!("failed: {error}")),
+            };
+            self.timeline.push(TimelineEvent::now(
+                kind,
+                Some(change.owner.clone()),
+                format!(
+                    "{} {}: {} -> {} ({result})",
+                    change.kind, change.resource, change.before, change.after
+                ),
+            ));
+        }
+        let unknowns: Vec<String> = plan
+            .unknowns
+            .iter()
+            .map(|u| format!("{}: {}", u.what, u.why))
+            .collect();
+        if !unknowns.is_empty() && self.status.borrow().unknowns != plan.unknowns {
+            self.timeline.push(TimelineEvent::now(
+                "error",
+                None,
+                format!("could not observe {}", unknowns.join("; ")),
+            ));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
         config: &LoadedConfig,
@@ -270,6 +453,7 @@ impl<C: Cloud> Controller<C> {
         outcomes: &[ActionOutcome],
         results: &BTreeMap<String, bool>,
         started: Instant,
+        views: BTreeMap<String, ecs_reconciler_plan::view::UnitView>,
     ) {
         let now = unix_now();
         let known_units: BTreeSet<String> = units_of(&config.desired)
@@ -287,6 +471,19 @@ impl<C: Cloud> Controller<C> {
             status.addresses = plan.addresses.clone();
             status.config_generation = config.generation;
             status.units.retain(|unit, _| known_units.contains(unit));
+            // Every unit's desired/live comes from this pass's observation.
+            for (unit, view) in views {
+                let entry = status.units.entry(unit.clone()).or_default();
+                entry.unit = unit;
+                entry.kind = view.kind.to_string();
+                entry.name = view.name;
+                entry.mode = match view.mode {
+                    ecs_reconciler_spec::Mode::Enforce => "enforce".into(),
+                    ecs_reconciler_spec::Mode::Observe => "observe".into(),
+                };
+                entry.desired = view.desired;
+                entry.live = view.live;
+            }
             for unit in due.keys() {
                 let drift: Vec<Change> = plan
                     .changes
@@ -353,6 +550,11 @@ fn unit_results(
             (unit.clone(), complete && actions_ok)
         })
         .collect()
+}
+
+/// `security-group` of `security-group/NAME`.
+fn kind_of(unit: &str) -> &str {
+    unit.split_once('/').map_or(unit, |(kind, _)| kind)
 }
 
 async fn sleep_until_or_forever(deadline: Option<Instant>) {

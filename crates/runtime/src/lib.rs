@@ -9,5 +9,7 @@ pub mod audit;
 pub mod controller;
 pub mod http;
 pub mod metadata;
+pub mod metrics;
 pub mod reload;
 pub mod scheduler;
+pub mod timeline;

@@ -84,6 +84,8 @@ pub struct UnitSchedule {
 pub struct Scheduler {
     settings: SchedulerSettings,
     units: BTreeMap<String, UnitState>,
+    /// How long each unit of the last `take_due` waited past its due time.
+    last_waits: Vec<Duration>,
 }
 
 impl Scheduler {
@@ -91,6 +93,7 @@ impl Scheduler {
         Scheduler {
             settings,
             units: BTreeMap::new(),
+            last_waits: Vec::new(),
         }
     }
 
@@ -157,13 +160,21 @@ impl Scheduler {
     pub fn take_due(&mut self, now: Instant) -> BTreeMap<String, DueReason> {
         let horizon = now + self.settings.coalesce;
         let mut taken = BTreeMap::new();
+        self.last_waits.clear();
         for (unit, state) in &mut self.units {
-            if state.due.is_some_and(|due| due <= horizon) {
+            if let Some(due) = state.due.filter(|due| *due <= horizon) {
+                self.last_waits.push(now.saturating_duration_since(due));
                 state.due = None;
                 taken.insert(unit.clone(), state.reason);
             }
         }
         taken
+    }
+
+    /// How long each unit taken by the last [`Scheduler::take_due`] waited
+    /// past its due time (the workqueue's queue duration).
+    pub fn last_waits(&self) -> &[Duration] {
+        &self.last_waits
     }
 
     /// Reports a pass: units that succeeded share one jittered resync time

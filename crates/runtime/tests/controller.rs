@@ -144,6 +144,8 @@ fn start(live: Snapshot) -> Harness {
         audit: None,
         status: status_tx,
         heartbeat: Default::default(),
+        timeline: Default::default(),
+        metrics: ecs_reconciler_runtime::metrics::Metrics::new("test").0,
     };
     let task = tokio::spawn(controller.run());
     Harness {

@@ -2,8 +2,14 @@
 //! config. `/healthz` is the loop's heartbeat (never AWS reachability, so a
 //! throttled account does not get the container killed), `/readyz` says the
 //! config is loaded and a complete observation has been made, and
-//! `/api/v1/status` is the whole status as JSON.
+//! `/api/v1/status` is the whole status as JSON, `/api/v1/events` streams
+//! it (server-sent events) with the timeline, `/metrics` is Prometheus text,
+//! and `/` is the dashboard.
 
+mod dashboard;
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +18,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use ecs_reconciler_runtime::controller::DaemonStatus;
+use ecs_reconciler_runtime::metrics::Metrics;
 use ecs_reconciler_runtime::reload::ConfigStatus;
+use ecs_reconciler_runtime::timeline::{Timeline, TimelineEvent};
+use futures_util::Stream;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +45,9 @@ pub struct ServerState {
     /// Unix seconds of the loop's last beat.
     pub heartbeat: Arc<AtomicU64>,
     pub version: &'static str,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+    pub timeline: Arc<Timeline>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +63,9 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/events", get(events))
+        .route("/metrics", get(metrics))
+        .merge(dashboard::routes())
         .with_state(state)
 }
 
@@ -112,16 +130,107 @@ async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
     )
 }
 
-async fn status(State(state): State<ServerState>) -> impl IntoResponse {
+/// The whole status document (also the payload of `status` events).
+fn status_json(state: &ServerState) -> serde_json::Value {
     let daemon = state.status.borrow().clone();
     let config = state.config.borrow().clone();
-    Json(json!({
+    json!({
         "version": state.version,
         "config": config,
         "leadership": daemon.leadership,
         "addresses": daemon.addresses,
+        "api": state.metrics.api_totals(),
         "daemon": daemon,
-    }))
+    })
+}
+
+async fn status(State(state): State<ServerState>) -> impl IntoResponse {
+    Json(status_json(&state))
+}
+
+async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        Metrics::encode(&state.registry),
+    )
+}
+
+/// Timeline entries replayed to a new subscriber.
+const REPLAY: usize = 50;
+/// Status changes closer together than this are sent as one event.
+const STATUS_COALESCE: Duration = Duration::from_millis(250);
+
+struct EventStream {
+    server: ServerState,
+    status: watch::Receiver<DaemonStatus>,
+    config: watch::Receiver<ConfigStatus>,
+    timeline: tokio::sync::broadcast::Receiver<TimelineEvent>,
+    pending: VecDeque<Event>,
+}
+
+fn status_event(state: &ServerState) -> Event {
+    Event::default()
+        .event("status")
+        .data(status_json(state).to_string())
+}
+
+fn timeline_event(entry: &TimelineEvent) -> Event {
+    Event::default()
+        .event("timeline")
+        .data(serde_json::to_string(entry).unwrap_or_default())
+}
+
+/// Server-sent events: the status on connect and on every change
+/// (coalesced), the recent timeline on connect, then each new entry.
+async fn events(
+    State(state): State<ServerState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (recent, timeline) = state.timeline.subscribe(REPLAY);
+    let mut status = state.status.clone();
+    let mut config = state.config.clone();
+    status.borrow_and_update();
+    config.borrow_and_update();
+    let mut pending = VecDeque::new();
+    pending.push_back(status_event(&state));
+    pending.extend(recent.iter().map(timeline_event));
+    let stream = EventStream {
+        server: state,
+        status,
+        config,
+        timeline,
+        pending,
+    };
+    let stream = futures_util::stream::unfold(stream, |mut s| async move {
+        loop {
+            if let Some(event) = s.pending.pop_front() {
+                return Some((Ok(event), s));
+            }
+            tokio::select! {
+                changed = s.status.changed() => {
+                    changed.ok()?;
+                    tokio::time::sleep(STATUS_COALESCE).await;
+                    s.status.borrow_and_update();
+                    s.pending.push_back(status_event(&s.server));
+                }
+                changed = s.config.changed() => {
+                    changed.ok()?;
+                    s.config.borrow_and_update();
+                    s.pending.push_back(status_event(&s.server));
+                }
+                entry = s.timeline.recv() => match entry {
+                    Ok(entry) => s.pending.push_back(timeline_event(&entry)),
+                    // A slow reader missed entries: the next status event
+                    // still carries the truth.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]
@@ -143,11 +252,15 @@ mod tests {
             error: Some("seed.yaml:3:9: error: bad".into()),
             generation: 1,
         });
+        let (metrics, registry) = Metrics::new("test");
         ServerState {
             status: status_rx,
             config: config_rx,
             heartbeat: Arc::new(AtomicU64::new(heartbeat)),
             version: "test",
+            metrics,
+            registry: Arc::new(registry),
+            timeline: Arc::default(),
         }
     }
 
@@ -162,6 +275,7 @@ mod tests {
             (fresh.clone(), "/readyz", StatusCode::SERVICE_UNAVAILABLE),
             (stale.clone(), "/readyz", StatusCode::OK),
             (fresh.clone(), "/api/v1/status", StatusCode::OK),
+            (fresh.clone(), "/metrics", StatusCode::OK),
         ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -171,6 +285,14 @@ mod tests {
                 .unwrap();
             server.abort();
             assert_eq!(code, want.as_u16(), "{path}");
+            if path == "/metrics" {
+                let text = String::from_utf8(body).unwrap();
+                assert!(
+                    text.contains("ecs_reconciler_build_info{version=\"test\"} 1"),
+                    "{text}"
+                );
+                continue;
+            }
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             if path == "/api/v1/status" {
                 assert_eq!(body["config"]["error"], "seed.yaml:3:9: error: bad");

@@ -1,0 +1,192 @@
+//! Desired vs live, per declared resource, as small JSON documents for the
+//! status API and the dashboard. Pure presentation of desired × snapshot:
+//! the diff itself lives in the other modules. `live` is `null` when that
+//! part could not be read or does not exist.
+
+use std::collections::BTreeMap;
+
+use ecs_reconciler_spec::{DesiredState, Mode};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::rules::desired_key;
+use crate::snapshot::{Observed, Snapshot};
+
+/// One declared resource, as a person compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitView {
+    /// `security-group`, `cluster`, `service`, `target-group`, `load-balancer`.
+    pub kind: &'static str,
+    pub name: String,
+    pub mode: Mode,
+    pub desired: Value,
+    pub live: Value,
+}
+
+/// Views of every declared resource, keyed like `Change::owner`.
+pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, UnitView> {
+    let mut out = BTreeMap::new();
+    let group_name = |id: &str| -> String {
+        snapshot
+            .security_groups
+            .iter()
+            .find_map(|(name, g)| match g {
+                Observed::Known(Some(g)) if g.id == id => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| id.to_string())
+    };
+
+    for spec in &desired.security_groups {
+        let rules: Vec<String> = spec
+            .ingress
+            .iter()
+            .map(|rule| match desired_key(rule, snapshot) {
+                Ok(key) => key.to_string(),
+                Err(_) => format!("{} {} from {}", rule.protocol, rule.ports, rule.source),
+            })
+            .collect();
+        let live = match snapshot.security_groups.get(&spec.name) {
+            Some(Observed::Known(Some(group))) => match &group.ingress {
+                Observed::Known(rules) => json!({
+                    "id": group.id,
+                    "rules": rules.iter().map(|r| json!({"rule": r.key.to_string(), "ours": r.managed_by_us})).collect::<Vec<_>>(),
+                }),
+                Observed::Unknown(_) => json!({"id": group.id, "rules": null}),
+            },
+            _ => Value::Null,
+        };
+        out.insert(
+            format!("security-group/{}", spec.name),
+            UnitView {
+                kind: "security-group",
+                name: spec.name.clone(),
+                mode: spec.mode,
+                desired: json!({"rules": rules, "management": spec.management}),
+                live,
+            },
+        );
+    }
+
+    for spec in &desired.clusters {
+        let live = snapshot
+            .clusters
+            .get(&spec.name)
+            .and_then(|c| c.container_instances.known())
+            .map(|cis| {
+                let instances: Vec<Value> = cis
+                    .iter()
+                    .filter_map(|ci| ci.ec2_instance_id.as_ref())
+                    .map(|id| match snapshot.instances.get(id) {
+                        Some(Observed::Known(instance)) => {
+                            let groups: Vec<String> = instance
+                                .security_group_ids
+                                .iter()
+                                .map(|g| group_name(g))
+                                .collect();
+                            let missing: Vec<&String> = spec
+                                .instance_security_groups
+                                .iter()
+                                .filter(|name| !groups.contains(name))
+                                .collect();
+                            json!({"id": id, "groups": groups, "missing": missing})
+                        }
+                        _ => json!({"id": id, "groups": null, "missing": null}),
+                    })
+                    .collect();
+                json!({ "instances": instances })
+            })
+            .unwrap_or(Value::Null);
+        out.insert(
+            format!("cluster/{}", spec.name),
+            UnitView {
+                kind: "cluster",
+                name: spec.name.clone(),
+                mode: spec.mode,
+                desired: json!({"groups": spec.instance_security_groups}),
+                live,
+            },
+        );
+    }
+
+    for spec in &desired.services {
+        let key = (spec.cluster.clone(), spec.name.clone());
+        let live = match snapshot.services.get(&key) {
+            Some(Observed::Known(Some(s))) => json!({
+                "status": s.status,
+                "desiredCount": s.desired_count,
+                "runningCount": s.running_count,
+                "pendingCount": s.pending_count,
+                "launchType": s.launch_type,
+                "schedulingStrategy": s.scheduling_strategy,
+            }),
+            _ => Value::Null,
+        };
+        out.insert(
+            format!("service/{}/{}", spec.cluster, spec.name),
+            UnitView {
+                kind: "service",
+                name: format!("{}/{}", spec.cluster, spec.name),
+                mode: spec.mode,
+                desired: json!({
+                    "replicas": spec.replicas,
+                    "launchType": spec.launch_type,
+                    "schedulingStrategy": spec.scheduling_strategy,
+                }),
+                live,
+            },
+        );
+    }
+
+    for spec in &desired.target_groups {
+        let live = match snapshot.target_groups.get(&spec.name) {
+            Some(Observed::Known(Some(tg))) => json!({
+                "healthCheckPath": tg.health_check_path,
+                "targets": tg.targets.known().map(|targets| targets
+                    .iter()
+                    .map(|t| json!({"target": t.key.to_string(), "state": t.state}))
+                    .collect::<Vec<_>>()),
+            }),
+            _ => Value::Null,
+        };
+        out.insert(
+            format!("target-group/{}", spec.name),
+            UnitView {
+                kind: "target-group",
+                name: spec.name.clone(),
+                mode: spec.mode,
+                desired: json!({
+                    "healthCheckPath": spec.health_check_path,
+                    "membership": spec.membership,
+                    "service": format!("{}/{}", spec.cluster, spec.service),
+                }),
+                live,
+            },
+        );
+    }
+
+    for spec in &desired.load_balancers {
+        let live = match snapshot.load_balancers.get(&spec.name) {
+            Some(Observed::Known(Some(lb))) => json!({
+                "dnsName": lb.dns_name,
+                "groups": lb.security_group_ids.iter().map(|g| group_name(g)).collect::<Vec<_>>(),
+                "listeners": lb.listeners.known().map(|ls| ls
+                    .iter()
+                    .map(|l| format!("{} {}", l.protocol.as_deref().unwrap_or("?"), l.port))
+                    .collect::<Vec<_>>()),
+            }),
+            _ => Value::Null,
+        };
+        out.insert(
+            format!("load-balancer/{}", spec.name),
+            UnitView {
+                kind: "load-balancer",
+                name: spec.name.clone(),
+                mode: spec.mode,
+                desired: json!({"groups": spec.security_groups}),
+                live,
+            },
+        );
+    }
+    out
+}

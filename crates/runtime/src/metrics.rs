@@ -1,0 +1,471 @@
+//! Prometheus metrics. Names follow controller-runtime where one exists
+//! (`controller_runtime_reconcile_total`, `workqueue_*`) so existing Grafana
+//! boards work. Every label is bounded: resource kinds, names declared in
+//! the config, AWS service/operation/error code — never task ids, IPs,
+//! targets or messages.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub controller: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCallLabels {
+    pub service: String,
+    pub operation: String,
+    pub result: String,
+    pub error_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiOperationLabels {
+    pub service: String,
+    pub operation: String,
+}
+
+/// Per AWS service totals, for the status API and the dashboard.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ApiTotals {
+    pub calls: u64,
+    pub errors: u64,
+    pub throttled: u64,
+}
+
+/// The unit kinds, for pre-initialised series.
+pub const KINDS: [&str; 5] = [
+    "security-group",
+    "cluster",
+    "service",
+    "target-group",
+    "load-balancer",
+];
+
+/// The queue's name in `workqueue_*` series.
+pub const QUEUE: &str = "ecs-reconciler";
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    pub reconcile_total: Family<ReconcileLabels, Counter>,
+    pub reconcile_errors_total: Family<ControllerLabel, Counter>,
+    pub reconcile_time_seconds: Family<ControllerLabel, Histogram>,
+    pub workqueue_depth: Family<QueueLabel, Gauge>,
+    pub workqueue_adds_total: Family<QueueLabel, Counter>,
+    pub workqueue_retries_total: Family<QueueLabel, Counter>,
+    pub workqueue_queue_duration_seconds: Family<QueueLabel, Histogram>,
+    pub drift_detected_total: Family<KindLabel, Counter>,
+    pub drift_corrected_total: Family<KindLabel, Counter>,
+    pub resource_in_sync: Family<ResourceLabels, Gauge>,
+    pub last_successful_observation: Gauge<f64, AtomicU64>,
+    pub config_last_reload_successful: Gauge,
+    pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    pub is_leader: Gauge,
+    pub build_info: Family<VersionLabel, Gauge>,
+    pub api_calls_total: Family<ApiCallLabels, Counter>,
+    pub api_call_duration_seconds: Family<ApiOperationLabels, Histogram>,
+    pub api_call_throttled_total: Family<ApiOperationLabels, Counter>,
+    api_totals: Mutex<BTreeMap<String, ApiTotals>>,
+}
+
+fn seconds_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.005, 2.0, 14)
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them (and the process collector).
+    pub fn new(version: &str) -> (std::sync::Arc<Metrics>, Registry) {
+        let histogram = || Histogram::new(seconds_buckets());
+        let metrics = Metrics {
+            reconcile_total: Family::default(),
+            reconcile_errors_total: Family::default(),
+            reconcile_time_seconds: Family::new_with_constructor(histogram),
+            workqueue_depth: Family::default(),
+            workqueue_adds_total: Family::default(),
+            workqueue_retries_total: Family::default(),
+            workqueue_queue_duration_seconds: Family::new_with_constructor(histogram),
+            drift_detected_total: Family::default(),
+            drift_corrected_total: Family::default(),
+            resource_in_sync: Family::default(),
+            last_successful_observation: Gauge::default(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp: Gauge::default(),
+            is_leader: Gauge::default(),
+            build_info: Family::default(),
+            api_calls_total: Family::default(),
+            api_call_duration_seconds: Family::new_with_constructor(histogram),
+            api_call_throttled_total: Family::default(),
+            api_totals: Mutex::new(BTreeMap::new()),
+        };
+        // Pre-initialise so dashboards and alerts see 0, not "no data".
+        for kind in KINDS {
+            for result in ["success", "error", "requeue", "requeue_after"] {
+                metrics
+                    .reconcile_total
+                    .get_or_create(&ReconcileLabels {
+                        controller: kind.into(),
+                        result: result.into(),
+                    })
+                    .inc_by(0);
+            }
+            let controller = ControllerLabel {
+                controller: kind.into(),
+            };
+            metrics
+                .reconcile_errors_total
+                .get_or_create(&controller)
+                .inc_by(0);
+            // A histogram series exists (with zero counts) once created.
+            let _ = metrics.reconcile_time_seconds.get_or_create(&controller);
+            let kind_label = KindLabel { kind: kind.into() };
+            metrics
+                .drift_detected_total
+                .get_or_create(&kind_label)
+                .inc_by(0);
+            metrics
+                .drift_corrected_total
+                .get_or_create(&kind_label)
+                .inc_by(0);
+        }
+        let queue = QueueLabel { name: QUEUE.into() };
+        metrics.workqueue_depth.get_or_create(&queue).set(0);
+        let _ = metrics
+            .workqueue_queue_duration_seconds
+            .get_or_create(&queue);
+        metrics.workqueue_adds_total.get_or_create(&queue).inc_by(0);
+        metrics
+            .workqueue_retries_total
+            .get_or_create(&queue)
+            .inc_by(0);
+        metrics
+            .build_info
+            .get_or_create(&VersionLabel {
+                version: version.into(),
+            })
+            .set(1);
+
+        let metrics = std::sync::Arc::new(metrics);
+        let mut registry = Registry::default();
+        let m = &metrics;
+        // prometheus-client appends `_total` to counters itself.
+        registry.register(
+            "controller_runtime_reconcile",
+            "Reconciliations per controller (resource kind) and result",
+            m.reconcile_total.clone(),
+        );
+        registry.register(
+            "controller_runtime_reconcile_errors",
+            "Reconciliations that ended in an error",
+            m.reconcile_errors_total.clone(),
+        );
+        registry.register(
+            "controller_runtime_reconcile_time_seconds",
+            "Time of the passes that reconciled a resource kind",
+            m.reconcile_time_seconds.clone(),
+        );
+        registry.register(
+            "workqueue_depth",
+            "Resources due and waiting for a pass",
+            m.workqueue_depth.clone(),
+        );
+        registry.register(
+            "workqueue_adds",
+            "Resources taken into a pass",
+            m.workqueue_adds_total.clone(),
+        );
+        registry.register(
+            "workqueue_retries",
+            "Resources requeued with backoff after an error",
+            m.workqueue_retries_total.clone(),
+        );
+        registry.register(
+            "workqueue_queue_duration_seconds",
+            "How long a resource waited past its due time before its pass",
+            m.workqueue_queue_duration_seconds.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_drift_detected",
+            "Drift found, per resource kind",
+            m.drift_detected_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_drift_corrected",
+            "Drift corrected, per resource kind",
+            m.drift_corrected_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_resource_in_sync",
+            "1 when a declared resource matches the file, else 0",
+            m.resource_in_sync.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_last_successful_observation_timestamp_seconds",
+            "When the last complete observation finished (unix seconds)",
+            m.last_successful_observation.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_config_last_reload_successful",
+            "1 when the last config reload attempt was valid",
+            m.config_last_reload_successful.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_config_last_reload_success_timestamp_seconds",
+            "When the running config was loaded (unix seconds)",
+            m.config_last_reload_success_timestamp.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_is_leader",
+            "1 when this copy leads (writes), else 0",
+            m.is_leader.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_build_info",
+            "Always 1; the version is a label",
+            m.build_info.clone(),
+        );
+        registry.register(
+            "aws_api_calls",
+            "AWS API calls (operations, retries included) by result",
+            m.api_calls_total.clone(),
+        );
+        registry.register(
+            "aws_api_call_duration_seconds",
+            "AWS API call duration, retries included",
+            m.api_call_duration_seconds.clone(),
+        );
+        registry.register(
+            "aws_api_call_throttled",
+            "Throttled attempts (the SDK retries them)",
+            m.api_call_throttled_total.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        (metrics, registry)
+    }
+
+    /// Records one AWS call.
+    pub fn api_call(
+        &self,
+        service: &str,
+        operation: &str,
+        ok: bool,
+        error_code: Option<&str>,
+        seconds: f64,
+    ) {
+        self.api_calls_total
+            .get_or_create(&ApiCallLabels {
+                service: service.into(),
+                operation: operation.into(),
+                result: if ok { "success" } else { "error" }.into(),
+                error_code: error_code.unwrap_or("").into(),
+            })
+            .inc();
+        let labels = ApiOperationLabels {
+            service: service.into(),
+            operation: operation.into(),
+        };
+        self.api_call_duration_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
+        // Every called operation has a throttle series, at 0 until throttled.
+        self.api_call_throttled_total
+            .get_or_create(&labels)
+            .inc_by(0);
+        if let Ok(mut totals) = self.api_totals.lock() {
+            let entry = totals.entry(service.to_string()).or_default();
+            entry.calls += 1;
+            if !ok {
+                entry.errors += 1;
+            }
+        }
+    }
+
+    /// Records one throttled attempt.
+    pub fn api_throttled(&self, service: &str, operation: &str) {
+        self.api_call_throttled_total
+            .get_or_create(&ApiOperationLabels {
+                service: service.into(),
+                operation: operation.into(),
+            })
+            .inc();
+        if let Ok(mut totals) = self.api_totals.lock() {
+            totals.entry(service.to_string()).or_default().throttled += 1;
+        }
+    }
+
+    /// Totals per AWS service since start.
+    pub fn api_totals(&self) -> BTreeMap<String, ApiTotals> {
+        self.api_totals
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+    }
+
+    /// The text exposition of a registry.
+    pub fn encode(registry: &Registry) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// `process_*` metrics read from /proc at scrape time (Linux).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = process_stats();
+        if let Some(rss) = stats.rss_bytes {
+            let metric = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(rss as i64).encode(metric)?;
+        }
+        if let Some(cpu) = stats.cpu_seconds {
+            let metric = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time in seconds",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(cpu).encode(metric)?;
+        }
+        if let Some(fds) = stats.open_fds {
+            let metric = encoder.encode_descriptor(
+                "process_open_fds",
+                "Open file descriptors",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(fds as i64).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProcessStats {
+    rss_bytes: Option<u64>,
+    cpu_seconds: Option<f64>,
+    open_fds: Option<u64>,
+}
+
+fn process_stats() -> ProcessStats {
+    let mut stats = ProcessStats::default();
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        stats.rss_bytes = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kib| kib * 1024);
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the `(comm)`: utime and stime are the 12th and 13th.
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
+                // USER_HZ is 100 on every Linux the daemon targets.
+                stats.cpu_seconds = Some((user + system) as f64 / 100.0);
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        stats.open_fds = Some(dir.count() as u64);
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_the_documented_names_pre_initialised() {
+        let (metrics, registry) = Metrics::new("1.2.3");
+        metrics.api_call(
+            "ec2",
+            "DescribeInstances",
+            false,
+            Some("RequestLimitExceeded"),
+            0.2,
+        );
+        metrics.api_throttled("ec2", "DescribeInstances");
+        let text = Metrics::encode(&registry);
+        for name in [
+            "controller_runtime_reconcile_total{controller=\"service\",result=\"requeue_after\"} 0",
+            "controller_runtime_reconcile_errors_total",
+            "controller_runtime_reconcile_time_seconds",
+            "workqueue_depth{name=\"ecs-reconciler\"} 0",
+            "workqueue_adds_total",
+            "workqueue_retries_total",
+            "ecs_reconciler_drift_detected_total{kind=\"security-group\"} 0",
+            "ecs_reconciler_drift_corrected_total",
+            "ecs_reconciler_last_successful_observation_timestamp_seconds",
+            "ecs_reconciler_config_last_reload_successful",
+            "ecs_reconciler_config_last_reload_success_timestamp_seconds",
+            "ecs_reconciler_is_leader",
+            "ecs_reconciler_build_info{version=\"1.2.3\"} 1",
+            "aws_api_calls_total{service=\"ec2\",operation=\"DescribeInstances\",result=\"error\",error_code=\"RequestLimitExceeded\"} 1",
+            "aws_api_call_duration_seconds",
+            "aws_api_call_throttled_total{service=\"ec2\",operation=\"DescribeInstances\"} 1",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+        let totals = metrics.api_totals();
+        assert_eq!(
+            totals["ec2"],
+            ApiTotals {
+                calls: 1,
+                errors: 1,
+                throttled: 1
+            }
+        );
+    }
+}

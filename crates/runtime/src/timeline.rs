@@ -1,0 +1,106 @@
+//! The timeline of what happened — drift found, changes made, config
+//! reloads, leadership changes, errors — kept short (the last
+//! [`KEEP`] entries) for late subscribers and broadcast live to the
+//! dashboard's event stream.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Entries kept for replay to a new subscriber.
+pub const KEEP: usize = 100;
+
+/// One entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEvent {
+    /// Unix seconds.
+    pub time: f64,
+    /// `drift`, `action`, `config`, `leadership`, `error`.
+    pub kind: &'static str,
+    /// The declared resource it is about, if any.
+    pub unit: Option<String>,
+    pub message: String,
+}
+
+impl TimelineEvent {
+    pub fn now(kind: &'static str, unit: Option<String>, message: String) -> TimelineEvent {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        TimelineEvent {
+            time,
+            kind,
+            unit,
+            message,
+        }
+    }
+}
+
+/// Shared by the loop (writer) and the server (readers).
+pub struct Timeline {
+    tx: broadcast::Sender<TimelineEvent>,
+    recent: Mutex<VecDeque<TimelineEvent>>,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        let (tx, _) = broadcast::channel(256);
+        Timeline {
+            tx,
+            recent: Mutex::new(VecDeque::with_capacity(KEEP)),
+        }
+    }
+}
+
+impl Timeline {
+    pub fn push(&self, event: TimelineEvent) {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == KEEP {
+                recent.pop_front();
+            }
+            recent.push_back(event.clone());
+        }
+        // No subscriber is fine: nobody is watching.
+        let _ = self.tx.send(event);
+    }
+
+    /// A live subscription and the entries before it, oldest first.
+    pub fn subscribe(
+        &self,
+        replay: usize,
+    ) -> (Vec<TimelineEvent>, broadcast::Receiver<TimelineEvent>) {
+        let rx = self.tx.subscribe();
+        let recent = self
+            .recent
+            .lock()
+            .map(|r| r.iter().rev().take(replay).rev().cloned().collect())
+            .unwrap_or_default();
+        (recent, rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keeps_the_last_entries_and_broadcasts_new_ones() {
+        let timeline = Timeline::default();
+        for i in 0..(KEEP + 5) {
+            timeline.push(TimelineEvent::now("drift", None, format!("e{i}")));
+        }
+        let (recent, mut rx) = timeline.subscribe(3);
+        let messages: Vec<_> = recent.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, vec!["e102", "e103", "e104"]);
+        timeline.push(TimelineEvent::now(
+            "action",
+            Some("u".into()),
+            "live".into(),
+        ));
+        assert_eq!(rx.recv().await.unwrap().message, "live");
+    }
+}
