@@ -1,0 +1,359 @@
+"""The dashboard, end to end: the real `ecs-reconciler run` daemon against the
+local AWS emulator, watched by headless Chromium through Selenium.
+
+Run it with `scripts/browser-test.sh` (installs chromium + chromedriver when
+missing). It needs `$ECS_RECONCILER_BIN` (default
+`$CARGO_TARGET_DIR/debug/ecs-reconciler`) and the emulator's venv python.
+Screenshots, the daemon's log and the emulator's log go to tests/artifacts/.
+
+The tests share one emulator, one daemon and one browser page, in file order:
+1. the page shows the six seed resources in sync and the ALB's DNS name;
+2. a drift injected behind the page's back shows up live, then is corrected;
+3. an invalid YAML edit shows the error with file:line:col, a fix clears it;
+4. a phone-sized viewport gets the single-column layout.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+EMULATOR = REPO / "tests" / "emulator" / "emulator.py"
+AWSCTL = REPO / "tests" / "emulator" / "awsctl.py"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+WAIT = 15.0  # every wait for the page to react is bounded by this
+
+UNITS = [
+    "security-group/LoadBalancerGroup",
+    "security-group/EC2InstanceWithLoadBalancer",
+    "cluster/nestjs-cluster",
+    "service/nestjs-cluster/nestjs-api",
+    "target-group/nestjs-api-tg",
+    "load-balancer/nestjs-api-alb",
+]
+DRIFTED_UNIT = "security-group/LoadBalancerGroup"
+
+
+def binary() -> Path:
+    if os.environ.get("ECS_RECONCILER_BIN"):
+        return Path(os.environ["ECS_RECONCILER_BIN"])
+    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/ecs-reconciler/target")
+    return Path(target) / "debug" / "ecs-reconciler"
+
+
+def wait_until(what: str, check, timeout: float = WAIT, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """What editors do: write a sibling, then rename it over the file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def stop(proc: subprocess.Popen | None, sig: int, grace: float) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+class Stack:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.emulator: subprocess.Popen | None = None
+        self.daemon: subprocess.Popen | None = None
+        self.endpoint = ""
+        self.url = ""
+        self.config = tmp / "seed.yaml"
+        self.seed_text = (REPO / "examples" / "seed.yaml").read_text()
+
+    def awsctl(self, *args: str) -> dict:
+        out = subprocess.run([sys.executable, str(AWSCTL), "--endpoint", self.endpoint, *args],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, f"awsctl {args}: {out.stderr}"
+        return json.loads(out.stdout)
+
+    def status(self) -> dict:
+        code, body = http_get(f"{self.url}/api/v1/status")
+        assert code == 200, f"/api/v1/status answered {code}"
+        return json.loads(body)
+
+    def daemon_log(self) -> str:
+        path = self.tmp / "daemon.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def stack():
+    exe = binary()
+    if not os.access(exe, os.X_OK):
+        pytest.fail(f"{exe} is not an executable; build it (cargo build --bin ecs-reconciler) or set ECS_RECONCILER_BIN")
+    s = Stack(Path(tempfile.mkdtemp(prefix="ecs-reconciler-browser-")))
+    started = time.monotonic()
+    try:
+        port_file = s.tmp / "emulator.port"
+        with open(s.tmp / "emulator.log", "wb") as log:
+            s.emulator = subprocess.Popen(
+                [sys.executable, str(EMULATOR), "--host", "127.0.0.1", "--port", "0",
+                 "--port-file", str(port_file), "--seed", "--scheduler-delay", "0.2"],
+                stdout=log, stderr=subprocess.STDOUT)
+
+        def emulator_up():
+            assert s.emulator.poll() is None, "emulator exited:\n" + (s.tmp / "emulator.log").read_text()
+            return port_file.exists() and port_file.read_text().strip()
+
+        s.endpoint = f"http://127.0.0.1:{wait_until('the emulator (seeded)', emulator_up, timeout=45)}"
+        s.config.write_text(s.seed_text)
+        port = free_port()
+        s.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "AWS_ENDPOINT_URL": s.endpoint, "AWS_REGION": "us-east-1",
+               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            env.pop(key, None)
+        with open(s.tmp / "daemon.log", "wb") as log:
+            s.daemon = subprocess.Popen(
+                [str(exe), "run", "--config", str(s.config), "--listen", f"127.0.0.1:{port}", "--resync", "3s"],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def daemon_ready():
+            assert s.daemon.poll() is None, "daemon exited:\n" + s.daemon_log()
+            return http_get(f"{s.url}/readyz")[0] == 200
+
+        wait_until("the daemon's /readyz", daemon_ready, timeout=30)
+        print(f"\nstack up in {time.monotonic() - started:.1f} s (emulator {s.endpoint}, daemon {s.url})")
+        yield s
+    finally:
+        stop(s.daemon, signal.SIGTERM, 10)
+        stop(s.emulator, signal.SIGTERM, 5)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for name in ("daemon.log", "emulator.log"):
+            if (s.tmp / name).exists():
+                shutil.copy(s.tmp / name, ARTIFACTS / f"browser-{name}")
+        shutil.rmtree(s.tmp, ignore_errors=True)
+
+
+def chrome(width: int, height: int, mobile: bool = False) -> webdriver.Chrome:
+    profile = tempfile.mkdtemp(prefix="ecs-reconciler-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    if mobile:
+        # Chromium keeps a desktop window wider than a phone; emulate the viewport.
+        options.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2, "touch": True}})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.profile_dir = profile  # removed by close()
+    return driver
+
+
+def close(driver: webdriver.Chrome) -> None:
+    try:
+        driver.quit()
+    finally:
+        shutil.rmtree(driver.profile_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(stack):
+    driver = chrome(1280, 900)
+    try:
+        yield driver
+    finally:
+        close(driver)
+
+
+def screenshot(driver: webdriver.Chrome, name: str, full: bool = False) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"dashboard-{name}.png"
+    if full:
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        path.write_bytes(base64.b64decode(shot["data"]))
+    else:
+        driver.save_screenshot(str(path))
+    return path
+
+
+def card_states(driver: webdriver.Chrome) -> dict[str, str]:
+    return driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('article.unit')]"
+        ".map(c => [c.dataset.unit, c.dataset.state]))")
+
+
+def wait_page(driver: webdriver.Chrome, what: str, script: str, *args, timeout: float = WAIT):
+    """Polls a JS expression in the page (arguments[i] = args[i]) until it is truthy."""
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+            lambda d: d.execute_script(f"return {script}", *args), message=what)
+    except TimeoutException as e:
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}") from e
+
+
+def severe_console_messages(driver: webdriver.Chrome) -> list[str]:
+    try:
+        return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    except WebDriverException:
+        return []
+
+
+def test_1_page_shows_the_seed_in_sync_and_the_api_address(stack, page):
+    page.get(f"{stack.url}/")
+    assert page.title == "ecs-reconciler"
+    wait_until("the six seed resources in sync",
+               lambda: card_states(page) == {u: "in-sync" for u in UNITS}, timeout=WAIT)
+    # State is written out, not colour alone.
+    for card in page.find_elements(By.CSS_SELECTOR, "article.unit"):
+        assert card.find_element(By.CSS_SELECTOR, ".state-text").text == "In sync"
+    assert page.find_element(By.ID, "overall").text.endswith("All 6 resources in sync")
+    assert wait_page(page, "the live connection badge", "document.getElementById('conn').dataset.conn === 'live'")
+    assert page.find_element(By.ID, "leader").text == "leader"
+
+    dns = json.loads(http_get(f"{stack.endpoint}/_emulator/seed")[1])["load_balancer_dns"]
+    link = page.find_element(By.CSS_SELECTOR, "#addresses a.dns")
+    assert link.text == dns
+    assert link.get_attribute("href") == f"http://{dns}/"
+    assert page.find_element(By.ID, "config-error").is_displayed() is False
+    assert page.find_element(By.ID, "timeline").get_attribute("aria-live") == "polite"
+    screenshot(page, "1-in-sync")
+    screenshot(page, "1-in-sync-full", full=True)
+    assert severe_console_messages(page) == []
+
+
+def test_2_injected_drift_shows_up_live_and_is_corrected(stack, page):
+    # Marks this page load: a reload would lose it.
+    page.execute_script(
+        "window.__sameLoad = true; window.__states = [];"
+        "const unit = arguments[0];"
+        "new MutationObserver(() => {"
+        "  const c = document.querySelector(`article.unit[data-unit='${unit}']`);"
+        "  const s = c && c.dataset.state;"
+        "  if (s && window.__states[window.__states.length - 1] !== s) window.__states.push(s);"
+        "}).observe(document.getElementById('units'),"
+        "  {subtree: true, childList: true, attributes: true, attributeFilter: ['data-state']});",
+        DRIFTED_UNIT)
+    events_for_unit = f"#timeline li[data-unit='{DRIFTED_UNIT}']"
+    before = len(page.find_elements(By.CSS_SELECTOR, events_for_unit))
+
+    injected = time.monotonic()
+    stack.awsctl("authorize-ingress", "LoadBalancerGroup", "tcp", "22", "22", "--cidr", "0.0.0.0/0")
+    wait_page(page, f"{DRIFTED_UNIT} to leave in-sync",
+              "window.__states.some(s => s !== 'in-sync')")
+    seen = time.monotonic() - injected
+    screenshot(page, "2-drift-seen")
+    wait_until(f"{DRIFTED_UNIT} back in sync with a new timeline event", lambda: (
+        card_states(page).get(DRIFTED_UNIT) == "in-sync"
+        and len(page.find_elements(By.CSS_SELECTOR, events_for_unit)) > before))
+    corrected = time.monotonic() - injected
+    print(f"\ndrift: on the page after {seen:.1f} s, corrected on the page after {corrected:.1f} s; "
+          f"states seen: {page.execute_script('return window.__states')}")
+
+    assert page.execute_script("return window.__sameLoad === true"), "the page was reloaded"
+    states = page.execute_script("return window.__states")
+    assert set(states) - {"in-sync"} <= {"drifted", "correcting"}, states
+    card = page.find_element(By.CSS_SELECTOR, f"article.unit[data-unit='{DRIFTED_UNIT}']")
+    assert "tcp 22" in card.find_element(By.CSS_SELECTOR, ".changes").text  # the last drift stays on the card
+    newest = page.find_element(By.CSS_SELECTOR, "#timeline li")
+    assert newest.get_attribute("data-unit") == DRIFTED_UNIT or len(
+        page.find_elements(By.CSS_SELECTOR, events_for_unit)) > before
+    assert not any(r.get("from") == 22 for r in stack.awsctl("show")["ingress_rules"]["LoadBalancerGroup"])
+    screenshot(page, "2-drift-corrected")
+
+
+def test_3_invalid_yaml_shows_its_position_and_the_fix_clears_it(stack, page):
+    invalid = stack.seed_text.replace("cidr: 0.0.0.0/0", "cidr: 0.0.0.0/33", 1)
+    line_no, line = next((i + 1, l) for i, l in enumerate(invalid.splitlines()) if "0.0.0.0/33" in l)
+    position = f"{stack.config}:{line_no}:{line.index('0.0.0.0/33') + 1}"
+
+    atomic_write(stack.config, invalid)
+    wait_page(page, "the config error on the page",
+              "!document.getElementById('config-error').hidden"
+              " && document.getElementById('config-error-text').textContent.includes(arguments[0])",
+              position)
+    box = page.find_element(By.ID, "config-error")
+    assert box.is_displayed()
+    assert box.get_attribute("role") == "alert"
+    assert page.find_element(By.CSS_SELECTOR, "#config-error-text .pos").text == position
+    assert "config rejected" in page.find_element(By.ID, "overall").text
+    assert page.execute_script("return window.__sameLoad === true"), "the page was reloaded"
+    screenshot(page, "3-config-error")
+
+    atomic_write(stack.config, stack.seed_text)
+    wait_page(page, "the config error to disappear", "document.getElementById('config-error').hidden")
+    assert "config rejected" not in page.find_element(By.ID, "overall").text
+    assert stack.status()["config"]["error"] is None
+    screenshot(page, "3-config-fixed")
+
+
+def test_4_narrow_viewport_is_one_column(stack):
+    driver = chrome(390, 844, mobile=True)
+    try:
+        driver.get(f"{stack.url}/")
+        wait_until("the six resources on the phone layout", lambda: len(card_states(driver)) == 6)
+        layout = driver.execute_script("""
+            const cards = [...document.querySelectorAll('article.unit')].map(c => c.getBoundingClientRect());
+            const timeline = document.querySelector('section.timeline').getBoundingClientRect();
+            return {width: window.innerWidth, scrollWidth: document.documentElement.scrollWidth,
+                    lefts: [...new Set(cards.map(r => Math.round(r.left)))],
+                    lastCardBottom: Math.max(...cards.map(r => r.bottom)), timelineTop: timeline.top};
+        """)
+        assert layout["width"] == 390, layout
+        assert layout["scrollWidth"] <= layout["width"], f"horizontal overflow: {layout}"
+        assert len(layout["lefts"]) == 1, f"cards are not in one column: {layout}"
+        assert layout["timelineTop"] >= layout["lastCardBottom"], f"timeline not below the cards: {layout}"
+        screenshot(driver, "4-narrow")
+        screenshot(driver, "4-narrow-full", full=True)
+        assert severe_console_messages(driver) == []
+    finally:
+        close(driver)
