@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit + property +
-# end-to-end tests (against the local AWS emulator), the emulator's own
-# self-test, and the RustSec advisory check (offline).
+# end-to-end tests (against the local AWS emulator), the dashboard in headless
+# Chromium, the emulator's own self-test, and the RustSec advisory check
+# (offline).
 #
 # Installs what it needs on first run: the emulator's virtualenv (moto,
-# pinned) and cargo-audit, both under ~/.cache/ecs-reconciler.
+# selenium; pinned) and cargo-audit under ~/.cache/ecs-reconciler, and
+# Debian's chromium + chromium-driver with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit, property, end-to-end)"
 cargo test --workspace --locked
+
+step "dashboard in a real browser (headless Chromium)"
+ECS_RECONCILER_BIN="$CARGO_TARGET_DIR/debug/ecs-reconciler" bash scripts/browser-test.sh
 
 step "emulator self-test"
 "$ECS_RECONCILER_EMULATOR_PYTHON" -m pytest -q tests/emulator

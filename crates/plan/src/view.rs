@@ -10,7 +10,21 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::rules::desired_key;
-use crate::snapshot::{Observed, Snapshot};
+use crate::snapshot::{LiveSource, Observed, RuleKey, Snapshot};
+
+/// A rule as a person reads it: a referenced group by its declared name.
+fn rule_text(key: &RuleKey, group_name: &dyn Fn(&str) -> String) -> String {
+    match &key.source {
+        LiveSource::Group(id) => {
+            let named = RuleKey {
+                source: LiveSource::Group(group_name(id)),
+                ..key.clone()
+            };
+            named.to_string()
+        }
+        _ => key.to_string(),
+    }
+}
 
 /// One declared resource, as a person compares it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,11 +52,13 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
     };
 
     for spec in &desired.security_groups {
+        // Desired rules as the file says them (groups by name); live ones
+        // with group ids turned back into declared names where possible.
         let rules: Vec<String> = spec
             .ingress
             .iter()
             .map(|rule| match desired_key(rule, snapshot) {
-                Ok(key) => key.to_string(),
+                Ok(key) => rule_text(&key, &group_name),
                 Err(_) => format!("{} {} from {}", rule.protocol, rule.ports, rule.source),
             })
             .collect();
@@ -50,7 +66,7 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
             Some(Observed::Known(Some(group))) => match &group.ingress {
                 Observed::Known(rules) => json!({
                     "id": group.id,
-                    "rules": rules.iter().map(|r| json!({"rule": r.key.to_string(), "ours": r.managed_by_us})).collect::<Vec<_>>(),
+                    "rules": rules.iter().map(|r| json!({"rule": rule_text(&r.key, &group_name), "ours": r.managed_by_us})).collect::<Vec<_>>(),
                 }),
                 Observed::Unknown(_) => json!({"id": group.id, "rules": null}),
             },
