@@ -190,3 +190,61 @@ fn failed_target_health_read_yields_no_target_actions() {
     let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
 }
+
+#[test]
+fn a_failed_task_read_or_an_inexpressible_rule_yields_no_destructive_action() {
+    let emu = Emulator::start();
+    let config = crate::harness::seed_config();
+    emu.awsctl(&["register-target", "nestjs-api-tg", "0", "40000"]);
+    emu.awsctl(&[
+        "faults",
+        "add",
+        "--service",
+        "ecs",
+        "--operation",
+        "DescribeTasks",
+        "--kind",
+        "5xx",
+    ]);
+    let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
+    assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
+    let json = plan.json();
+    assert!(applied(&json).is_empty(), "{json}");
+    assert!(
+        json["unknowns"][0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("tasks of cluster"),
+        "{json}"
+    );
+    emu.awsctl(&["faults", "clear"]);
+
+    // A GRE rule (protocol 47) in an exclusive group: the group's rules are
+    // unknown (reported), not silently ignored or blindly revoked.
+    emu.awsctl(&[
+        "authorize-ingress",
+        "LoadBalancerGroup",
+        "47",
+        "-1",
+        "-1",
+        "--cidr",
+        "10.0.0.0/8",
+    ]);
+    emu.awsctl(&[
+        "authorize-ingress",
+        "LoadBalancerGroup",
+        "tcp",
+        "22",
+        "22",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
+    assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
+    let json = plan.json();
+    let kinds: Vec<_> = applied(&json).into_iter().map(|(k, _)| k).collect();
+    // The rogue target is still removed; nothing in the unreadable group is.
+    assert_eq!(kinds, vec!["deregister-target"], "{json}");
+    let why = json["unknowns"][0]["why"].as_str().unwrap_or_default();
+    assert!(why.contains("cannot express"), "{json}");
+}

@@ -168,12 +168,19 @@ async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
             out
         }
         Err(err) if is_already_done(actions[0], &err) => vec![Outcome::AlreadyDone],
-        Err(err) => vec![
-            Outcome::Failed {
-                error: err.to_string()
-            };
-            batch.len()
-        ],
+        // One bad member (a target on a stopped instance, a rule over the
+        // group's limit) must not block the others: retry one by one, so
+        // only what really fails is reported (and taints its resource).
+        Err(_) if batch.len() > 1 => {
+            let mut out = Vec::with_capacity(batch.len());
+            for action in actions {
+                out.push(single(clients, action).await);
+            }
+            out
+        }
+        Err(err) => vec![Outcome::Failed {
+            error: err.to_string(),
+        }],
     }
 }
 

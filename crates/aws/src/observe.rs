@@ -247,6 +247,7 @@ async fn list_tasks(
                         container_name: name.clone(),
                         container_port: b.container_port()?,
                         host_port: b.host_port()?,
+                        protocol: b.protocol().map(|p| p.as_str().to_string()),
                     })
                 })
             })
@@ -287,6 +288,30 @@ pub(crate) async fn list_task_arns(
     Ok(arns)
 }
 
+/// ECS reports per-item failures beside a successful answer; any of them
+/// makes the read incomplete.
+fn failures_are_unknown(
+    operation: &'static str,
+    failures: &[aws_sdk_ecs::types::Failure],
+) -> Result<()> {
+    let Some(first) = failures.first() else {
+        return Ok(());
+    };
+    Err(AwsError {
+        service: "ecs",
+        operation,
+        kind: ErrorKind::Transient,
+        code: first.reason().map(str::to_string),
+        message: format!(
+            "{} of the requested items could not be described (first: {} {})",
+            failures.len(),
+            first.arn().unwrap_or("?"),
+            first.detail().or(first.reason()).unwrap_or("")
+        ),
+        request_id: None,
+    })
+}
+
 /// DescribeTasks in batches of 100.
 pub(crate) async fn describe_tasks(
     clients: &AwsClients,
@@ -303,6 +328,9 @@ pub(crate) async fn describe_tasks(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
+        // A listed task that cannot be described is not "no task": its
+        // target would look stale. The whole read is unknown instead.
+        failures_are_unknown("DescribeTasks", out.failures())?;
         tasks.extend(out.tasks().iter().cloned());
     }
     Ok(tasks)
@@ -333,6 +361,7 @@ async fn container_instances(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs", "DescribeContainerInstances", e))?;
+        failures_are_unknown("DescribeContainerInstances", described.failures())?;
         for ci in described.container_instances() {
             out.push(LiveContainerInstance {
                 arn: ci.container_instance_arn().unwrap_or_default().to_string(),
@@ -437,9 +466,10 @@ async fn observe_security_groups(
     let rules = describe_rules(clients, &ids).await;
     for (name, candidate) in found {
         let ingress = match &rules {
-            Ok(by_group) => {
-                Observed::Known(by_group.get(&candidate.id).cloned().unwrap_or_default())
-            }
+            Ok(by_group) => by_group
+                .get(&candidate.id)
+                .cloned()
+                .unwrap_or(Observed::Known(Vec::new())),
             Err(err) => unknown(err),
         };
         out.insert(
@@ -509,8 +539,9 @@ async fn describe_groups(clients: &AwsClients, desired: &DesiredState) -> Result
 async fn describe_rules(
     clients: &AwsClients,
     group_ids: &[String],
-) -> Result<BTreeMap<String, Vec<LiveRule>>> {
+) -> Result<BTreeMap<String, Observed<Vec<LiveRule>>>> {
     let mut out: BTreeMap<String, Vec<LiveRule>> = BTreeMap::new();
+    let mut unexpressible: BTreeMap<String, String> = BTreeMap::new();
     for chunk in group_ids.chunks(EC2_FILTER_VALUES) {
         let mut pages = clients
             .ec2
@@ -535,6 +566,20 @@ async fn describe_rules(
                     continue;
                 };
                 let Some(key) = rule_key(rule) else {
+                    // A rule the file cannot express (protocol 47, 132,
+                    // ...): never silently ignored in an exclusive group,
+                    // so the group's rule list is unknown until a person
+                    // looks.
+                    out.entry(group_id.to_string()).or_default();
+                    unexpressible.entry(group_id.to_string()).or_insert_with(|| {
+                        format!(
+                            "rule {} ({} {}..{}) uses a protocol or source ecs-reconciler cannot express; remove it or manage this group by hand",
+                            rule.security_group_rule_id().unwrap_or("?"),
+                            rule.ip_protocol().unwrap_or("?"),
+                            rule.from_port().unwrap_or(-1),
+                            rule.to_port().unwrap_or(-1)
+                        )
+                    });
                     continue;
                 };
                 let managed_by_us = rule
@@ -550,11 +595,20 @@ async fn describe_rules(
             }
         }
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|(group, rules)| {
+            let observed = match unexpressible.remove(&group) {
+                Some(why) => Observed::Unknown(why),
+                None => Observed::Known(rules),
+            };
+            (group, observed)
+        })
+        .collect())
 }
 
-/// The normalised key of a live rule; `None` for protocols the file cannot
-/// express (they are then invisible to the diff and never revoked).
+/// The normalised key of a live rule; `None` for protocols or sources the
+/// file cannot express (the caller then makes the group's rules unknown).
 fn rule_key(rule: &aws_sdk_ec2::types::SecurityGroupRule) -> Option<RuleKey> {
     let protocol = Protocol::parse(rule.ip_protocol()?)?;
     let source = if let Some(cidr) = rule.cidr_ipv4() {
@@ -590,14 +644,13 @@ async fn observe_instances(
     let ids: Vec<String> = ids.into_iter().collect();
     match describe_instances(clients, &ids).await {
         Ok(found) => {
+            // An id the complete, filtered read did not return is gone (a
+            // terminated instance still registered in ECS): nothing to
+            // attach to, and not a reason to call the observation partial.
             for id in ids {
-                let observed = match found.get(&id) {
-                    Some(instance) => Observed::Known(instance.clone()),
-                    None => Observed::Unknown(format!(
-                        "instance {id} is registered in the cluster but EC2 does not list it"
-                    )),
-                };
-                out.insert(id, observed);
+                if let Some(instance) = found.get(&id) {
+                    out.insert(id, Observed::Known(instance.clone()));
+                }
             }
         }
         Err(err) => {

@@ -172,6 +172,8 @@ pub struct LiveBinding {
     pub container_name: String,
     pub container_port: i32,
     pub host_port: i32,
+    /// `tcp` or `udp`; ALB targets are tcp.
+    pub protocol: Option<String>,
 }
 
 /// An ECS task of a managed service.

@@ -62,37 +62,74 @@ pub fn task_targets(spec: &TargetGroupSpec, snapshot: &Snapshot) -> Option<TaskT
         .iter()
         .filter(|t| t.service.as_deref() == Some(spec.service.as_str()))
     {
-        let target = target_of(task, spec, &instances);
-        if task.is_serving() {
-            match target {
-                Some(target) => {
-                    out.expected.insert(target);
-                }
-                None => out.incomplete = true,
+        match (target_of(task, spec, &instances), task.is_serving()) {
+            (TaskTarget::One(target), true) => {
+                out.expected.insert(target);
             }
-        } else if task.last_status != "STOPPED"
-            && let Some(target) = target
-        {
-            out.in_motion.insert(target);
+            // A serving task whose target cannot be told exactly: nothing
+            // may be deregistered on the strength of this task list, and
+            // none of its candidate targets is touched.
+            (TaskTarget::Several(targets), true) => {
+                out.incomplete = true;
+                out.in_motion.extend(targets);
+            }
+            (TaskTarget::Unknown, true) => out.incomplete = true,
+            (_, false) if task.last_status == "STOPPED" => {}
+            (TaskTarget::One(target), false) => {
+                out.in_motion.insert(target);
+            }
+            (TaskTarget::Several(targets), false) => out.in_motion.extend(targets),
+            (TaskTarget::Unknown, false) => {}
         }
     }
     Some(out)
+}
+
+/// Where a task receives the target group's traffic.
+enum TaskTarget {
+    One(TargetKey),
+    /// Several tcp host ports for the one container port (e.g. separate
+    /// IPv4 and IPv6 bindings): ambiguous.
+    Several(Vec<TargetKey>),
+    /// No container instance or no matching binding (yet).
+    Unknown,
 }
 
 fn target_of(
     task: &LiveTask,
     spec: &TargetGroupSpec,
     instances: &BTreeMap<&str, &str>,
-) -> Option<TargetKey> {
-    let instance = instances.get(task.container_instance_arn.as_deref()?)?;
-    let binding = task.bindings.iter().find(|b| {
-        b.container_name == spec.container_name
-            && b.container_port == i32::from(spec.container_port)
-    })?;
-    Some(TargetKey {
+) -> TaskTarget {
+    let Some(instance) = task
+        .container_instance_arn
+        .as_deref()
+        .and_then(|arn| instances.get(arn))
+    else {
+        return TaskTarget::Unknown;
+    };
+    let mut ports: Vec<i32> = task
+        .bindings
+        .iter()
+        .filter(|b| {
+            b.container_name == spec.container_name
+                && b.container_port == i32::from(spec.container_port)
+                && b.protocol
+                    .as_deref()
+                    .is_none_or(|p| p.eq_ignore_ascii_case("tcp"))
+        })
+        .map(|b| b.host_port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let key = |port| TargetKey {
         id: (*instance).to_string(),
-        port: binding.host_port,
-    })
+        port,
+    };
+    match ports.as_slice() {
+        [] => TaskTarget::Unknown,
+        [port] => TaskTarget::One(key(*port)),
+        many => TaskTarget::Several(many.iter().map(|p| key(*p)).collect()),
+    }
 }
 
 fn diff_target_group(spec: &TargetGroupSpec, snapshot: &Snapshot, changes: &mut Vec<Change>) {

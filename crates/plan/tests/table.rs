@@ -447,3 +447,66 @@ fn shared_membership_never_deregisters() {
     targets_mut(&mut s).push(target(0, 40000, "healthy"));
     assert!(plan(&d, &s).actions().is_empty());
 }
+
+#[test]
+fn a_serving_task_whose_target_is_unknown_blocks_deregistration() {
+    // On an instance missing from the container-instance list...
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    cluster_mut(&mut s).tasks.known_mut().unwrap()[0].container_instance_arn =
+        Some("arn:aws:ecs:us-east-1:123456789012:container-instance/nestjs-cluster/gone".into());
+    assert!(
+        plan(&desired(), &s)
+            .actions()
+            .iter()
+            .all(|a| !a.is_destructive())
+    );
+    // ...or with no binding for the container port yet.
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    cluster_mut(&mut s).tasks.known_mut().unwrap()[0]
+        .bindings
+        .clear();
+    assert!(
+        plan(&desired(), &s)
+            .actions()
+            .iter()
+            .all(|a| !a.is_destructive())
+    );
+}
+
+#[test]
+fn udp_bindings_are_not_targets_and_ambiguous_tcp_ports_are_left_alone() {
+    let mut s = converged();
+    let tasks = cluster_mut(&mut s).tasks.known_mut().unwrap();
+    // A udp mapping of the same container port, listed first.
+    tasks[0].bindings.insert(
+        0,
+        LiveBinding {
+            container_name: "api".into(),
+            container_port: 3000,
+            host_port: 45000,
+            protocol: Some("udp".into()),
+        },
+    );
+    assert!(plan(&desired(), &s).actions().is_empty());
+
+    // Two tcp host ports for one container port (IPv4 and IPv6 bindings):
+    // neither is deregistered, nothing stale is removed on this basis.
+    let mut s = converged();
+    cluster_mut(&mut s).tasks.known_mut().unwrap()[1]
+        .bindings
+        .push(LiveBinding {
+            container_name: "api".into(),
+            container_port: 3000,
+            host_port: 32800,
+            protocol: Some("tcp".into()),
+        });
+    targets_mut(&mut s).push(target(1, 32800, "healthy"));
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    assert!(
+        plan(&desired(), &s).actions().is_empty(),
+        "{:#?}",
+        plan(&desired(), &s).actions()
+    );
+}

@@ -189,6 +189,9 @@ impl<C: Cloud> Controller<C> {
             DueReason::Startup,
         );
         let mut config_open = true;
+        // SIGHUP re-reads the file (reload) and re-checks every resource now.
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -198,6 +201,11 @@ impl<C: Cloud> Controller<C> {
                 biased;
                 _ = self.shutdown.cancelled() => break,
                 _ = beat.tick() => continue,
+                Some(()) = recv_hangup(&mut hangup) => {
+                    tracing::info!("SIGHUP: re-checking every resource now");
+                    scheduler.trigger_all(Instant::now(), DueReason::Operator);
+                    continue;
+                }
                 changed = self.config.changed(), if config_open => {
                     if changed.is_err() {
                         config_open = false;
@@ -550,6 +558,13 @@ fn unit_results(
             (unit.clone(), complete && actions_ok)
         })
         .collect()
+}
+
+async fn recv_hangup(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `security-group` of `security-group/NAME`.

@@ -28,6 +28,8 @@ pub enum DueReason {
     ConfigChanged,
     Resync,
     Retry,
+    /// An operator asked (SIGHUP).
+    Operator,
 }
 
 /// Timing settings.

@@ -10,7 +10,7 @@ use ecs_reconciler_plan::{
     ActionOutcome, Change, LiveRule, LiveSecurityGroup, LiveSource, Observed, Outcome, RuleKey,
     Snapshot, simulate,
 };
-use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus};
+use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus, Leadership};
 use ecs_reconciler_runtime::reload::LoadedConfig;
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
 use ecs_reconciler_spec::{PortRange, Protocol};
@@ -39,9 +39,19 @@ struct FakeCloud {
     executed: Mutex<Vec<String>>,
     /// The next N executes fail.
     fail_next: Mutex<u32>,
+    /// What the election says; `None` = leader.
+    role: Mutex<Option<Leadership>>,
 }
 
 impl Cloud for FakeCloud {
+    async fn leadership(&self) -> Leadership {
+        self.role
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or(Leadership::Leader)
+    }
+
     async fn observe(&self, _desired: &ecs_reconciler_spec::DesiredState) -> Snapshot {
         *self.observations.lock().unwrap() += 1;
         self.live.lock().unwrap().clone()
@@ -123,10 +133,14 @@ struct Harness {
 }
 
 fn start(live: Snapshot) -> Harness {
-    let cloud = Arc::new(FakeCloud {
+    start_with(FakeCloud {
         live: Mutex::new(live),
         ..Default::default()
-    });
+    })
+}
+
+fn start_with(cloud: FakeCloud) -> Harness {
+    let cloud = Arc::new(cloud);
     let (config, config_rx) = watch::channel(loaded(CONFIG, 1));
     let (status_tx, status) = watch::channel(DaemonStatus::default());
     let shutdown = CancellationToken::new();
@@ -281,4 +295,38 @@ async fn shutdown_stops_the_loop() {
         .await
         .expect("loop stops promptly")
         .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_or_an_unknown_election_observes_but_never_writes() {
+    for role in [
+        Leadership::Follower {
+            leader: Some("arn:aws:ecs:us-east-1:1:task/c/other".into()),
+        },
+        Leadership::Unknown {
+            reason: "metadata endpoint unreachable".into(),
+        },
+    ] {
+        let cloud = FakeCloud {
+            live: Mutex::new(drifted()),
+            role: Mutex::new(Some(role.clone())),
+            ..Default::default()
+        };
+        let h = start_with(cloud);
+        run_for(Duration::from_millis(10)).await;
+        assert_eq!(passes(&h), 1);
+        assert!(
+            h.cloud.executed.lock().unwrap().is_empty(),
+            "{role:?} wrote"
+        );
+        let status = h.status.borrow().clone();
+        assert_eq!(status.leadership, role);
+        assert_eq!(status.units["security-group/web"].state, "drifted");
+        // Elected: the next pass corrects.
+        *h.cloud.role.lock().unwrap() = None;
+        run_for(Duration::from_secs(34)).await;
+        assert_eq!(h.cloud.executed.lock().unwrap().len(), 2);
+        h.shutdown.cancel();
+        h.task.await.unwrap();
+    }
 }
