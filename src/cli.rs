@@ -128,6 +128,13 @@ pub struct RunArgs {
     pub audit_log: Option<PathBuf>,
     #[command(flatten)]
     pub listen: ListenArg,
+    /// Corrections of one field within --fight-window after which it is left
+    /// alone as fought over by another writer (until the config changes or SIGHUP).
+    #[arg(long, env = "ECS_RECONCILER_FIGHT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+    pub fight_threshold: u32,
+    /// The window of --fight-threshold.
+    #[arg(long, env = "ECS_RECONCILER_FIGHT_WINDOW", default_value = "10m", value_parser = crate::commands::parse_duration)]
+    pub fight_window: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

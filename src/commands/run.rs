@@ -10,6 +10,7 @@ use ecs_reconciler_aws::{AwsClients, CallObserver, CallRecord};
 use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
 use ecs_reconciler_runtime::audit::AuditLog;
 use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus, Leadership};
+use ecs_reconciler_runtime::fights::{FightDetector, FightSettings};
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
 use ecs_reconciler_runtime::metrics::Metrics;
 use ecs_reconciler_runtime::reload::ConfigStatus;
@@ -174,6 +175,10 @@ pub async fn run(args: &RunArgs) -> u8 {
         heartbeat,
         timeline,
         metrics,
+        fights: FightDetector::new(FightSettings {
+            threshold: args.fight_threshold as usize,
+            window: args.fight_window,
+        }),
     };
     tracing::info!(
         config = %args.config.config.display(),

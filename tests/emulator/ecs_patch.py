@@ -33,6 +33,8 @@ Gaps fixed here (each verified against moto 5.2.1):
   ListContainerInstances ignores status/maxResults/nextToken.
 * UpdateService stores the task definition string as given (family name)
   instead of the resolved ARN.
+* CreateService ignores ``deploymentConfiguration`` (every service got
+  200/100); the requested values are now kept, over those defaults.
 * The JSON serializer writes non-string values into string-typed members
   verbatim (``"cpu": 0``); they are stringified.
 """
@@ -518,6 +520,20 @@ def _patch_responses() -> None:
         return orig_describe_services(self)
 
     R.describe_services = describe_services
+
+    orig_create_service = R.create_service
+
+    def create_service(self: Any) -> ActionResult:
+        result = orig_create_service(self)
+        requested = self._get_param("deploymentConfiguration")
+        if requested:
+            service = self.ecs_backend._get_service(
+                self._get_param("cluster", "default"), self._get_param("serviceName")
+            )
+            service.deployment_configuration = {**service.deployment_configuration, **requested}
+        return result
+
+    R.create_service = create_service
 
     def list_container_instances(self: Any) -> ActionResult:
         backend = self.ecs_backend

@@ -321,6 +321,21 @@ def test_describe_services_limits(emu: Emu) -> None:
     assert err.response["Error"]["Code"] == "InvalidParameterException"
 
 
+def test_create_service_keeps_deployment_configuration(emu: Emu) -> None:
+    # Its own cluster and no tasks, so the seed cluster's counters stay as they are.
+    emu.ecs.create_cluster(clusterName="deploy-config")
+    plain = emu.ecs.create_service(cluster="deploy-config", serviceName="plain", taskDefinition="nestjs-api",
+                                   desiredCount=0)["service"]
+    assert plain["deploymentConfiguration"]["maximumPercent"] == 200
+    assert plain["deploymentConfiguration"]["minimumHealthyPercent"] == 100
+    emu.ecs.create_service(cluster="deploy-config", serviceName="single", taskDefinition="nestjs-api", desiredCount=0,
+                           deploymentConfiguration={"minimumHealthyPercent": 0, "maximumPercent": 100})
+    described = emu.ecs.describe_services(cluster="deploy-config", services=["single"])["services"][0]
+    config = described["deploymentConfiguration"]
+    assert config["minimumHealthyPercent"] == 0 and config["maximumPercent"] == 100
+    assert config["deploymentCircuitBreaker"] == {"enable": False, "rollback": False}
+
+
 def test_scale_up_and_down(emu: Emu) -> None:
     emu.wait_steady(2)
     emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=3)

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::audit::AuditLog;
+use crate::fights::{Fight, FightDetector};
 use crate::metrics::{
     ControllerLabel, KindLabel, Metrics, QUEUE, QueueLabel, ReconcileLabels, ResourceLabels,
 };
@@ -124,7 +125,8 @@ pub struct UnitStatus {
     pub desired: serde_json::Value,
     pub live: serde_json::Value,
     /// `in-sync`, `drifted` (observe/report drift left), `correcting`
-    /// (changes applied this pass), `error`.
+    /// (changes applied this pass), `fighting` (another writer keeps
+    /// undoing a correction: held), `error`.
     pub state: String,
     /// Drift found by the last pass (all dispositions but info).
     pub drift: Vec<Change>,
@@ -150,6 +152,8 @@ pub struct DaemonStatus {
     pub addresses: Vec<ecs_reconciler_plan::Address>,
     pub config_generation: u64,
     pub leadership: Leadership,
+    /// Fields left alone because another writer keeps changing them.
+    pub fights: Vec<Fight>,
 }
 
 /// Everything the loop needs.
@@ -165,6 +169,8 @@ pub struct Controller<C: Cloud> {
     pub heartbeat: Arc<AtomicU64>,
     pub timeline: Arc<Timeline>,
     pub metrics: Arc<Metrics>,
+    /// Fields another writer keeps changing are left alone.
+    pub fights: FightDetector,
 }
 
 /// How often the idle loop beats.
@@ -202,7 +208,8 @@ impl<C: Cloud> Controller<C> {
                 _ = self.shutdown.cancelled() => break,
                 _ = beat.tick() => continue,
                 Some(()) = recv_hangup(&mut hangup) => {
-                    tracing::info!("SIGHUP: re-checking every resource now");
+                    tracing::info!("SIGHUP: clearing fights, re-checking every resource now");
+                    self.fights.clear();
                     scheduler.trigger_all(Instant::now(), DueReason::Operator);
                     continue;
                 }
@@ -212,6 +219,8 @@ impl<C: Cloud> Controller<C> {
                         continue;
                     }
                     current = self.config.borrow_and_update().clone();
+                    // A new config is a new intent: stop holding fights.
+                    self.fights.clear();
                     let touched = scheduler.set_units(
                         units_of(&current.desired),
                         Instant::now(),
@@ -297,11 +306,36 @@ impl<C: Cloud> Controller<C> {
                 }
             }
         }
+        let (to_apply, held) = self.fights.filter(to_apply);
         let outcomes = if to_apply.is_empty() || leadership != Leadership::Leader {
             Vec::new()
         } else {
             self.cloud.execute(to_apply, self.shutdown.clone()).await
         };
+        for fight in self.fights.record(&outcomes, Instant::now()) {
+            tracing::warn!(
+                field = %fight.field,
+                theirs = %fight.theirs,
+                ours = %fight.ours,
+                corrections = fight.corrections,
+                "another writer keeps changing this field; leaving it alone until the config changes or SIGHUP"
+            );
+            self.metrics
+                .fight_detected_total
+                .get_or_create(&KindLabel {
+                    kind: fight.kind.clone(),
+                })
+                .inc();
+            self.timeline.push(TimelineEvent::now(
+                "fight",
+                Some(fight.unit.clone()),
+                format!(
+                    "{}: another writer keeps setting {} (the file says {}); left alone",
+                    fight.field, fight.theirs, fight.ours
+                ),
+            ));
+        }
+        let fighting: BTreeSet<String> = held.iter().map(|c| c.owner.clone()).collect();
         if let Some(audit) = &mut self.audit {
             audit.record_all(&outcomes);
         }
@@ -310,8 +344,16 @@ impl<C: Cloud> Controller<C> {
         self.record_timeline(due, &plan, &outcomes);
         let views = ecs_reconciler_plan::view::views(&config.desired, &snapshot);
         self.publish(config, due, &plan, &outcomes, &results, started, views);
-        self.status
-            .send_modify(|status| status.leadership = leadership);
+        let fights = self.fights.fights();
+        self.status.send_modify(|status| {
+            status.leadership = leadership;
+            status.fights = fights;
+            for unit in &fighting {
+                if let Some(entry) = status.units.get_mut(unit) {
+                    entry.state = "fighting".into();
+                }
+            }
+        });
         results
     }
 

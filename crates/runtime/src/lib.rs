@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod controller;
+pub mod fights;
 pub mod http;
 pub mod metadata;
 pub mod metrics;

@@ -95,6 +95,7 @@ pub struct Metrics {
     pub workqueue_queue_duration_seconds: Family<QueueLabel, Histogram>,
     pub drift_detected_total: Family<KindLabel, Counter>,
     pub drift_corrected_total: Family<KindLabel, Counter>,
+    pub fight_detected_total: Family<KindLabel, Counter>,
     pub resource_in_sync: Family<ResourceLabels, Gauge>,
     pub last_successful_observation: Gauge<f64, AtomicU64>,
     pub config_last_reload_successful: Gauge,
@@ -125,6 +126,7 @@ impl Metrics {
             workqueue_queue_duration_seconds: Family::new_with_constructor(histogram),
             drift_detected_total: Family::default(),
             drift_corrected_total: Family::default(),
+            fight_detected_total: Family::default(),
             resource_in_sync: Family::default(),
             last_successful_observation: Gauge::default(),
             config_last_reload_successful: Gauge::default(),
@@ -163,6 +165,10 @@ impl Metrics {
                 .inc_by(0);
             metrics
                 .drift_corrected_total
+                .get_or_create(&kind_label)
+                .inc_by(0);
+            metrics
+                .fight_detected_total
                 .get_or_create(&kind_label)
                 .inc_by(0);
         }
@@ -231,6 +237,11 @@ impl Metrics {
             "ecs_reconciler_drift_corrected",
             "Drift corrected, per resource kind",
             m.drift_corrected_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_fight_detected",
+            "Fields left alone because another writer kept changing them, per resource kind",
+            m.fight_detected_total.clone(),
         );
         registry.register(
             "ecs_reconciler_resource_in_sync",

@@ -160,6 +160,7 @@ fn start_with(cloud: FakeCloud) -> Harness {
         heartbeat: Default::default(),
         timeline: Default::default(),
         metrics: ecs_reconciler_runtime::metrics::Metrics::new("test").0,
+        fights: ecs_reconciler_runtime::fights::FightDetector::new(Default::default()),
     };
     let task = tokio::spawn(controller.run());
     Harness {
@@ -329,4 +330,53 @@ async fn a_follower_or_an_unknown_election_observes_but_never_writes() {
         h.shutdown.cancel();
         h.task.await.unwrap();
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_field_another_writer_keeps_undoing_is_left_alone_until_the_config_changes() {
+    let h = start(drifted());
+    let clear_web = |h: &Harness| {
+        if let Some(Observed::Known(Some(g))) =
+            h.cloud.live.lock().unwrap().security_groups.get_mut("web")
+        {
+            g.ingress.known_mut().unwrap().clear();
+        }
+    };
+    run_for(Duration::from_millis(10)).await;
+    // Someone revokes the port-80 rule after every correction.
+    for _ in 0..8 {
+        clear_web(&h);
+        run_for(Duration::from_secs(34)).await;
+    }
+    let authorizes = h
+        .cloud
+        .executed
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|k| *k == "authorize-ingress")
+        .count();
+    assert_eq!(
+        authorizes, 5,
+        "corrected until the fight threshold, then held"
+    );
+    let status = h.status.borrow().clone();
+    assert_eq!(status.fights.len(), 1, "{:#?}", status.fights);
+    assert_eq!(status.fights[0].unit, "security-group/web");
+    assert_eq!(status.units["security-group/web"].state, "fighting");
+    // The db group's own correction was never held.
+    assert_eq!(status.units["security-group/db"].state, "in-sync");
+
+    // A config change is a new intent: the fight is cleared, and the edited
+    // unit is reconciled at once.
+    let edited = CONFIG.replace("ports: 80", "ports: 8080");
+    h.config.send(loaded(&edited, 2)).unwrap();
+    run_for(Duration::from_millis(10)).await;
+    assert!(h.status.borrow().fights.is_empty());
+    assert_eq!(
+        h.cloud.executed.lock().unwrap().last().map(String::as_str),
+        Some("authorize-ingress")
+    );
+    h.shutdown.cancel();
+    h.task.await.unwrap();
 }
