@@ -78,24 +78,35 @@ fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Chang
     }
 
     let daemon = live.scheduling_strategy.as_deref() == Some("DAEMON");
-    let wanted = i32::try_from(spec.replicas).unwrap_or(i32::MAX);
-    if !daemon && live.desired_count != wanted {
-        changes.push(Change::fix(
-            resource,
-            format!("desiredCount {}", live.desired_count),
-            format!("desiredCount {wanted}"),
-            format!(
-                "service {} wants {wanted} replicas but desiredCount is {} (running {})",
-                spec.name, live.desired_count, live.running_count
-            ),
-            spec.mode == Mode::Enforce,
-            Action::ScaleService {
-                cluster: spec.cluster.clone(),
-                service: spec.name.clone(),
-                desired_count: wanted,
-            },
-        ));
+    if daemon {
+        return;
     }
+    let Some(wanted) = spec.replicas.correction(live.desired_count) else {
+        return;
+    };
+    let reason = if spec.replicas.is_exact() {
+        format!(
+            "service {} wants {wanted} replicas but desiredCount is {} (running {})",
+            spec.name, live.desired_count, live.running_count
+        )
+    } else {
+        format!(
+            "desiredCount {} of service {} is outside its range {} (inside it an autoscaler owns the count); clamped to {wanted}",
+            live.desired_count, spec.name, spec.replicas
+        )
+    };
+    changes.push(Change::fix(
+        resource,
+        format!("desiredCount {}", live.desired_count),
+        format!("desiredCount {wanted}"),
+        reason,
+        spec.mode == Mode::Enforce,
+        Action::ScaleService {
+            cluster: spec.cluster.clone(),
+            service: spec.name.clone(),
+            desired_count: wanted,
+        },
+    ));
 }
 
 fn check_field(

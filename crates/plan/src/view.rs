@@ -145,7 +145,9 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
                 name: format!("{}/{}", spec.cluster, spec.name),
                 mode: spec.mode,
                 desired: json!({
-                    "replicas": spec.replicas,
+                    "replicas": spec.replicas.to_string(),
+                    "replicasMin": spec.replicas.min,
+                    "replicasMax": spec.replicas.max,
                     "launchType": spec.launch_type,
                     "schedulingStrategy": spec.scheduling_strategy,
                 }),

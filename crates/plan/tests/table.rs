@@ -510,3 +510,29 @@ fn udp_bindings_are_not_targets_and_ambiguous_tcp_ports_are_left_alone() {
         plan(&desired(), &s).actions()
     );
 }
+
+#[test]
+fn a_replica_range_leaves_the_autoscalers_count_alone_and_clamps_outside() {
+    let mut d = desired();
+    d.services[0].replicas = ReplicaBounds { min: 2, max: 10 };
+    for (live, want) in [
+        (2, None),
+        (7, None),
+        (10, None),
+        (1, Some("desiredCount 2")),
+        (0, Some("desiredCount 2")),
+        (15, Some("desiredCount 10")),
+    ] {
+        let mut s = converged();
+        service_mut(&mut s).desired_count = live;
+        let changes = applied(&d, &s);
+        match want {
+            None => assert!(changes.is_empty(), "{live}: {changes:?}"),
+            Some(after) => assert_eq!(
+                changes,
+                one("scale-service", "service/nestjs-cluster/nestjs-api", after),
+                "{live}"
+            ),
+        }
+    }
+}

@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use crate::diag::{Diagnostic, Pos, list_names, nearest};
 use crate::file::{
     Cluster, DesiredStateFile, IngressRule, Int, LaunchType, Listener, ListenerProtocol,
-    LoadBalancer, Management, Membership, Mode, PortBounds, Ports, Protocol, SchedulingStrategy,
-    SecurityGroup, Service, TargetGroup, TargetType, TaskDefinition,
+    LoadBalancer, Management, Membership, Mode, PortBounds, Ports, Protocol, ReplicaRange,
+    Replicas, SchedulingStrategy, SecurityGroup, Service, TargetGroup, TargetType, TaskDefinition,
 };
 use crate::yaml::{Entry, Kind, Node, Value};
 
@@ -622,6 +622,29 @@ impl Decode for PortBounds {
         Some(PortBounds {
             from: d.req(&m, "from"),
             to: d.req(&m, "to"),
+        })
+    }
+}
+
+impl Decode for Replicas {
+    const EXPECTED: &'static str = "a replica count";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        match &node.value {
+            Value::Map(_) => ReplicaRange::decode(d, node, path).map(Replicas::Range),
+            _ => Int::decode(d, node, path).map(Replicas::Exact),
+        }
+    }
+}
+
+impl Decode for ReplicaRange {
+    const EXPECTED: &'static str = "a replica range";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        let m = d.fields(node, path, "a replica range", &["min", "max"])?;
+        Some(ReplicaRange {
+            min: d.req(&m, "min"),
+            max: d.req(&m, "max"),
         })
     }
 }

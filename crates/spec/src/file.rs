@@ -136,6 +136,35 @@ impl Default for Ports {
     }
 }
 
+/// How many tasks a service runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Replicas {
+    /// Exactly this many, e.g. `2`.
+    Exact(#[schemars(extend("minimum" = 0, "maximum" = 10000))] Int),
+    /// A range another writer (Application Auto Scaling) moves within.
+    Range(ReplicaRange),
+}
+
+impl Default for Replicas {
+    /// Only a placeholder for a value that failed to decode.
+    fn default() -> Replicas {
+        Replicas::Exact(Int(0))
+    }
+}
+
+/// `{min, max}`, both inclusive.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaRange {
+    /// Fewest tasks, 0 to 10000.
+    #[schemars(extend("minimum" = 0, "maximum" = 10000))]
+    pub min: Int,
+    /// Most tasks, `min` to 10000.
+    #[schemars(extend("minimum" = 0, "maximum" = 10000))]
+    pub max: Int,
+}
+
 /// `{from, to}`, both inclusive.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -173,9 +202,10 @@ pub struct Service {
     pub name: String,
     /// The cluster the service runs in.
     pub cluster: String,
-    /// Desired number of running tasks (`desiredCount`), 0 to 10000.
-    #[schemars(extend("minimum" = 0, "maximum" = 10000))]
-    pub replicas: Int,
+    /// Desired number of running tasks (`desiredCount`): a number (0 to
+    /// 10000), or `{min, max}` when an autoscaler owns the count — inside
+    /// the range desiredCount is left alone, outside it is clamped.
+    pub replicas: Replicas,
     /// Expected launch type; reported if it differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_type: Option<LaunchType>,

@@ -199,6 +199,51 @@ pub struct TaskDefinitionCheck {
     pub host_port: Option<u16>,
 }
 
+/// How many tasks a service must run: exactly `min` when `min == max`;
+/// otherwise a range an autoscaler owns (desiredCount inside it is left
+/// alone, outside it is clamped to the nearest bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReplicaBounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl ReplicaBounds {
+    pub fn exact(count: u32) -> ReplicaBounds {
+        ReplicaBounds {
+            min: count,
+            max: count,
+        }
+    }
+
+    pub fn is_exact(&self) -> bool {
+        self.min == self.max
+    }
+
+    /// The desiredCount to set, or `None` when `current` is acceptable.
+    pub fn correction(&self, current: i32) -> Option<i32> {
+        let min = i32::try_from(self.min).unwrap_or(i32::MAX);
+        let max = i32::try_from(self.max).unwrap_or(i32::MAX);
+        if current < min {
+            Some(min)
+        } else if current > max {
+            Some(max)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for ReplicaBounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_exact() {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}-{}", self.min, self.max)
+        }
+    }
+}
+
 /// An ECS service. `replicas` is enforced; the other fields are checked and
 /// reported when they differ.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -206,7 +251,7 @@ pub struct TaskDefinitionCheck {
 pub struct ServiceSpec {
     pub name: String,
     pub cluster: String,
-    pub replicas: u32,
+    pub replicas: ReplicaBounds,
     pub launch_type: Option<String>,
     pub scheduling_strategy: Option<String>,
     pub task_definition: Option<TaskDefinitionCheck>,

@@ -64,7 +64,7 @@ services:
     mode: enforce
   - name: worker
     cluster: other
-    replicas: 0
+    replicas: {min: 0, max: 4}
     launchType: EXTERNAL
     schedulingStrategy: REPLICA
     taskDefinition: {family: worker}

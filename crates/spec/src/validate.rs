@@ -15,8 +15,8 @@ use crate::diag::{Diagnostic, list_names, nearest};
 use crate::file as f;
 use crate::model::{
     ClusterSpec, DesiredState, IngressRule, ListenerCheck, LoadBalancerSpec, Mode, PortRange,
-    Protocol, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec, TargetGroupSpec,
-    TargetMembership, TaskDefinitionCheck,
+    Protocol, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec,
+    TargetGroupSpec, TargetMembership, TaskDefinitionCheck,
 };
 
 /// The most tasks a service may ask for: far above any sane value, low
@@ -685,10 +685,44 @@ fn services(ctx: &mut Ctx, file: &f::DesiredStateFile, global: Mode) -> Vec<Serv
             }
         }
         let replicas_path = format!("{p}.replicas");
-        let replicas = if ctx.in_range(&replicas_path, s.replicas, 0, MAX_REPLICAS, "replicas") {
-            u32::try_from(s.replicas.0).unwrap_or(0)
-        } else {
-            0
+        // `None` when the value is out of range or failed to decode (already
+        // reported): no check may build on it.
+        let count = |ctx: &mut Ctx, path: &str, value: f::Int, what: &str| {
+            ctx.in_range(path, value, 0, MAX_REPLICAS, what)
+                .then(|| u32::try_from(value.0).unwrap_or(0))
+        };
+        let replicas = match &s.replicas {
+            f::Replicas::Exact(n) => {
+                ReplicaBounds::exact(count(ctx, &replicas_path, *n, "replicas").unwrap_or(0))
+            }
+            f::Replicas::Range(range) => {
+                let min = count(
+                    ctx,
+                    &format!("{replicas_path}.min"),
+                    range.min,
+                    "replicas.min",
+                );
+                let max = count(
+                    ctx,
+                    &format!("{replicas_path}.max"),
+                    range.max,
+                    "replicas.max",
+                );
+                if let (Some(min), Some(max)) = (min, max)
+                    && min > max
+                {
+                    ctx.error(
+                        &format!("{replicas_path}.max"),
+                        format!("replicas.max {max} is less than replicas.min {min}"),
+                        "write the range low to high, e.g. `{min: 2, max: 10}`",
+                    );
+                }
+                let min = min.unwrap_or(0);
+                ReplicaBounds {
+                    min,
+                    max: max.unwrap_or(min).max(min),
+                }
+            }
         };
         let task_definition = s.task_definition.as_ref().map(|t| {
             let tp = format!("{p}.taskDefinition");

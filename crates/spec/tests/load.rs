@@ -3,8 +3,8 @@
 
 use ecs_reconciler_spec::{
     ClusterSpec, DesiredState, IngressRule, ListenerCheck, LoadBalancerSpec, Mode, PortRange,
-    Protocol, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec, TargetGroupSpec,
-    TargetMembership, TaskDefinitionCheck, load,
+    Protocol, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec,
+    TargetGroupSpec, TargetMembership, TaskDefinitionCheck, load,
 };
 
 const SEED: &str = include_str!("../../../examples/seed.yaml");
@@ -94,7 +94,7 @@ fn seed_loads_to_the_expected_state() {
         services: vec![ServiceSpec {
             name: "nestjs-api".into(),
             cluster: "nestjs-cluster".into(),
-            replicas: 2,
+            replicas: ReplicaBounds::exact(2),
             launch_type: Some("EC2".into()),
             scheduling_strategy: Some("REPLICA".into()),
             task_definition: Some(TaskDefinitionCheck {
@@ -176,7 +176,7 @@ services:
     assert_eq!(state.target_groups[0].cluster, "c1");
     assert_eq!(state.target_groups[0].container_port, 80);
     assert_eq!(state.target_groups[0].mode, Mode::Observe);
-    assert_eq!(state.services[0].replicas, 3);
+    assert_eq!(state.services[0].replicas, ReplicaBounds::exact(3));
 }
 
 #[test]
@@ -269,6 +269,10 @@ fn each_error_class_is_reported_at_its_value() {
             &["2:37: replicas -1 is out of range: it must be 0-10000"]),
         ("huge replicas", "services:\n  - {name: s, cluster: c, replicas: 10001}\n".into(),
             &["2:37: replicas 10001 is out of range: it must be 0-10000"]),
+        ("replica range reversed", "services:\n  - {name: s, cluster: c, replicas: {min: 5, max: 2}}\n".into(),
+            &["2:51: replicas.max 2 is less than replicas.min 5"]),
+        ("replica range unknown key", "services:\n  - {name: s, cluster: c, replicas: {min: 1, most: 2}}\n".into(),
+            &["2:37: this replica range is missing the required field `max`", "2:46: unknown field `most` in a replica range"]),
         ("replicas text", "services:\n  - {name: s, cluster: c, replicas: two}\n".into(),
             &[r#"2:37: `replicas` must be a whole number, not "two""#]),
         ("host port", "services:\n  - name: s\n    cluster: c\n    replicas: 1\n    taskDefinition: {family: f, hostPort: 65536}\n".into(),
