@@ -17,7 +17,7 @@
   const KINDS = ['security-group', 'cluster', 'service', 'target-group', 'load-balancer'];
   const STATE = {
     'in-sync': ['✓', 'In sync'], drifted: ['!', 'Drifted'], correcting: ['↻', 'Correcting'],
-    error: ['✕', 'Error'], unknown: ['?', 'Unknown'],
+    fighting: ['⚔', 'Fighting (held)'], error: ['✕', 'Error'], unknown: ['?', 'Unknown'],
   };
   const RESULT = { applied: 'applied', 'already-done': 'already done', skipped: 'skipped', failed: 'failed' };
   const DISPOSITION = { apply: 'corrected', observe: 'left alone (observe-only)', report: 'reported only', info: 'info' };
@@ -163,7 +163,7 @@
     $('version').textContent = s.version ? `v${s.version}` : '';
     const units = Object.values(s.daemon?.units || {});
     const count = (st) => units.filter((u) => u.state === st).length;
-    const parts = [['error', 'in error'], ['drifted', 'drifted'], ['correcting', 'correcting']]
+    const parts = [['error', 'in error'], ['fighting', 'fought over'], ['drifted', 'drifted'], ['correcting', 'correcting']]
       .map(([st, words]) => [st, count(st), words]).filter(([, n]) => n > 0);
     let state = 'in-sync', text = `All ${units.length} resources in sync`;
     if (!units.length) [state, text] = ['unknown', s.daemon?.passes ? 'No resources reported' : 'Waiting for the first pass…'];
@@ -324,7 +324,10 @@
     } else if (kind === 'service') {
       const counts = l.desiredCount == null ? null
         : `${l.runningCount ?? '?'} running / ${l.desiredCount} desired${l.pendingCount ? `, ${l.pendingCount} pending` : ''}`;
-      const off = d.replicas != null && l.desiredCount != null && (d.replicas !== l.desiredCount || d.replicas !== l.runningCount);
+      // `replicas` is "2" or a range "2-10" an autoscaler moves within.
+      const min = d.replicasMin ?? Number(d.replicas), max = d.replicasMax ?? Number(d.replicas);
+      const outside = (n) => n != null && (n < min || n > max);
+      const off = d.replicas != null && l.desiredCount != null && (outside(l.desiredCount) || outside(l.runningCount));
       rows = [['both', 'Replicas', d.replicas, counts, off],
         ['both', 'Launch type', d.launchType, l.launchType],
         ['both', 'Scheduling', d.schedulingStrategy, l.schedulingStrategy],
