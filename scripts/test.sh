@@ -37,6 +37,9 @@ ECS_RECONCILER_BIN="$CARGO_TARGET_DIR/debug/ecs-reconciler" bash scripts/browser
 step "emulator self-test"
 "$ECS_RECONCILER_EMULATOR_PYTHON" -m pytest -q tests/emulator
 
+step "deployment files (hadolint, ECS task definitions and service against the emulator)"
+bash scripts/deploy-test.sh
+
 step "RustSec advisories (offline snapshot)"
 bash scripts/audit.sh
 

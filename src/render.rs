@@ -75,8 +75,12 @@ fn count(plan: &Plan, disposition: Disposition) -> usize {
 
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
-    if plan.changes.is_empty() {
+    if plan.changes.is_empty() && plan.unknowns.is_empty() {
         out.push_str("No drift: the live state matches the file.\n");
+    } else if plan.changes.is_empty() {
+        out.push_str(
+            "No drift in what could be read, but part of the live state could not be observed (below): this is not a clean plan.\n",
+        );
     } else {
         out.push_str("Drift:\n");
         changes_table(&plan.changes, &mut out);

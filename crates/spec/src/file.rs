@@ -253,7 +253,7 @@ pub struct TargetGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "instance"))]
     pub target_type: Option<TargetType>,
-    /// Expected health check path, starting with `/`; reported if it differs.
+    /// The health check path, starting with `/`; set (ModifyTargetGroup) when it differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^/"))]
     pub health_check_path: Option<String>,
