@@ -99,7 +99,7 @@ fn schema_command_prints_the_committed_schema() {
 #[test]
 fn plan_json_lists_kind_resource_before_after_reason() {
     let emu = Emulator::start();
-    emu.awsctl(&["scale", "nestjs-cluster", "nestjs-api", "3"]);
+    emu.ctl("scale nestjs-cluster nestjs-api 3");
     crate::drift::settle(&emu, 3);
     let plan = emu.reconciler(&["plan", "--config", &seed_config(), "--output", "json"]);
     assert_eq!(plan.code, 2);
@@ -119,7 +119,7 @@ fn plan_json_lists_kind_resource_before_after_reason() {
     // --dry-run plans and changes nothing.
     let dry = emu.reconciler(&["apply", "--config", &seed_config(), "--once", "--dry-run"]);
     assert_eq!(dry.code, 2, "{}{}", dry.stdout, dry.stderr);
-    assert_eq!(emu.awsctl(&["show"])["service"]["desiredCount"], 3);
+    assert_eq!(emu.ctl("show")["service"]["desiredCount"], 3);
 }
 
 #[test]

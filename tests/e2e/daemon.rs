@@ -443,7 +443,7 @@ fn yaml_edits_apply_at_once_and_invalid_edits_never_replace_the_running_config()
     let written = unix_now();
     atomic_write(&config, &seed_text().replace("replicas: 2", "replicas: 3"));
     emu.wait_for("desiredCount 3", |emu| {
-        emu.awsctl(&["show"])["service"]["desiredCount"] == 3
+        emu.ctl("show")["service"]["desiredCount"] == 3
     });
     let scaled = applied_after(&daemon, "scale-service", written);
 
@@ -455,7 +455,7 @@ fn yaml_edits_apply_at_once_and_invalid_edits_never_replace_the_running_config()
     let written = unix_now();
     atomic_write(&config, &with_https);
     emu.wait_for("port 443 rule", |emu| {
-        emu.awsctl(&["show"])["ingress_rules"]["LoadBalancerGroup"]
+        emu.ctl("show")["ingress_rules"]["LoadBalancerGroup"]
             .as_array()
             .unwrap()
             .iter()
@@ -489,15 +489,15 @@ fn yaml_edits_apply_at_once_and_invalid_edits_never_replace_the_running_config()
     emu.wait_for("invalid config reported", |_| {
         daemon.logs().contains(&position)
     });
-    emu.awsctl(&["scale", "nestjs-cluster", "nestjs-api", "1"]);
+    emu.ctl("scale nestjs-cluster nestjs-api 1");
     emu.wait_for("last good config still enforced", |emu| {
-        emu.awsctl(&["show"])["service"]["desiredCount"] == 3
+        emu.ctl("show")["service"]["desiredCount"] == 3
     });
 
     // Fixing the file clears the error and applies the fix.
     atomic_write(&config, &with_https.replace("replicas: 3", "replicas: 2"));
     emu.wait_for("fixed config applied", |emu| {
-        emu.awsctl(&["show"])["service"]["desiredCount"] == 2
+        emu.ctl("show")["service"]["desiredCount"] == 2
     });
 }
 
@@ -524,37 +524,16 @@ fn sigterm_mid_pass_exits_0_before_the_deadline_and_leaves_nothing_half_done() {
             "800",
         ]);
     }
-    emu.awsctl(&[
-        "revoke-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "80",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
-    emu.awsctl(&[
-        "authorize-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "22",
-        "22",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
-    emu.awsctl(&[
-        "detach-instance-group",
-        "EC2InstanceWithLoadBalancer",
-        "--index",
-        "0",
-    ]);
+    emu.ctl("revoke-ingress LoadBalancerGroup tcp 80 80 --cidr 0.0.0.0/0");
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
+    emu.ctl("detach-instance-group EC2InstanceWithLoadBalancer --index 0");
     let mut daemon = Daemon::start(
         &emu,
         &config,
         &["--resync", "30s", "--shutdown-timeout", "5s"],
     );
     emu.wait_for("a mutating call in flight", |emu| {
-        emu.awsctl(&["calls"])
+        emu.ctl("calls")
             .get("ec2:AuthorizeSecurityGroupIngress")
             .is_some()
     });
@@ -563,7 +542,7 @@ fn sigterm_mid_pass_exits_0_before_the_deadline_and_leaves_nothing_half_done() {
     assert_eq!(code, Some(0), "{}", daemon.logs());
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     // The next start (here: one pass) finishes whatever was left.
-    emu.awsctl(&["faults", "clear"]);
+    emu.ctl("faults clear");
     let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
 }
@@ -572,38 +551,19 @@ fn sigterm_mid_pass_exits_0_before_the_deadline_and_leaves_nothing_half_done() {
 fn kill_9_mid_apply_then_restart_converges_without_duplicates() {
     let emu = Emulator::start();
     let config = emu.write_config("seed.yaml", &seed_text());
-    emu.awsctl(&[
-        "faults",
-        "add",
-        "--service",
-        "elbv2",
-        "--operation",
-        "RegisterTargets",
-        "--kind",
-        "latency",
-        "--latency-ms",
-        "1500",
-    ]);
-    emu.awsctl(&["deregister-target", "nestjs-api-tg", "--index", "0"]);
-    emu.awsctl(&[
-        "revoke-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "80",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
-    emu.awsctl(&["register-target", "nestjs-api-tg", "0", "42000"]);
+    emu.ctl(
+        "faults add --service elbv2 --operation RegisterTargets --kind latency --latency-ms 1500",
+    );
+    emu.ctl("deregister-target nestjs-api-tg --index 0");
+    emu.ctl("revoke-ingress LoadBalancerGroup tcp 80 80 --cidr 0.0.0.0/0");
+    emu.ctl("register-target nestjs-api-tg 0 42000");
     let mut daemon = Daemon::start(&emu, &config, &["--resync", "2s"]);
     emu.wait_for("RegisterTargets in flight", |emu| {
-        emu.awsctl(&["calls"])
-            .get("elbv2:RegisterTargets")
-            .is_some()
+        emu.ctl("calls").get("elbv2:RegisterTargets").is_some()
     });
     daemon.signal("KILL");
     daemon.wait_exit(Duration::from_secs(5));
-    emu.awsctl(&["faults", "clear"]);
+    emu.ctl("faults clear");
 
     let daemon = Daemon::start(&emu, &config, &["--resync", "2s"]);
     wait_converged(
@@ -613,7 +573,7 @@ fn kill_9_mid_apply_then_restart_converges_without_duplicates() {
         "after restart",
         &daemon,
     );
-    let show = emu.awsctl(&["show"]);
+    let show = emu.ctl("show");
     let rules = show["ingress_rules"]["LoadBalancerGroup"]
         .as_array()
         .unwrap()
@@ -644,7 +604,7 @@ fn two_copies_elect_one_writer_and_the_other_takes_over_when_its_task_stops() {
     let config = emu.write_config("seed.yaml", &seed_text());
     // Two copies, each "inside" one of the nestjs-api tasks (the sidecar
     // runs in every task of the service), as the metadata endpoint says.
-    let tasks: Vec<String> = emu.awsctl(&["show"])["tasks"]
+    let tasks: Vec<String> = emu.ctl("show")["tasks"]
         .as_array()
         .unwrap()
         .iter()
@@ -667,7 +627,7 @@ fn two_copies_elect_one_writer_and_the_other_takes_over_when_its_task_stops() {
         .collect();
 
     // A drift: exactly one copy corrects it.
-    emu.awsctl(&["scale", "nestjs-cluster", "nestjs-api", "4"]);
+    emu.ctl("scale nestjs-cluster nestjs-api 4");
     wait_converged(
         &emu,
         &config,
@@ -711,15 +671,7 @@ fn two_copies_elect_one_writer_and_the_other_takes_over_when_its_task_stops() {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("takeover after {:?}", stopped.elapsed());
-    emu.awsctl(&[
-        "authorize-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "22",
-        "22",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
     wait_converged(
         &emu,
         &config,
@@ -751,23 +703,10 @@ fn a_second_signal_exits_at_once() {
     let emu = Emulator::start();
     let config = emu.write_config("seed.yaml", &seed_text());
     // A pass that would take long: every observation call is slow.
-    emu.awsctl(&[
-        "faults",
-        "add",
-        "--service",
-        "ec2",
-        "--operation",
-        "DescribeSecurityGroups",
-        "--kind",
-        "latency",
-        "--latency-ms",
-        "8000",
-    ]);
+    emu.ctl("faults add --service ec2 --operation DescribeSecurityGroups --kind latency --latency-ms 8000");
     let mut daemon = Daemon::start(&emu, &config, &["--shutdown-timeout", "20s"]);
     emu.wait_for("a pass in flight", |emu| {
-        emu.awsctl(&["calls"])
-            .get("ec2:DescribeSecurityGroups")
-            .is_some()
+        emu.ctl("calls").get("ec2:DescribeSecurityGroups").is_some()
     });
     daemon.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));

@@ -71,7 +71,7 @@ pub fn assert_fixed(emu: &Emulator, config: &str, expected: &[(&str, &str)]) -> 
 /// (harmless) registration.
 pub fn settle(emu: &Emulator, running: i64) {
     emu.wait_for("the ECS scheduler to settle", |emu| {
-        let show = emu.awsctl(&["show"]);
+        let show = emu.ctl("show");
         let healthy = show["targets"]
             .as_array()
             .map(|t| t.iter().filter(|t| t["state"] == "healthy").count() as i64)
@@ -81,7 +81,7 @@ pub fn settle(emu: &Emulator, running: i64) {
 }
 
 fn desired_count(emu: &Emulator) -> i64 {
-    emu.awsctl(&["show"])["service"]["desiredCount"]
+    emu.ctl("show")["service"]["desiredCount"]
         .as_i64()
         .expect("desiredCount")
 }
@@ -117,15 +117,7 @@ fn service_scaled_by_hand_to_5_and_to_0() {
 #[test]
 fn http_rule_revoked_from_load_balancer_group() {
     let emu = Emulator::start();
-    emu.awsctl(&[
-        "revoke-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "80",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    emu.ctl("revoke-ingress LoadBalancerGroup tcp 80 80 --cidr 0.0.0.0/0");
     assert_fixed(
         &emu,
         &seed_config(),
@@ -163,15 +155,7 @@ fn rogue_ssh_rule_added_to_each_group() {
 #[test]
 fn source_group_rule_revoked_from_instance_group() {
     let emu = Emulator::start();
-    emu.awsctl(&[
-        "revoke-ingress",
-        "EC2InstanceWithLoadBalancer",
-        "tcp",
-        "32768",
-        "65535",
-        "--source-group",
-        "LoadBalancerGroup",
-    ]);
+    emu.ctl("revoke-ingress EC2InstanceWithLoadBalancer tcp 32768 65535 --source-group LoadBalancerGroup");
     assert_fixed(
         &emu,
         &seed_config(),
@@ -185,12 +169,7 @@ fn source_group_rule_revoked_from_instance_group() {
 #[test]
 fn instance_group_detached_from_one_instance() {
     let emu = Emulator::start();
-    let detached = emu.awsctl(&[
-        "detach-instance-group",
-        "EC2InstanceWithLoadBalancer",
-        "--index",
-        "0",
-    ]);
+    let detached = emu.ctl("detach-instance-group EC2InstanceWithLoadBalancer --index 0");
     let instance = detached["instance_id"]
         .as_str()
         .expect("instance id")
@@ -201,7 +180,7 @@ fn instance_group_detached_from_one_instance() {
         &[("attach-instance-groups", "instance/")],
     );
     // The instance's other group (the VPC default) was kept.
-    let show = emu.awsctl(&["show"]);
+    let show = emu.ctl("show");
     let groups = show["instance_groups"][&instance]
         .as_array()
         .expect("groups")
@@ -216,7 +195,7 @@ fn instance_group_detached_from_one_instance() {
 #[test]
 fn load_balancer_group_detached() {
     let emu = Emulator::start();
-    emu.awsctl(&["detach-lb-group", "nestjs-api-alb", "LoadBalancerGroup"]);
+    emu.ctl("detach-lb-group nestjs-api-alb LoadBalancerGroup");
     assert_fixed(
         &emu,
         &seed_config(),
@@ -230,7 +209,7 @@ fn load_balancer_group_detached() {
 #[test]
 fn target_deregistered_by_hand() {
     let emu = Emulator::start();
-    emu.awsctl(&["deregister-target", "nestjs-api-tg", "--index", "0"]);
+    emu.ctl("deregister-target nestjs-api-tg --index 0");
     assert_fixed(
         &emu,
         &seed_config(),
@@ -241,7 +220,7 @@ fn target_deregistered_by_hand() {
 #[test]
 fn rogue_target_registered() {
     let emu = Emulator::start();
-    emu.awsctl(&["register-target", "nestjs-api-tg", "0", "40000"]);
+    emu.ctl("register-target nestjs-api-tg 0 40000");
     assert_fixed(
         &emu,
         &seed_config(),
@@ -252,11 +231,11 @@ fn rogue_target_registered() {
 #[test]
 fn stale_target_left_by_a_stopped_task() {
     let emu = Emulator::start();
-    emu.awsctl(&["stop-task-leaving-target", "nestjs-cluster", "nestjs-api"]);
+    emu.ctl("stop-task-leaving-target nestjs-cluster nestjs-api");
     // Wait for ECS (the emulator) to finish stopping the task and to replace
     // it, so the only drift left is the stale target.
     emu.wait_for("replacement running and old task stopped", |emu| {
-        let show = emu.awsctl(&["show"]);
+        let show = emu.ctl("show");
         let plan = emu.reconciler(&["plan", "--config", &seed_config(), "--output", "json"]);
         show["service"]["runningCount"] == 2 && plan.code == 2
     });
@@ -270,7 +249,7 @@ fn stale_target_left_by_a_stopped_task() {
 #[test]
 fn health_check_path_changed() {
     let emu = Emulator::start();
-    emu.awsctl(&["set-health-check-path", "nestjs-api-tg", "/health"]);
+    emu.ctl("set-health-check-path nestjs-api-tg /health");
     assert_fixed(
         &emu,
         &seed_config(),

@@ -141,6 +141,11 @@ impl Emulator {
         run.json()
     }
 
+    /// [`Emulator::awsctl`] with the arguments written as one line.
+    pub fn ctl(&self, line: &str) -> Value {
+        self.awsctl(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
     /// Writes a config file into this test's directory.
     pub fn write_config(&self, name: &str, text: &str) -> String {
         let path = self.dir.join(name);

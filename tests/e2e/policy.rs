@@ -24,10 +24,10 @@ fn readonly_policy_matches_the_calls_plan_makes() {
         .collect();
 
     let emu = Emulator::start();
-    emu.awsctl(&["calls", "--reset"]);
+    emu.ctl("calls --reset");
     let plan = emu.reconciler(&["plan", "--config", &seed_config()]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
-    let calls = emu.awsctl(&["calls"]);
+    let calls = emu.ctl("calls");
     let called: BTreeSet<String> = calls
         .as_object()
         .expect("counts")

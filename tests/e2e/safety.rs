@@ -6,7 +6,7 @@ use crate::drift::applied;
 use crate::harness::{Emulator, seed_text};
 
 fn lb_group_rules(emu: &Emulator) -> Vec<(i64, String)> {
-    emu.awsctl(&["show"])["ingress_rules"]["LoadBalancerGroup"]
+    emu.ctl("show")["ingress_rules"]["LoadBalancerGroup"]
         .as_array()
         .expect("rules")
         .iter()
@@ -31,15 +31,7 @@ fn seed_with_lb_group_option(option: &str) -> String {
 fn observe_resource_reports_and_changes_nothing() {
     let emu = Emulator::start();
     let config = emu.write_config("observe.yaml", &seed_with_lb_group_option("mode: observe"));
-    emu.awsctl(&[
-        "authorize-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "22",
-        "22",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
 
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
@@ -69,15 +61,7 @@ fn owned_group_keeps_a_rule_someone_else_added() {
         "owned.yaml",
         &seed_with_lb_group_option("management: owned"),
     );
-    emu.awsctl(&[
-        "authorize-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "22",
-        "22",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
 
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     assert_eq!(
@@ -94,15 +78,7 @@ fn owned_group_keeps_a_rule_someone_else_added() {
 
     // A rule ecs-reconciler created (tagged) is revoked once it leaves the
     // file; the foreign one still stays.
-    emu.awsctl(&[
-        "revoke-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "80",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    emu.ctl("revoke-ingress LoadBalancerGroup tcp 80 80 --cidr 0.0.0.0/0");
     let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     let without_http = emu.write_config(
@@ -132,28 +108,11 @@ fn owned_group_keeps_a_rule_someone_else_added() {
 fn failed_target_health_read_yields_no_target_actions() {
     let emu = Emulator::start();
     let config = crate::harness::seed_config();
-    emu.awsctl(&["register-target", "nestjs-api-tg", "0", "40000"]);
-    emu.awsctl(&["deregister-target", "nestjs-api-tg", "--index", "0"]);
-    emu.awsctl(&[
-        "faults",
-        "add",
-        "--service",
-        "elbv2",
-        "--operation",
-        "DescribeTargetHealth",
-        "--kind",
-        "throttle",
-    ]);
-    emu.awsctl(&[
-        "authorize-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "22",
-        "22",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
-    emu.awsctl(&["calls", "--reset"]);
+    emu.ctl("register-target nestjs-api-tg 0 40000");
+    emu.ctl("deregister-target nestjs-api-tg --index 0");
+    emu.ctl("faults add --service elbv2 --operation DescribeTargetHealth --kind throttle");
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
+    emu.ctl("calls --reset");
 
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     assert_eq!(
@@ -173,12 +132,12 @@ fn failed_target_health_read_yields_no_target_actions() {
 
     let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
     assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
-    let calls = emu.awsctl(&["calls"]);
+    let calls = emu.ctl("calls");
     assert!(calls.get("elbv2:RegisterTargets").is_none(), "{calls}");
     assert!(calls.get("elbv2:DeregisterTargets").is_none(), "{calls}");
 
     // Once the read works again, both target drifts are fixed.
-    emu.awsctl(&["faults", "clear"]);
+    emu.ctl("faults clear");
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     let kinds: Vec<_> = applied(&plan.json()).into_iter().map(|(k, _)| k).collect();
     assert_eq!(
@@ -195,17 +154,8 @@ fn failed_target_health_read_yields_no_target_actions() {
 fn a_failed_task_read_or_an_inexpressible_rule_yields_no_destructive_action() {
     let emu = Emulator::start();
     let config = crate::harness::seed_config();
-    emu.awsctl(&["register-target", "nestjs-api-tg", "0", "40000"]);
-    emu.awsctl(&[
-        "faults",
-        "add",
-        "--service",
-        "ecs",
-        "--operation",
-        "DescribeTasks",
-        "--kind",
-        "5xx",
-    ]);
+    emu.ctl("register-target nestjs-api-tg 0 40000");
+    emu.ctl("faults add --service ecs --operation DescribeTasks --kind 5xx");
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
     let json = plan.json();
@@ -217,28 +167,12 @@ fn a_failed_task_read_or_an_inexpressible_rule_yields_no_destructive_action() {
             .contains("tasks of cluster"),
         "{json}"
     );
-    emu.awsctl(&["faults", "clear"]);
+    emu.ctl("faults clear");
 
     // A GRE rule (protocol 47) in an exclusive group: the group's rules are
     // unknown (reported), not silently ignored or blindly revoked.
-    emu.awsctl(&[
-        "authorize-ingress",
-        "LoadBalancerGroup",
-        "47",
-        "-1",
-        "-1",
-        "--cidr",
-        "10.0.0.0/8",
-    ]);
-    emu.awsctl(&[
-        "authorize-ingress",
-        "LoadBalancerGroup",
-        "tcp",
-        "22",
-        "22",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    emu.ctl("authorize-ingress LoadBalancerGroup 47 -1 -1 --cidr 10.0.0.0/8");
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
     let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
     assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
     let json = plan.json();
