@@ -93,6 +93,9 @@ pub enum Command {
         /// Plan and print what would be done; change nothing.
         #[arg(long, env = "ECS_RECONCILER_DRY_RUN")]
         dry_run: bool,
+        /// Apply destructive changes held by the policy's cap too (the operator's override).
+        #[arg(long)]
+        allow_destructive: bool,
         /// Output format.
         #[arg(long, short = 'o', env = "ECS_RECONCILER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,

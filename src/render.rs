@@ -11,6 +11,7 @@ fn symbol(change: &Change) -> &'static str {
     match (&change.action, change.disposition) {
         (_, Disposition::Report) => "!",
         (_, Disposition::Info) => "i",
+        (_, Disposition::Held) => "=",
         (Some(action), _) if action.is_destructive() => "-",
         (Some(ecs_reconciler_plan::Action::AuthorizeIngress { .. }), _)
         | (Some(ecs_reconciler_plan::Action::RegisterTarget { .. }), _) => "+",
@@ -24,6 +25,7 @@ fn label(disposition: Disposition) -> &'static str {
         Disposition::Observe => "observe only",
         Disposition::Report => "report only",
         Disposition::Info => "info",
+        Disposition::Held => "held",
     }
 }
 
@@ -88,8 +90,9 @@ pub fn plan_text(plan: &Plan) -> String {
     unknowns_and_addresses(plan, &mut out);
     let _ = writeln!(
         out,
-        "\nPlan: {} to apply, {} observe only, {} to report, {} unknown.",
+        "\nPlan: {} to apply, {} held, {} observe only, {} to report, {} unknown.",
         count(plan, Disposition::Apply),
+        count(plan, Disposition::Held),
         count(plan, Disposition::Observe),
         count(plan, Disposition::Report),
         plan.unknowns.len()
@@ -104,6 +107,7 @@ pub fn plan_json(plan: &Plan) -> String {
         "addresses": plan.addresses,
         "summary": {
             "apply": count(plan, Disposition::Apply),
+            "held": count(plan, Disposition::Held),
             "observe": count(plan, Disposition::Observe),
             "report": count(plan, Disposition::Report),
             "info": count(plan, Disposition::Info),

@@ -8,13 +8,28 @@ use ecs_reconciler_plan::Outcome;
 use crate::cli::{AwsArgs, OutputFormat};
 use crate::{exit, render};
 
-pub async fn run(path: &Path, aws: &AwsArgs, dry_run: bool, output: OutputFormat) -> u8 {
+pub async fn run(
+    path: &Path,
+    aws: &AwsArgs,
+    dry_run: bool,
+    allow_destructive: bool,
+    output: OutputFormat,
+) -> u8 {
     let (desired, clients) = match super::prepare(path, aws).await {
         Ok(ready) => ready,
         Err(code) => return code,
     };
     let before = ecs_reconciler_aws::observe(&clients, &desired).await;
-    let plan = ecs_reconciler_plan::plan(&desired, &before);
+    let mut plan = ecs_reconciler_plan::plan(&desired, &before);
+    if allow_destructive {
+        let released = plan.release_held(|_| true);
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "--allow-destructive: applying changes held by the policy's cap"
+            );
+        }
+    }
     if dry_run {
         match output {
             OutputFormat::Text => print!("{}", render::plan_text(&plan)),

@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> u8 {
             aws,
             once,
             dry_run,
+            allow_destructive,
             output,
         } => {
             if !once {
@@ -53,7 +54,7 @@ pub fn run(cli: Cli) -> u8 {
                 );
                 return exit::USAGE;
             }
-            with_runtime(|| apply::run(&config.config, &aws, dry_run, output))
+            with_runtime(|| apply::run(&config.config, &aws, dry_run, allow_destructive, output))
         }
     }
 }

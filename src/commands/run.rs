@@ -179,6 +179,7 @@ pub async fn run(args: &RunArgs) -> u8 {
             threshold: args.fight_threshold as usize,
             window: args.fight_window,
         }),
+        held_before: Default::default(),
     };
     tracing::info!(
         config = %args.config.config.display(),

@@ -125,6 +125,10 @@ pub enum Disposition {
     /// Not drift: something worth knowing (e.g. a rule another writer owns
     /// in an `owned` group).
     Info,
+    /// A destructive change over the policy's cap: not applied until a
+    /// second consecutive complete observation agrees, or an operator
+    /// overrides.
+    Held,
 }
 
 impl Disposition {

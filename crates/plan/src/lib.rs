@@ -13,5 +13,5 @@ pub mod targets;
 pub mod view;
 
 pub use action::{Action, ActionOutcome, Change, Disposition, Outcome};
-pub use plan::{Address, Plan, Unknown, plan};
+pub use plan::{Address, Plan, Unknown, change_key, plan};
 pub use snapshot::*;

@@ -190,17 +190,45 @@ fn destructive(plan: &Plan) -> BTreeSet<String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Applying the plan yields a state whose plan is empty: one pass
-    /// converges, and a converged state plans nothing (idempotence).
+    /// Applying plans converges: additive changes in the first pass,
+    /// removals the destructive cap held once a later complete observation
+    /// agrees (the cap is relative to the members, which the first pass may
+    /// have added) — three passes at most — and a converged state plans
+    /// nothing (idempotence).
     #[test]
-    fn one_pass_converges(drifts in prop::collection::vec(drift(), 0..8)) {
+    fn passes_converge(drifts in prop::collection::vec(drift(), 0..8)) {
         let d = desired();
         let mut s = drifted(&drifts);
-        converge(&d, &mut s);
+        converge_in(&d, &mut s, 3);
         let after = plan(&d, &s);
-        prop_assert!(after.actions().is_empty(), "{:#?}", after.actions());
+        prop_assert!(after.is_converged(), "{:#?}", after.changes);
         converge(&d, &mut s);
         prop_assert_eq!(plan(&d, &s), after);
+    }
+
+    /// The cap holds every removal of a resource above its allowance, so
+    /// one pass never removes more than the policy allows.
+    #[test]
+    fn one_pass_never_removes_more_than_the_cap(drifts in prop::collection::vec(drift(), 0..12)) {
+        let d = desired();
+        let s = drifted(&drifts);
+        let p = plan(&d, &s);
+        let mut per_owner = std::collections::BTreeMap::<String, usize>::new();
+        for c in p.changes.iter().filter(|c| c.disposition == Disposition::Apply) {
+            if c.action.as_ref().is_some_and(Action::is_destructive) {
+                *per_owner.entry(c.owner.clone()).or_default() += 1;
+            }
+        }
+        for (owner, removed) in per_owner {
+            let members = if let Some(name) = owner.strip_prefix("security-group/") {
+                match s.security_groups.get(name) { Some(Observed::Known(Some(g))) => g.ingress.known().map_or(0, Vec::len), _ => 0 }
+            } else {
+                match s.target_groups.get("nestjs-api-tg") { Some(Observed::Known(Some(t))) => t.targets.known().map_or(0, |t| t.iter().filter(|t| !t.is_draining()).count()), _ => 0 }
+            };
+            let added = p.changes.iter().filter(|c| c.disposition == Disposition::Apply && c.owner == owner
+                && matches!(c.action, Some(Action::AuthorizeIngress { .. } | Action::RegisterTarget { .. }))).count();
+            prop_assert!(removed <= d.policy.destructive_allowance(members + added), "{owner}: {removed} of {members}+{added}");
+        }
     }
 
     /// Hiding any part of the snapshot never adds a destructive action, and

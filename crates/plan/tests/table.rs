@@ -417,9 +417,16 @@ fn report_only_checks_find_service_shape_drift() {
 #[test]
 fn actions_are_ordered_authorize_before_revoke_register_before_deregister() {
     let mut s = converged();
-    let rules = rules_mut(&mut s, "LoadBalancerGroup");
-    rules.clear();
-    rules.push(rule("sgr-x", Protocol::Tcp, 22, 22, cidr("0.0.0.0/0")));
+    // One group loses its rule, the other gains a rogue one (two members:
+    // within the destructive cap).
+    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").clear();
+    rules_mut(&mut s, "LoadBalancerGroup").push(rule(
+        "sgr-x",
+        Protocol::Tcp,
+        22,
+        22,
+        cidr("0.0.0.0/0"),
+    ));
     let targets = targets_mut(&mut s);
     targets.remove(0);
     targets.push(target(1, 40000, "healthy"));
@@ -535,4 +542,62 @@ fn a_replica_range_leaves_the_autoscalers_count_alone_and_clamps_outside() {
             ),
         }
     }
+}
+
+#[test]
+fn removals_over_the_cap_are_held_while_the_additive_part_goes_ahead() {
+    let mut s = converged();
+    // Three rogue rules on a group of four: 75% > the default 50%.
+    for port in [22, 23, 24] {
+        rules_mut(&mut s, "LoadBalancerGroup").push(rule(
+            &format!("sgr-{port}"),
+            Protocol::Tcp,
+            port,
+            port,
+            cidr("0.0.0.0/0"),
+        ));
+    }
+    // And the declared HTTP rule missing from the other group.
+    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").clear();
+    let mut p = plan(&desired(), &s);
+    let held: Vec<_> = p
+        .changes
+        .iter()
+        .filter(|c| c.disposition == Disposition::Held)
+        .collect();
+    assert_eq!(held.len(), 3);
+    assert!(
+        held[0]
+            .reason
+            .contains("held: 3 removals exceed this resource's cap of 2"),
+        "{}",
+        held[0].reason
+    );
+    assert_eq!(
+        p.actions().len(),
+        1,
+        "only the additive part: {:#?}",
+        p.actions()
+    );
+    assert!(!p.is_converged());
+    // A second complete observation agreeing (or --allow-destructive) lets them through.
+    let agreed: std::collections::BTreeSet<String> = held.iter().map(|c| change_key(c)).collect();
+    assert_eq!(p.release_held(|c| agreed.contains(&change_key(c))), 3);
+    assert_eq!(p.actions().len(), 4);
+
+    // A tighter policy: at most one removal per pass.
+    let mut d = desired();
+    d.policy.max_destructive_per_pass = 1;
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    targets_mut(&mut s).push(target(1, 40001, "healthy"));
+    let p = plan(&d, &s);
+    assert!(p.actions().is_empty());
+    assert_eq!(
+        p.changes
+            .iter()
+            .filter(|c| c.disposition == Disposition::Held)
+            .count(),
+        2
+    );
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ecs_reconciler_plan::{ActionOutcome, Change, Disposition, Outcome, Plan, Snapshot};
+use ecs_reconciler_plan::{
+    ActionOutcome, Change, Disposition, Outcome, Plan, Snapshot, change_key,
+};
 use ecs_reconciler_spec::DesiredState;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -171,6 +173,9 @@ pub struct Controller<C: Cloud> {
     pub metrics: Arc<Metrics>,
     /// Fields another writer keeps changing are left alone.
     pub fights: FightDetector,
+    /// Changes held by the destructive cap in the previous pass, if that
+    /// pass's observation was complete: a second one agreeing releases them.
+    pub held_before: BTreeSet<String>,
 }
 
 /// How often the idle loop beats.
@@ -274,7 +279,26 @@ impl<C: Cloud> Controller<C> {
     ) -> BTreeMap<String, bool> {
         let started = Instant::now();
         let snapshot = self.cloud.observe(&config.desired).await;
-        let plan = ecs_reconciler_plan::plan(&config.desired, &snapshot);
+        let mut plan = ecs_reconciler_plan::plan(&config.desired, &snapshot);
+        if plan.unknowns.is_empty() {
+            let agreed = std::mem::take(&mut self.held_before);
+            let released = plan.release_held(|c| agreed.contains(&change_key(c)));
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "a second complete observation agrees: applying held destructive changes"
+                );
+            }
+            self.held_before = plan
+                .changes
+                .iter()
+                .filter(|c| c.disposition == Disposition::Held)
+                .map(change_key)
+                .collect();
+        } else {
+            // Not two consecutive complete observations.
+            self.held_before.clear();
+        }
         let to_apply: Vec<Change> = plan
             .changes
             .iter()

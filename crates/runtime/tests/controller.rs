@@ -161,6 +161,7 @@ fn start_with(cloud: FakeCloud) -> Harness {
         timeline: Default::default(),
         metrics: ecs_reconciler_runtime::metrics::Metrics::new("test").0,
         fights: ecs_reconciler_runtime::fights::FightDetector::new(Default::default()),
+        held_before: Default::default(),
     };
     let task = tokio::spawn(controller.run());
     Harness {
@@ -377,6 +378,43 @@ async fn a_field_another_writer_keeps_undoing_is_left_alone_until_the_config_cha
         h.cloud.executed.lock().unwrap().last().map(String::as_str),
         Some("authorize-ingress")
     );
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn removals_over_the_cap_wait_for_a_second_agreeing_observation() {
+    let mut live = drifted();
+    if let Some(Observed::Known(Some(g))) = live.security_groups.get_mut("web") {
+        let rules = g.ingress.known_mut().unwrap();
+        rules.push(rule(80, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())));
+        for port in [22, 23, 24] {
+            rules.push(rule(port, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())));
+        }
+    }
+    let h = start(live);
+    run_for(Duration::from_millis(10)).await;
+    // 3 removals of 4 rules is over the 50% cap: held; db's one removal of
+    // two rules is within it.
+    assert_eq!(*h.cloud.executed.lock().unwrap(), vec!["revoke-ingress"]);
+    let status = h.status.borrow().clone();
+    let held = status.units["security-group/web"]
+        .drift
+        .iter()
+        .filter(|c| c.disposition == ecs_reconciler_plan::Disposition::Held)
+        .count();
+    assert_eq!(held, 3);
+    // The next complete observation agrees: they go.
+    run_for(Duration::from_secs(34)).await;
+    let revokes = h
+        .cloud
+        .executed
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|k| *k == "revoke-ingress")
+        .count();
+    assert_eq!(revokes, 4);
     h.shutdown.cancel();
     h.task.await.unwrap();
 }

@@ -20,7 +20,7 @@
     fighting: ['⚔', 'Fighting (held)'], error: ['✕', 'Error'], unknown: ['?', 'Unknown'],
   };
   const RESULT = { applied: 'applied', 'already-done': 'already done', skipped: 'skipped', failed: 'failed' };
-  const DISPOSITION = { apply: 'corrected', observe: 'left alone (observe-only)', report: 'reported only', info: 'info' };
+  const DISPOSITION = { apply: 'corrected', observe: 'left alone (observe-only)', report: 'reported only', info: 'info', held: 'held (over the destructive cap; applied when the next observation agrees)' };
   const S = { status: null, cards: new Map(), memo: new Map(), api: [], events: [], seen: new Set(), mode: 'connecting' };
   const $ = (id) => document.getElementById(id);
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use crate::diag::{Diagnostic, Pos, list_names, nearest};
 use crate::file::{
     Cluster, DesiredStateFile, IngressRule, Int, LaunchType, Listener, ListenerProtocol,
-    LoadBalancer, Management, Membership, Mode, PortBounds, Ports, Protocol, ReplicaRange,
+    LoadBalancer, Management, Membership, Mode, Policy, PortBounds, Ports, Protocol, ReplicaRange,
     Replicas, SchedulingStrategy, SecurityGroup, Service, TargetGroup, TargetType, TaskDefinition,
 };
 use crate::yaml::{Entry, Kind, Node, Value};
@@ -546,6 +546,7 @@ impl Decode for DesiredStateFile {
             &[
                 "version",
                 "mode",
+                "policy",
                 "securityGroups",
                 "clusters",
                 "services",
@@ -556,6 +557,7 @@ impl Decode for DesiredStateFile {
         Some(DesiredStateFile {
             version: d.opt(&m, "version"),
             mode: d.opt(&m, "mode"),
+            policy: d.opt(&m, "policy"),
             security_groups: d.list(&m, "securityGroups"),
             clusters: d.list(&m, "clusters"),
             services: d.list(&m, "services"),
@@ -622,6 +624,23 @@ impl Decode for PortBounds {
         Some(PortBounds {
             from: d.req(&m, "from"),
             to: d.req(&m, "to"),
+        })
+    }
+}
+
+impl Decode for Policy {
+    const EXPECTED: &'static str = "a policy";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        let m = d.fields(
+            node,
+            path,
+            "the policy",
+            &["maxDestructivePerPass", "maxDestructivePercent"],
+        )?;
+        Some(Policy {
+            max_destructive_per_pass: d.opt(&m, "maxDestructivePerPass"),
+            max_destructive_percent: d.opt(&m, "maxDestructivePercent"),
         })
     }
 }

@@ -32,6 +32,10 @@ pub struct DesiredStateFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "enforce"))]
     pub mode: Option<Mode>,
+    /// Limits on destructive changes (revoking rules, deregistering
+    /// targets) per pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
     /// EC2 security groups whose ingress rules are kept as declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<SecurityGroup>,
@@ -134,6 +138,24 @@ impl Default for Ports {
     fn default() -> Ports {
         Ports::Single(Int(0))
     }
+}
+
+/// Caps on destructive changes per pass and resource. Above the cap only
+/// the additive part is applied; the rest is *held* until a second
+/// consecutive complete observation agrees (or an operator overrides with
+/// `apply --allow-destructive`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    /// Most destructive changes per resource and pass (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 10, "minimum" = 0, "maximum" = 10000))]
+    pub max_destructive_per_pass: Option<Int>,
+    /// Most destructive changes per resource and pass, as a percentage of
+    /// the resource's current members (rules, targets; default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 50, "minimum" = 0, "maximum" = 100))]
+    pub max_destructive_percent: Option<Int>,
 }
 
 /// How many tasks a service runs.

@@ -293,12 +293,39 @@ pub struct LoadBalancerSpec {
     pub mode: Mode,
 }
 
+/// Caps on destructive changes per resource and pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub max_destructive_per_pass: u32,
+    /// Of the resource's current members.
+    pub max_destructive_percent: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_destructive_per_pass: 10,
+            max_destructive_percent: 50,
+        }
+    }
+}
+
+impl Policy {
+    /// How many of a resource's `members` one pass may remove.
+    pub fn destructive_allowance(&self, members: usize) -> usize {
+        let by_share = members * self.max_destructive_percent as usize / 100;
+        by_share.min(self.max_destructive_per_pass as usize)
+    }
+}
+
 /// The whole validated file. Each resource's `mode` is already resolved
 /// against the global one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DesiredState {
     pub mode: Mode,
+    pub policy: Policy,
     pub security_groups: Vec<SecurityGroupSpec>,
     pub clusters: Vec<ClusterSpec>,
     pub services: Vec<ServiceSpec>,

@@ -12,6 +12,9 @@ use crate::{decode, yaml};
 const KITCHEN_SINK: &str = r#"
 version: "1"
 mode: observe
+policy:
+  maxDestructivePerPass: 3
+  maxDestructivePercent: 25
 securityGroups:
   - name: edge
     id: sg-0123456789abcdef0

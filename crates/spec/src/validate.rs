@@ -14,8 +14,8 @@ use crate::decode::Spans;
 use crate::diag::{Diagnostic, list_names, nearest};
 use crate::file as f;
 use crate::model::{
-    ClusterSpec, DesiredState, IngressRule, ListenerCheck, LoadBalancerSpec, Mode, PortRange,
-    Protocol, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec,
+    ClusterSpec, DesiredState, IngressRule, ListenerCheck, LoadBalancerSpec, Mode, Policy,
+    PortRange, Protocol, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec,
     TargetGroupSpec, TargetMembership, TaskDefinitionCheck,
 };
 
@@ -152,8 +152,10 @@ pub(crate) fn validate(
     let load_balancers = load_balancers(&mut ctx, file, global, &mut refs);
     resolve_group_refs(&mut ctx, file, &refs);
 
+    let policy = policy(&mut ctx, file.policy.as_ref());
     let state = DesiredState {
         mode: global,
+        policy,
         security_groups,
         clusters,
         services,
@@ -161,6 +163,36 @@ pub(crate) fn validate(
         load_balancers,
     };
     (state, ctx.errors)
+}
+
+fn policy(ctx: &mut Ctx, policy: Option<&f::Policy>) -> Policy {
+    let mut out = Policy::default();
+    let Some(p) = policy else {
+        return out;
+    };
+    if let Some(n) = p.max_destructive_per_pass
+        && ctx.in_range(
+            "policy.maxDestructivePerPass",
+            n,
+            0,
+            10_000,
+            "maxDestructivePerPass",
+        )
+    {
+        out.max_destructive_per_pass = u32::try_from(n.0).unwrap_or(0);
+    }
+    if let Some(n) = p.max_destructive_percent
+        && ctx.in_range(
+            "policy.maxDestructivePercent",
+            n,
+            0,
+            100,
+            "maxDestructivePercent",
+        )
+    {
+        out.max_destructive_percent = u32::try_from(n.0).unwrap_or(0);
+    }
+    out
 }
 
 fn security_groups(

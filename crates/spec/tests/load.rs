@@ -2,8 +2,8 @@
 //! YAML-level refusals, and inputs that must never panic.
 
 use ecs_reconciler_spec::{
-    ClusterSpec, DesiredState, IngressRule, ListenerCheck, LoadBalancerSpec, Mode, PortRange,
-    Protocol, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec,
+    ClusterSpec, DesiredState, IngressRule, ListenerCheck, LoadBalancerSpec, Mode, Policy,
+    PortRange, Protocol, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec,
     TargetGroupSpec, TargetMembership, TaskDefinitionCheck, load,
 };
 
@@ -55,6 +55,7 @@ fn with_service(rest: &str) -> String {
 fn seed_loads_to_the_expected_state() {
     let expected = DesiredState {
         mode: Mode::Enforce,
+        policy: Policy::default(),
         security_groups: vec![
             SecurityGroupSpec {
                 name: "LoadBalancerGroup".into(),
