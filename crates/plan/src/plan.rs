@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ecs_reconciler_spec::{DesiredState, Policy};
+use ecs_reconciler_spec::{DesiredState, Mode, Policy};
 use serde::Serialize;
 
 use crate::action::{Action, Change, Disposition};
@@ -71,6 +71,49 @@ impl Plan {
             }
         }
         released
+    }
+}
+
+/// `paused: true` resources: nothing is applied and their drift is shown,
+/// not counted.
+fn pause(desired: &DesiredState, changes: &mut [Change]) {
+    let paused: Vec<String> = desired
+        .security_groups
+        .iter()
+        .filter(|g| g.mode == Mode::Paused)
+        .map(|g| format!("security-group/{}", g.name))
+        .chain(
+            desired
+                .clusters
+                .iter()
+                .filter(|c| c.mode == Mode::Paused)
+                .map(|c| format!("cluster/{}", c.name)),
+        )
+        .chain(
+            desired
+                .services
+                .iter()
+                .filter(|s| s.mode == Mode::Paused)
+                .map(|s| format!("service/{}/{}", s.cluster, s.name)),
+        )
+        .chain(
+            desired
+                .target_groups
+                .iter()
+                .filter(|t| t.mode == Mode::Paused)
+                .map(|t| format!("target-group/{}", t.name)),
+        )
+        .chain(
+            desired
+                .load_balancers
+                .iter()
+                .filter(|l| l.mode == Mode::Paused)
+                .map(|l| format!("load-balancer/{}", l.name)),
+        )
+        .collect();
+    for change in changes.iter_mut().filter(|c| paused.contains(&c.owner)) {
+        change.disposition = Disposition::Info;
+        change.reason = format!("paused: {}", change.reason);
     }
 }
 
@@ -150,6 +193,7 @@ pub fn plan(desired: &DesiredState, snapshot: &Snapshot) -> Plan {
     changes.extend(attachments::diff(desired, snapshot));
     changes.extend(services::diff(desired, snapshot));
     changes.extend(targets::diff(desired, snapshot));
+    pause(desired, &mut changes);
     hold_over_cap(&desired.policy, snapshot, &mut changes);
 
     // Stable sort: within a phase the diff order (file order, then sorted

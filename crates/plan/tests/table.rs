@@ -601,3 +601,29 @@ fn removals_over_the_cap_are_held_while_the_additive_part_goes_ahead() {
         2
     );
 }
+
+#[test]
+fn a_paused_resource_changes_nothing_and_its_drift_is_not_counted() {
+    let mut d = desired();
+    d.security_groups[0].mode = Mode::Paused;
+    let mut s = converged();
+    rules_mut(&mut s, "LoadBalancerGroup").push(rule(
+        "sgr-x",
+        Protocol::Tcp,
+        22,
+        22,
+        cidr("0.0.0.0/0"),
+    ));
+    let p = plan(&d, &s);
+    assert!(p.actions().is_empty());
+    assert!(!p.has_drift());
+    assert_eq!(p.changes[0].disposition, Disposition::Info);
+    assert!(
+        p.changes[0].reason.starts_with("paused: "),
+        "{}",
+        p.changes[0].reason
+    );
+    // Other resources are still reconciled.
+    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").clear();
+    assert_eq!(plan(&d, &s).actions().len(), 1);
+}

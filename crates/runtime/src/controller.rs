@@ -554,7 +554,11 @@ impl<C: Cloud> Controller<C> {
                 entry.mode = match view.mode {
                     ecs_reconciler_spec::Mode::Enforce => "enforce".into(),
                     ecs_reconciler_spec::Mode::Observe => "observe".into(),
+                    ecs_reconciler_spec::Mode::Paused => "paused".into(),
                 };
+                if view.mode == ecs_reconciler_spec::Mode::Paused {
+                    entry.state = "paused".into();
+                }
                 entry.desired = view.desired;
                 entry.live = view.live;
             }

@@ -575,7 +575,15 @@ impl Decode for SecurityGroup {
             node,
             path,
             "a security group",
-            &["name", "id", "vpcId", "management", "mode", "ingress"],
+            &[
+                "name",
+                "id",
+                "vpcId",
+                "management",
+                "mode",
+                "paused",
+                "ingress",
+            ],
         )?;
         Some(SecurityGroup {
             name: d.req(&m, "name"),
@@ -583,6 +591,7 @@ impl Decode for SecurityGroup {
             vpc_id: d.opt(&m, "vpcId"),
             management: d.opt(&m, "management"),
             mode: d.opt(&m, "mode"),
+            paused: d.opt(&m, "paused"),
             ingress: d.req(&m, "ingress"),
         })
     }
@@ -625,6 +634,24 @@ impl Decode for PortBounds {
             from: d.req(&m, "from"),
             to: d.req(&m, "to"),
         })
+    }
+}
+
+impl Decode for bool {
+    const EXPECTED: &'static str = "true or false";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        let parsed = match &node.value {
+            Value::Scalar(s) => match s.kind() {
+                Kind::Bool(v) => Some(v),
+                _ => None,
+            },
+            _ => None,
+        };
+        if parsed.is_none() {
+            d.mismatch(node, path, "true or false", "write `true` or `false`");
+        }
+        parsed
     }
 }
 
@@ -676,12 +703,13 @@ impl Decode for Cluster {
             node,
             path,
             "a cluster",
-            &["name", "instanceSecurityGroups", "mode"],
+            &["name", "instanceSecurityGroups", "mode", "paused"],
         )?;
         Some(Cluster {
             name: d.req(&m, "name"),
             instance_security_groups: d.list(&m, "instanceSecurityGroups"),
             mode: d.opt(&m, "mode"),
+            paused: d.opt(&m, "paused"),
         })
     }
 }
@@ -702,6 +730,7 @@ impl Decode for Service {
                 "schedulingStrategy",
                 "taskDefinition",
                 "mode",
+                "paused",
             ],
         )?;
         Some(Service {
@@ -712,6 +741,7 @@ impl Decode for Service {
             scheduling_strategy: d.opt(&m, "schedulingStrategy"),
             task_definition: d.opt(&m, "taskDefinition"),
             mode: d.opt(&m, "mode"),
+            paused: d.opt(&m, "paused"),
         })
     }
 }
@@ -753,6 +783,7 @@ impl Decode for TargetGroup {
                 "containerPort",
                 "membership",
                 "mode",
+                "paused",
             ],
         )?;
         Some(TargetGroup {
@@ -765,6 +796,7 @@ impl Decode for TargetGroup {
             container_port: d.req(&m, "containerPort"),
             membership: d.opt(&m, "membership"),
             mode: d.opt(&m, "mode"),
+            paused: d.opt(&m, "paused"),
         })
     }
 }
@@ -777,13 +809,14 @@ impl Decode for LoadBalancer {
             node,
             path,
             "a load balancer",
-            &["name", "securityGroups", "listeners", "mode"],
+            &["name", "securityGroups", "listeners", "mode", "paused"],
         )?;
         Some(LoadBalancer {
             name: d.req(&m, "name"),
             security_groups: d.list(&m, "securityGroups"),
             listeners: d.list(&m, "listeners"),
             mode: d.opt(&m, "mode"),
+            paused: d.opt(&m, "paused"),
         })
     }
 }

@@ -81,6 +81,10 @@ pub struct SecurityGroup {
     /// Overrides the file's `mode` for this group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// `true` stops all work on this resource: nothing is changed, its
+    /// drift is shown as paused (not counted as drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
     /// The ingress rules. Required: write `ingress: []` for a group that
     /// admits nothing (with `management: exclusive`, every existing rule is
     /// then revoked).
@@ -212,6 +216,10 @@ pub struct Cluster {
     /// Overrides the file's `mode` for this cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// `true` stops all work on this resource: nothing is changed, its
+    /// drift is shown as paused (not counted as drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// An ECS service: `replicas` is enforced, the other fields are checked and
@@ -241,6 +249,10 @@ pub struct Service {
     /// Overrides the file's `mode` for this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// `true` stops all work on this resource: nothing is changed, its
+    /// drift is shown as paused (not counted as drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// Expectations on the service's task definition.
@@ -299,6 +311,10 @@ pub struct TargetGroup {
     /// Overrides the file's `mode` for this target group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// `true` stops all work on this resource: nothing is changed, its
+    /// drift is shown as paused (not counted as drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// An application load balancer.
@@ -318,6 +334,10 @@ pub struct LoadBalancer {
     /// Overrides the file's `mode` for this load balancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// `true` stops all work on this resource: nothing is changed, its
+    /// drift is shown as paused (not counted as drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// A listener the load balancer must have.

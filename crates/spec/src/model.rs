@@ -17,6 +17,9 @@ pub enum Mode {
     Enforce,
     /// Report drift, change nothing.
     Observe,
+    /// `paused: true`: change nothing, and show drift as paused rather
+    /// than count it.
+    Paused,
 }
 
 /// How the ingress rules of a security group are owned.

@@ -53,6 +53,7 @@ clusters:
   - name: main
     instanceSecurityGroups: [app]
     mode: observe
+    paused: true
 services:
   - name: api
     cluster: main

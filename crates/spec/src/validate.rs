@@ -76,6 +76,15 @@ impl Ctx<'_> {
     }
 }
 
+/// A resource's mode: `paused` wins, then its own `mode`, then the file's.
+fn resolved_mode(m: Option<f::Mode>, paused: Option<bool>, default: Mode) -> Mode {
+    if paused == Some(true) {
+        Mode::Paused
+    } else {
+        mode(m, default)
+    }
+}
+
 fn mode(m: Option<f::Mode>, default: Mode) -> Mode {
     match m {
         Some(f::Mode::Enforce) => Mode::Enforce,
@@ -291,7 +300,7 @@ fn security_groups(
                 Some(f::Management::Owned) => RuleManagement::Owned,
                 Some(f::Management::Exclusive) | None => RuleManagement::Exclusive,
             },
-            mode: mode(g.mode, global),
+            mode: resolved_mode(g.mode, g.paused, global),
             ingress,
         });
     }
@@ -649,7 +658,7 @@ fn clusters(
         out.push(ClusterSpec {
             name: c.name.clone(),
             instance_security_groups: c.instance_security_groups.clone(),
-            mode: mode(c.mode, global),
+            mode: resolved_mode(c.mode, c.paused, global),
         });
     }
     out
@@ -800,7 +809,7 @@ fn services(ctx: &mut Ctx, file: &f::DesiredStateFile, global: Mode) -> Vec<Serv
                 .to_owned()
             }),
             task_definition,
-            mode: mode(s.mode, global),
+            mode: resolved_mode(s.mode, s.paused, global),
         });
     }
     out
@@ -918,7 +927,7 @@ fn target_groups(
                 Some(f::Membership::Shared) => TargetMembership::Shared,
                 Some(f::Membership::Exclusive) | None => TargetMembership::Exclusive,
             },
-            mode: mode(t.mode, global),
+            mode: resolved_mode(t.mode, t.paused, global),
         });
     }
     out
@@ -1064,7 +1073,7 @@ fn load_balancers(
             name: lb.name.clone(),
             security_groups: lb.security_groups.clone(),
             listeners,
-            mode: mode(lb.mode, global),
+            mode: resolved_mode(lb.mode, lb.paused, global),
         });
     }
     out

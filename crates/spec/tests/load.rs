@@ -270,6 +270,8 @@ fn each_error_class_is_reported_at_its_value() {
             &["2:37: replicas -1 is out of range: it must be 0-10000"]),
         ("huge replicas", "services:\n  - {name: s, cluster: c, replicas: 10001}\n".into(),
             &["2:37: replicas 10001 is out of range: it must be 0-10000"]),
+        ("paused not a boolean", "services:\n  - {name: s, cluster: c, replicas: 1, paused: yes}\n".into(),
+            &["2:48: `paused` must be true or false, not \"yes\""]),
         ("replica range reversed", "services:\n  - {name: s, cluster: c, replicas: {min: 5, max: 2}}\n".into(),
             &["2:51: replicas.max 2 is less than replicas.min 5"]),
         ("replica range unknown key", "services:\n  - {name: s, cluster: c, replicas: {min: 1, most: 2}}\n".into(),
