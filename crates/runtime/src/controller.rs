@@ -581,7 +581,9 @@ impl<C: Cloud> Controller<C> {
                 });
                 let entry = status.units.entry(unit.clone()).or_default();
                 entry.unit = unit.clone();
-                entry.state = if !ok {
+                entry.state = if entry.mode == "paused" {
+                    "paused".into()
+                } else if !ok {
                     "error".into()
                 } else if !actions.is_empty() {
                     "correcting".into()

@@ -418,3 +418,26 @@ async fn removals_over_the_cap_wait_for_a_second_agreeing_observation() {
     h.shutdown.cancel();
     h.task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_resource_is_shown_paused_and_left_alone() {
+    let cloud = FakeCloud {
+        live: Mutex::new(drifted()),
+        ..Default::default()
+    };
+    let h = start_with(cloud);
+    let paused = CONFIG.replace("  - name: db\n", "  - name: db\n    paused: true\n");
+    h.config.send(loaded(&paused, 2)).unwrap();
+    run_for(Duration::from_millis(10)).await;
+    let status = h.status.borrow().clone();
+    assert_eq!(status.units["security-group/db"].state, "paused");
+    assert_eq!(status.units["security-group/db"].mode, "paused");
+    // Only web's fix ran; db's rogue rule stays.
+    let executed = h.cloud.executed.lock().unwrap().clone();
+    assert!(
+        executed.iter().all(|k| k == "authorize-ingress"),
+        "{executed:?}"
+    );
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
