@@ -77,44 +77,46 @@ impl Plan {
 /// `paused: true` resources: nothing is applied and their drift is shown,
 /// not counted.
 fn pause(desired: &DesiredState, changes: &mut [Change]) {
-    let paused: Vec<String> = desired
-        .security_groups
-        .iter()
-        .filter(|g| g.mode == Mode::Paused)
-        .map(|g| format!("security-group/{}", g.name))
-        .chain(
-            desired
-                .clusters
-                .iter()
-                .filter(|c| c.mode == Mode::Paused)
-                .map(|c| format!("cluster/{}", c.name)),
-        )
-        .chain(
-            desired
-                .services
-                .iter()
-                .filter(|s| s.mode == Mode::Paused)
-                .map(|s| format!("service/{}/{}", s.cluster, s.name)),
-        )
-        .chain(
-            desired
-                .target_groups
-                .iter()
-                .filter(|t| t.mode == Mode::Paused)
-                .map(|t| format!("target-group/{}", t.name)),
-        )
-        .chain(
-            desired
-                .load_balancers
-                .iter()
-                .filter(|l| l.mode == Mode::Paused)
-                .map(|l| format!("load-balancer/{}", l.name)),
-        )
+    let paused: Vec<String> = unit_modes(desired)
+        .into_iter()
+        .filter(|(_, mode)| *mode == Mode::Paused)
+        .map(|(unit, _)| unit)
         .collect();
     for change in changes.iter_mut().filter(|c| paused.contains(&c.owner)) {
         change.disposition = Disposition::Info;
         change.reason = format!("paused: {}", change.reason);
     }
+}
+
+/// Every declared resource as the `Change::owner` key it is known by, with
+/// its mode.
+pub fn unit_modes(desired: &DesiredState) -> Vec<(String, Mode)> {
+    let groups = desired
+        .security_groups
+        .iter()
+        .map(|g| (format!("security-group/{}", g.name), g.mode));
+    let clusters = desired
+        .clusters
+        .iter()
+        .map(|c| (format!("cluster/{}", c.name), c.mode));
+    let services = desired
+        .services
+        .iter()
+        .map(|s| (format!("service/{}/{}", s.cluster, s.name), s.mode));
+    let target_groups = desired
+        .target_groups
+        .iter()
+        .map(|t| (format!("target-group/{}", t.name), t.mode));
+    let load_balancers = desired
+        .load_balancers
+        .iter()
+        .map(|l| (format!("load-balancer/{}", l.name), l.mode));
+    groups
+        .chain(clusters)
+        .chain(services)
+        .chain(target_groups)
+        .chain(load_balancers)
+        .collect()
 }
 
 /// Identifies a change across passes (to tell whether two observations

@@ -383,22 +383,8 @@ fn missing_service_is_reported_and_blocks_target_removal() {
 fn report_only_checks_find_service_shape_drift() {
     let mut s = converged();
     service_mut(&mut s).launch_type = Some("FARGATE".into());
-    let mut containers = std::collections::BTreeMap::new();
-    containers.insert(
-        "api".to_string(),
-        vec![LivePortMapping {
-            container_port: Some(3000),
-            host_port: Some(3000),
-        }],
-    );
-    s.task_definitions.insert(
-        TD_ARN.into(),
-        Observed::Known(LiveTaskDefinition {
-            arn: TD_ARN.into(),
-            family: "nestjs-api".into(),
-            containers,
-        }),
-    );
+    s.task_definitions
+        .insert(TD_ARN.into(), Observed::Known(task_definition(3000)));
     lb_mut(&mut s).listeners = Observed::Known(vec![]);
     let plan = plan(&desired(), &s);
     let kinds: Vec<&str> = plan.changes.iter().map(|c| c.kind.as_str()).collect();

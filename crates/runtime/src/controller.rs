@@ -364,8 +364,11 @@ impl<C: Cloud> Controller<C> {
             audit.record_all(&outcomes);
         }
         let results = unit_results(due, &plan, &outcomes);
-        self.record_metrics(&plan, &outcomes, &results, started, &leadership);
-        self.record_timeline(due, &plan, &outcomes);
+        // What the previous pass reported, read once: new drift is drift it
+        // did not report.
+        let previous = self.status.borrow().units.clone();
+        self.record_metrics(&previous, &plan, &outcomes, &results, started, &leadership);
+        self.record_timeline(&previous, due, &plan, &outcomes);
         let views = ecs_reconciler_plan::view::views(&config.desired, &snapshot);
         self.publish(config, due, &plan, &outcomes, &results, started, views);
         let fights = self.fights.fights();
@@ -383,6 +386,7 @@ impl<C: Cloud> Controller<C> {
 
     fn record_metrics(
         &self,
+        previous: &BTreeMap<String, UnitStatus>,
         plan: &Plan,
         outcomes: &[ActionOutcome],
         results: &BTreeMap<String, bool>,
@@ -391,7 +395,6 @@ impl<C: Cloud> Controller<C> {
     ) {
         let m = &self.metrics;
         let elapsed = started.elapsed().as_secs_f64();
-        let previous = self.status.borrow().units.clone();
         let mut kinds_in_pass = BTreeSet::new();
         for (unit, ok) in results {
             let kind = kind_of(unit);
@@ -466,11 +469,11 @@ impl<C: Cloud> Controller<C> {
     /// made, and read errors go to the timeline.
     fn record_timeline(
         &self,
+        previous: &BTreeMap<String, UnitStatus>,
         due: &BTreeMap<String, DueReason>,
         plan: &Plan,
         outcomes: &[ActionOutcome],
     ) {
-        let previous = self.status.borrow().units.clone();
         for change in plan
             .changes
             .iter()
@@ -530,10 +533,8 @@ impl<C: Cloud> Controller<C> {
         views: BTreeMap<String, ecs_reconciler_plan::view::UnitView>,
     ) {
         let now = unix_now();
-        let known_units: BTreeSet<String> = units_of(&config.desired)
-            .into_iter()
-            .map(|(u, _)| u)
-            .collect();
+        // The views cover every declared unit: no need to re-derive them.
+        let known_units: BTreeSet<String> = views.keys().cloned().collect();
         self.status.send_modify(|status| {
             status.passes += 1;
             status.last_pass_unix = Some(now);
