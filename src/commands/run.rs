@@ -156,6 +156,18 @@ pub async fn run(args: &RunArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    // SIGUSR1: an operator confirms every held removal.
+    let confirm = Arc::new(tokio::sync::Notify::new());
+    if let Ok(mut usr1) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    {
+        let confirm = confirm.clone();
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                confirm.notify_one();
+            }
+        });
+    }
     let controller = Controller {
         cloud: Arc::new(AwsCloud {
             clients,
@@ -180,6 +192,9 @@ pub async fn run(args: &RunArgs) -> u8 {
             window: args.fight_window,
         }),
         held_before: Default::default(),
+        drastic: Default::default(),
+        confirm: confirm.clone(),
+        release_all_held: false,
     };
     tracing::info!(
         config = %args.config.config.display(),

@@ -715,3 +715,62 @@ fn a_second_signal_exits_at_once() {
     assert_eq!(code, Some(130), "{}", daemon.logs());
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+#[test]
+fn a_drastic_edit_is_held_until_sigusr1_confirms_it() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    let daemon = Daemon::start(&emu, &config, &["--resync", "1s"]);
+    wait_converged(&emu, &config, Duration::from_secs(10), "startup", &daemon);
+
+    // The edit empties the ALB group's rule list (1 → 0): drastic.
+    let emptied = seed_text().replace(
+        "    ingress:\n      - protocol: tcp\n        ports: 80\n        cidr: 0.0.0.0/0\n        description: HTTP from anywhere\n",
+        "    ingress: []\n",
+    );
+    assert_ne!(emptied, seed_text());
+    atomic_write(&config, &emptied);
+    emu.wait_for("the edit awaits confirmation", |_| {
+        let (_, status) = daemon.get("/api/v1/status");
+        status["daemon"]["awaiting_confirmation"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    // Several complete, agreeing observations later, the rule is still there.
+    let http_rules = |emu: &Emulator| {
+        // A group without ingress rules is absent from `show`.
+        emu.ctl("show")["ingress_rules"]["LoadBalancerGroup"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let passes = |daemon: &Daemon| {
+        daemon.get("/api/v1/status").1["daemon"]["passes"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = passes(&daemon);
+    emu.wait_for("three more passes", |_| passes(&daemon) >= before + 3);
+    assert_eq!(http_rules(&emu), 1, "{}", daemon.logs());
+    let (_, status) = daemon.get("/api/v1/status");
+    let unit = &status["daemon"]["units"]["security-group/LoadBalancerGroup"];
+    assert!(
+        unit["drift"].as_array().unwrap().iter().any(
+            |c| c["disposition"] == "held" && c["reason"].as_str().unwrap().contains("SIGUSR1")
+        ),
+        "{unit:#}"
+    );
+
+    // The operator confirms.
+    daemon.signal("USR1");
+    emu.wait_for("the confirmed revoke", |emu| http_rules(emu) == 0);
+    emu.wait_for("nothing awaits", |_| {
+        daemon.get("/api/v1/status").1["daemon"]["awaiting_confirmation"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    assert!(
+        daemon
+            .logs()
+            .contains("an operator confirmed every held removal")
+    );
+}

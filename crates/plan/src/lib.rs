@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod attachments;
+pub mod drastic;
 pub mod plan;
 pub mod rules;
 pub mod services;
@@ -13,5 +14,6 @@ pub mod targets;
 pub mod view;
 
 pub use action::{Action, ActionOutcome, Change, Disposition, Outcome};
+pub use drastic::{DrasticChange, drastic_changes, hold_drastic, takes_away};
 pub use plan::{Address, Plan, Unknown, change_key, plan};
 pub use snapshot::*;

@@ -58,7 +58,7 @@ fn apply_drift(s: &mut Snapshot, d: &Drift) {
         Drift::ClearRules(g) => rules_mut(s, group(*g)).clear(),
         Drift::ExtraRule(g, port, managed) => {
             let mut r = rule(
-                &format!("sgr-{port}"),
+                &format!("sgr-extra-{port}"),
                 Protocol::Tcp,
                 i32::from(*port),
                 i32::from(*port),

@@ -613,3 +613,137 @@ fn a_paused_resource_changes_nothing_and_its_drift_is_not_counted() {
     rules_mut(&mut s, "EC2InstanceWithLoadBalancer").clear();
     assert_eq!(plan(&d, &s).actions().len(), 1);
 }
+
+/// The seed with one group's ingress list replaced.
+fn with_rules(rules: &str) -> DesiredState {
+    let text = include_str!("../../../examples/seed.yaml").replace(
+        "      - protocol: tcp\n        ports: 80\n        cidr: 0.0.0.0/0\n        description: HTTP from anywhere\n",
+        rules,
+    );
+    ecs_reconciler_spec::load(&text).expect("valid edit")
+}
+
+#[test]
+fn drastic_config_edits_are_found_and_ordinary_ones_are_not() {
+    let seed = desired();
+    let five = with_rules(
+        &[80, 81, 82, 83, 84]
+            .map(|p| {
+                format!("      - protocol: tcp\n        ports: {p}\n        cidr: 0.0.0.0/0\n")
+            })
+            .concat(),
+    );
+    let owners = |before: &DesiredState, after: &DesiredState| -> Vec<String> {
+        drastic_changes(before, after)
+            .into_iter()
+            .map(|d| d.owner)
+            .collect()
+    };
+    // Rules 5 → 0: drastic. 5 → 4: within the cap (1 of 5 ≤ 50%).
+    let zero_of_five = {
+        let mut d = five.clone();
+        d.security_groups[0].ingress.clear();
+        d
+    };
+    assert_eq!(
+        owners(&five, &zero_of_five),
+        vec!["security-group/LoadBalancerGroup"]
+    );
+    let four = {
+        let mut d = five.clone();
+        d.security_groups[0].ingress.pop();
+        d
+    };
+    assert!(owners(&five, &four).is_empty());
+    // Replacing the only rule (a port change) is a swap, not a cut.
+    let moved = with_rules("      - protocol: tcp\n        ports: 8080\n        cidr: 0.0.0.0/0\n");
+    assert!(owners(&seed, &moved).is_empty());
+    // Descriptions are not identity.
+    let mut described = seed.clone();
+    described.security_groups[0].ingress[0].description = Some("edited".into());
+    assert!(owners(&seed, &described).is_empty());
+
+    // Replicas 10 → 1 is drastic, 2 → 1 is not; a range keeps its min.
+    let mut ten = seed.clone();
+    ten.services[0].replicas = ReplicaBounds { min: 10, max: 10 };
+    let mut one_replica = seed.clone();
+    one_replica.services[0].replicas = ReplicaBounds { min: 1, max: 1 };
+    assert_eq!(
+        owners(&ten, &one_replica),
+        vec!["service/nestjs-cluster/nestjs-api"]
+    );
+    assert!(owners(&seed, &one_replica).is_empty());
+
+    // A target group pointed at another container port replaces every target.
+    let mut repointed = seed.clone();
+    repointed.target_groups[0].container_port = 8080;
+    assert_eq!(
+        owners(&seed, &repointed),
+        vec!["target-group/nestjs-api-tg"]
+    );
+
+    // Dropping every instance group of a cluster, or switching a group to exclusive.
+    let mut bare = seed.clone();
+    bare.clusters[0].instance_security_groups.clear();
+    assert_eq!(owners(&seed, &bare), vec!["cluster/nestjs-cluster"]);
+    let mut owned = seed.clone();
+    owned.security_groups[1].management = RuleManagement::Owned;
+    assert!(owners(&seed, &owned).is_empty());
+    assert_eq!(
+        owners(&owned, &seed),
+        vec!["security-group/EC2InstanceWithLoadBalancer"]
+    );
+
+    // A new or dropped resource is not a drastic edit.
+    let mut fewer = seed.clone();
+    fewer.security_groups.remove(0);
+    assert!(owners(&seed, &fewer).is_empty());
+    assert!(owners(&fewer, &seed).is_empty());
+}
+
+#[test]
+fn a_drastic_edit_holds_its_removals_even_when_under_the_cap() {
+    let seed = desired();
+    let mut emptied = seed.clone();
+    emptied.security_groups[0].ingress.clear();
+    emptied.services[0].replicas = ReplicaBounds { min: 0, max: 0 };
+    let drastic = drastic_changes(&seed, &emptied);
+    assert_eq!(drastic.len(), 2, "{drastic:#?}");
+    // The live seed: the HTTP rule is there and 2 tasks run.
+    let mut p = plan(&emptied, &converged());
+    // The revoke of the group's only rule is already over the live cap; the
+    // scale-down to 0 is not.
+    let takes: Vec<String> = p.changes.iter().map(|c| c.kind.clone()).collect();
+    assert!(takes.contains(&"revoke-ingress".to_string()), "{takes:?}");
+    assert!(takes.contains(&"scale-service".to_string()), "{takes:?}");
+    assert_eq!(hold_drastic(&mut p, &drastic), 2);
+    assert!(p.actions().is_empty(), "{:#?}", p.actions());
+    let held: Vec<&Change> = p
+        .changes
+        .iter()
+        .filter(|c| c.disposition == Disposition::Held)
+        .collect();
+    assert!(
+        held.iter().all(|c| c.reason.contains("SIGUSR1")),
+        "{held:#?}"
+    );
+    assert!(
+        held.iter()
+            .any(|c| c.reason.contains("ingress rules 1 → 0 (1 removed)")),
+        "{held:#?}"
+    );
+    assert!(
+        held.iter().any(|c| c.reason.contains("replicas 2 → 0")),
+        "{held:#?}"
+    );
+    // Additive changes of the same resources are not held.
+    let mut raised = seed.clone();
+    raised.services[0].replicas = ReplicaBounds { min: 5, max: 5 };
+    let mut p = plan(&raised, &converged());
+    let fake = vec![DrasticChange {
+        owner: "service/nestjs-cluster/nestjs-api".into(),
+        what: "test".into(),
+    }];
+    assert_eq!(hold_drastic(&mut p, &fake), 0);
+    assert_eq!(p.actions().len(), 1);
+}

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ecs_reconciler_plan::{
-    ActionOutcome, Change, Disposition, Outcome, Plan, Snapshot, change_key,
+    ActionOutcome, Change, Disposition, Outcome, Plan, Snapshot, change_key, hold_drastic,
+    takes_away,
 };
 use ecs_reconciler_spec::DesiredState;
 use serde::Serialize;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 use crate::audit::AuditLog;
 use crate::fights::{Fight, FightDetector};
+use crate::holds::{AwaitingConfirmation, DrasticHolds};
 use crate::metrics::{
     ControllerLabel, KindLabel, Metrics, QUEUE, QueueLabel, ReconcileLabels, ResourceLabels,
 };
@@ -156,6 +158,8 @@ pub struct DaemonStatus {
     pub leadership: Leadership,
     /// Fields left alone because another writer keeps changing them.
     pub fights: Vec<Fight>,
+    /// Drastic config edits whose removals wait for an operator (SIGUSR1).
+    pub awaiting_confirmation: Vec<AwaitingConfirmation>,
 }
 
 /// Everything the loop needs.
@@ -176,6 +180,13 @@ pub struct Controller<C: Cloud> {
     /// Changes held by the destructive cap in the previous pass, if that
     /// pass's observation was complete: a second one agreeing releases them.
     pub held_before: BTreeSet<String>,
+    /// Drastic config edits whose removals wait for SIGUSR1.
+    pub drastic: DrasticHolds,
+    /// An operator confirms every held removal (the binary forwards
+    /// SIGUSR1 here).
+    pub confirm: Arc<tokio::sync::Notify>,
+    /// Confirmed: the next pass applies every held change.
+    pub release_all_held: bool,
 }
 
 /// How often the idle loop beats.
@@ -218,14 +229,45 @@ impl<C: Cloud> Controller<C> {
                     scheduler.trigger_all(Instant::now(), DueReason::Operator);
                     continue;
                 }
+                () = self.confirm.notified() => {
+                    let edits = self.drastic.confirm_all();
+                    self.release_all_held = true;
+                    tracing::warn!(edits, "SIGUSR1: an operator confirmed every held removal; applying them now");
+                    self.timeline.push(TimelineEvent::now(
+                        "confirmed",
+                        None,
+                        format!("an operator confirmed every held removal ({edits} drastic config edits)"),
+                    ));
+                    self.status.send_modify(|status| status.awaiting_confirmation.clear());
+                    scheduler.trigger_all(Instant::now(), DueReason::Operator);
+                    continue;
+                }
                 changed = self.config.changed(), if config_open => {
                     if changed.is_err() {
                         config_open = false;
                         continue;
                     }
+                    let before = current.desired.clone();
                     current = self.config.borrow_and_update().clone();
                     // A new config is a new intent: stop holding fights.
                     self.fights.clear();
+                    for edit in self.drastic.on_reload(&before, &current.desired, current.generation) {
+                        tracing::warn!(
+                            resource = %edit.owner,
+                            edit = %edit.what,
+                            "drastic config edit: its removals are held until an operator confirms (SIGUSR1)"
+                        );
+                        self.timeline.push(TimelineEvent::now(
+                            "held",
+                            Some(edit.owner.clone()),
+                            format!(
+                                "the config edit cut {}; its removals wait for confirmation (SIGUSR1 or apply --allow-destructive)",
+                                edit.what
+                            ),
+                        ));
+                    }
+                    let awaiting = self.drastic.awaiting();
+                    self.status.send_modify(|status| status.awaiting_confirmation = awaiting);
                     let touched = scheduler.set_units(
                         units_of(&current.desired),
                         Instant::now(),
@@ -298,6 +340,20 @@ impl<C: Cloud> Controller<C> {
         } else {
             // Not two consecutive complete observations.
             self.held_before.clear();
+        }
+        if std::mem::take(&mut self.release_all_held) {
+            plan.release_held(|_| true);
+        }
+        hold_drastic(&mut plan, &self.drastic.changes());
+        if plan.unknowns.is_empty() && !self.drastic.is_empty() {
+            let dropped = self.drastic.retain_pending(|owner| {
+                plan.changes.iter().any(|c| {
+                    c.owner == owner && c.disposition == Disposition::Held && takes_away(c)
+                })
+            });
+            for owner in dropped {
+                tracing::info!(resource = %owner, "nothing left to remove: the drastic edit no longer waits for confirmation");
+            }
         }
         let to_apply: Vec<Change> = plan
             .changes
@@ -372,9 +428,11 @@ impl<C: Cloud> Controller<C> {
         let views = ecs_reconciler_plan::view::views(&config.desired, &snapshot);
         self.publish(config, due, &plan, &outcomes, &results, started, views);
         let fights = self.fights.fights();
+        let awaiting = self.drastic.awaiting();
         self.status.send_modify(|status| {
             status.leadership = leadership;
             status.fights = fights;
+            status.awaiting_confirmation = awaiting;
             for unit in &fighting {
                 if let Some(entry) = status.units.get_mut(unit) {
                     entry.state = "fighting".into();

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod controller;
 pub mod fights;
+pub mod holds;
 pub mod http;
 pub mod metadata;
 pub mod metrics;

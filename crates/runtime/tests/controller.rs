@@ -129,6 +129,8 @@ struct Harness {
     config: watch::Sender<LoadedConfig>,
     status: watch::Receiver<DaemonStatus>,
     shutdown: CancellationToken,
+    /// What SIGUSR1 does in the binary.
+    confirm: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -144,6 +146,7 @@ fn start_with(cloud: FakeCloud) -> Harness {
     let (config, config_rx) = watch::channel(loaded(CONFIG, 1));
     let (status_tx, status) = watch::channel(DaemonStatus::default());
     let shutdown = CancellationToken::new();
+    let confirm = Arc::new(tokio::sync::Notify::new());
     let controller = Controller {
         cloud: cloud.clone(),
         config: config_rx,
@@ -162,6 +165,9 @@ fn start_with(cloud: FakeCloud) -> Harness {
         metrics: ecs_reconciler_runtime::metrics::Metrics::new("test").0,
         fights: ecs_reconciler_runtime::fights::FightDetector::new(Default::default()),
         held_before: Default::default(),
+        drastic: Default::default(),
+        confirm: confirm.clone(),
+        release_all_held: false,
     };
     let task = tokio::spawn(controller.run());
     Harness {
@@ -169,6 +175,7 @@ fn start_with(cloud: FakeCloud) -> Harness {
         config,
         status,
         shutdown,
+        confirm,
         task,
     }
 }
@@ -438,6 +445,84 @@ async fn a_paused_resource_is_shown_paused_and_left_alone() {
         executed.iter().all(|k| k == "authorize-ingress"),
         "{executed:?}"
     );
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+/// `drifted()` with web's declared rule in place: only db's rogue rule is drift.
+fn with_web_rule() -> Snapshot {
+    let mut live = drifted();
+    if let Some(Observed::Known(Some(g))) = live.security_groups.get_mut("web") {
+        g.ingress
+            .known_mut()
+            .unwrap()
+            .push(rule(80, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())));
+    }
+    live
+}
+
+/// CONFIG with web's rule list emptied: a drastic edit (1 → 0).
+fn web_emptied() -> String {
+    CONFIG.replace(
+        "    ingress:\n      - protocol: tcp\n        ports: 80\n        cidr: 0.0.0.0/0\n",
+        "    ingress: []\n",
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drastic_config_edit_waits_for_an_operator_however_often_it_is_observed() {
+    let h = start(with_web_rule());
+    run_for(Duration::from_millis(10)).await;
+    // db's rogue rule: an ordinary correction.
+    assert_eq!(*h.cloud.executed.lock().unwrap(), vec!["revoke-ingress"]);
+
+    // The edit empties web's rule list: 1 → 0 is drastic.
+    let emptied = web_emptied();
+    assert_ne!(emptied, CONFIG);
+    h.config.send(loaded(&emptied, 2)).unwrap();
+    run_for(Duration::from_millis(10)).await;
+    let awaiting = h.status.borrow().awaiting_confirmation.clone();
+    assert_eq!(awaiting.len(), 1, "{awaiting:#?}");
+    assert_eq!(awaiting[0].owner, "security-group/web");
+    assert_eq!(awaiting[0].generation, 2);
+
+    // Five resyncs of complete, agreeing observations: still held.
+    run_for(Duration::from_secs(5 * 34)).await;
+    assert!(passes(&h) >= 6, "{}", passes(&h));
+    assert_eq!(h.cloud.executed.lock().unwrap().len(), 1);
+    let status = h.status.borrow().clone();
+    let held: Vec<_> = status.units["security-group/web"]
+        .drift
+        .iter()
+        .filter(|c| c.disposition == ecs_reconciler_plan::Disposition::Held)
+        .collect();
+    assert_eq!(held.len(), 1, "{held:#?}");
+    assert!(held[0].reason.contains("SIGUSR1"), "{}", held[0].reason);
+
+    // The operator confirms: applied at once, nothing awaits any more.
+    h.confirm.notify_one();
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(
+        *h.cloud.executed.lock().unwrap(),
+        vec!["revoke-ingress", "revoke-ingress"]
+    );
+    assert!(h.status.borrow().awaiting_confirmation.is_empty());
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn undoing_a_drastic_edit_lifts_its_hold() {
+    let h = start(with_web_rule());
+    run_for(Duration::from_millis(10)).await;
+    let emptied = web_emptied();
+    h.config.send(loaded(&emptied, 2)).unwrap();
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(h.status.borrow().awaiting_confirmation.len(), 1);
+    h.config.send(loaded(CONFIG, 3)).unwrap();
+    run_for(Duration::from_millis(10)).await;
+    assert!(h.status.borrow().awaiting_confirmation.is_empty());
+    assert_eq!(*h.cloud.executed.lock().unwrap(), vec!["revoke-ingress"]);
     h.shutdown.cancel();
     h.task.await.unwrap();
 }

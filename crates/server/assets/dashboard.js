@@ -20,7 +20,7 @@
     fighting: ['⚔', 'Fighting (held)'], paused: ['‖', 'Paused'], error: ['✕', 'Error'], unknown: ['?', 'Unknown'],
   };
   const RESULT = { applied: 'applied', 'already-done': 'already done', skipped: 'skipped', failed: 'failed' };
-  const DISPOSITION = { apply: 'corrected', observe: 'left alone (observe-only)', report: 'reported only', info: 'info', held: 'held (over the destructive cap; applied when the next observation agrees)' };
+  const DISPOSITION = { apply: 'corrected', observe: 'left alone (observe-only)', report: 'reported only', info: 'info', held: 'held (see why: over the destructive cap, or a drastic config edit awaiting confirmation)' };
   const S = { status: null, cards: new Map(), memo: new Map(), api: [], events: [], seen: new Set(), mode: 'connecting' };
   const $ = (id) => document.getElementById(id);
 
@@ -234,6 +234,10 @@
     const u = $('unknowns');
     u.hidden = !(d.unknowns && d.unknowns.length);
     fill(u, (d.unknowns || []).map((x) => el('li', {}, el('strong', {}, `? ${x.what}`), `: ${x.why}`)));
+    const a = $('awaiting'), awaiting = d.awaiting_confirmation || [];
+    a.hidden = !awaiting.length;
+    fill(a, awaiting.map((x) => el('li', {}, el('strong', {}, `⏸ ${x.owner}`),
+      `: the config edit (generation ${x.generation}) cut ${x.what}; its removals wait for SIGUSR1 or apply --allow-destructive`)));
   }
 
   // ---- render: resource cards ----------------------------------------------
