@@ -62,6 +62,11 @@ pub struct AwsArgs {
     /// Timeout of one whole AWS call, retries included, in seconds.
     #[arg(long, env = "ECS_RECONCILER_CALL_TIMEOUT", default_value_t = 30)]
     pub call_timeout: u64,
+    /// Items per page of paginated list calls (default: the most each API
+    /// allows). Smaller pages cost more calls; tests use it to fail a
+    /// second page on purpose.
+    #[arg(long, env = "ECS_RECONCILER_PAGE_SIZE", hide = true)]
+    pub page_size: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]

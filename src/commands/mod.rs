@@ -82,6 +82,7 @@ pub(crate) fn client_settings(aws: &AwsArgs) -> ecs_reconciler_aws::ClientSettin
         region: aws.region.clone(),
         max_attempts: aws.max_attempts.max(1),
         operation_timeout: std::time::Duration::from_secs(aws.call_timeout.max(1)),
+        page_size: aws.page_size,
         ..Default::default()
     }
 }

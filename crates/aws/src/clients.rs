@@ -24,6 +24,11 @@ pub struct ClientSettings {
     pub attempt_timeout: Duration,
     /// A whole call, retries included.
     pub operation_timeout: Duration,
+    /// Items per page of the paginated list calls (ListTasks,
+    /// ListContainerInstances, DescribeSecurityGroupRules); `None` = the
+    /// largest each API allows. Smaller pages only cost more calls: the
+    /// end-to-end tests use it to fail a second page on purpose.
+    pub page_size: Option<i32>,
 }
 
 impl Default for ClientSettings {
@@ -34,6 +39,7 @@ impl Default for ClientSettings {
             connect_timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
+            page_size: None,
         }
     }
 }
@@ -46,6 +52,8 @@ pub struct AwsClients {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// The region the clients talk to, for messages.
     pub region: Option<String>,
+    /// See [`ClientSettings::page_size`].
+    pub page_size: Option<i32>,
 }
 
 impl AwsClients {
@@ -88,6 +96,7 @@ impl AwsClients {
             ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
             region: shared.region().map(|r| r.to_string()),
+            page_size: settings.page_size,
         }
     }
 }

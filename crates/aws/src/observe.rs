@@ -279,6 +279,7 @@ pub(crate) async fn list_task_arns(
         .cluster(cluster)
         .set_service_name(service.map(str::to_string))
         .desired_status(status)
+        .set_max_results(clients.page_size.map(|n| n.clamp(1, 100)))
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
@@ -345,6 +346,7 @@ async fn container_instances(
         .ecs
         .list_container_instances()
         .cluster(cluster)
+        .set_max_results(clients.page_size.map(|n| n.clamp(1, 100)))
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
@@ -552,7 +554,7 @@ async fn describe_rules(
                     .set_values(Some(chunk.to_vec()))
                     .build(),
             )
-            .max_results(1000)
+            .max_results(clients.page_size.map_or(1000, |n| n.clamp(5, 1000)))
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {

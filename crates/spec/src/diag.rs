@@ -87,6 +87,9 @@ impl Diagnostic {
     }
 }
 
+/// Errors reported for one file at most (plus a line counting the rest).
+pub const MAX_REPORTED: usize = 100;
+
 /// Every error found in a desired-state file, in document order. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", render_all(.errors, None))]
@@ -97,8 +100,22 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Sorts into document order (stable, so errors at one position keep the
     /// order they were found in).
+    /// At most [`MAX_REPORTED`] are kept (the first in document order) plus
+    /// one saying how many more there were: a generated file with the same
+    /// mistake in every resource reads better, and costs bounded memory.
     pub(crate) fn new(mut errors: Vec<Diagnostic>) -> Diagnostics {
         errors.sort_by_key(Diagnostic::pos);
+        if errors.len() > MAX_REPORTED {
+            let more = errors.len() - MAX_REPORTED;
+            errors.truncate(MAX_REPORTED);
+            let last = errors[MAX_REPORTED - 1].pos();
+            errors.push(Diagnostic::new(
+                last,
+                None,
+                format!("and {more} more errors not shown"),
+                "fix the errors above first; the rest are often the same mistake repeated",
+            ));
+        }
         Diagnostics { errors }
     }
 

@@ -13,6 +13,12 @@ use crate::diag::{Diagnostic, Pos};
 /// Deeper nesting than this is refused: the format needs six levels, and a
 /// bound keeps a hostile file from costing more than its size.
 pub(crate) const MAX_DEPTH: usize = 64;
+/// Values (scalars, lists, mappings) in one file: a config for a thousand
+/// services holds about 30,000, so this bounds the tree's memory (~50 MiB)
+/// long before the 4 MiB file-size cap would.
+pub(crate) const MAX_NODES: usize = 250_000;
+/// Refusals collected before the reader gives up on a file.
+pub(crate) const MAX_ERRORS: usize = 100;
 
 /// A value and where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +134,17 @@ impl Node {
             Value::Scalar(s) => match s.kind() {
                 Kind::Int(_) | Kind::Float(_) => format!("the number {}", s.text),
                 Kind::Bool(_) => format!("the boolean {}", s.text),
-                Kind::Str => format!("{:?}", s.text),
+                Kind::Str => {
+                    // A whole paragraph pasted in the wrong place should
+                    // not become a paragraph-long error message.
+                    const SHOWN: usize = 40;
+                    if s.text.chars().count() > SHOWN {
+                        let head: String = s.text.chars().take(SHOWN).collect();
+                        format!("{head:?}… ({} characters)", s.text.chars().count())
+                    } else {
+                        format!("{:?}", s.text)
+                    }
+                }
             },
         }
     }
@@ -327,6 +343,7 @@ pub(crate) fn parse(source: &str) -> Result<Node, Vec<Diagnostic>> {
         errors: Vec::new(),
     };
     let mut documents = 0usize;
+    let mut nodes = 0usize;
     for event in Parser::new_from_str(source) {
         let (event, span) = match event {
             Ok(ok) => ok,
@@ -336,6 +353,23 @@ pub(crate) fn parse(source: &str) -> Result<Node, Vec<Diagnostic>> {
             }
         };
         let at = pos(&span);
+        if matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        ) {
+            nodes += 1;
+            if nodes > MAX_NODES {
+                b.errors.push(error(
+                    at,
+                    format!("the file holds more than {MAX_NODES} values"),
+                    "split the topology over several controllers, or check that this is the file you meant",
+                ));
+                return Err(b.errors);
+            }
+        }
         match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -391,6 +425,15 @@ pub(crate) fn parse(source: &str) -> Result<Node, Vec<Diagnostic>> {
             Event::SequenceEnd | Event::MappingEnd => b.close(),
             Event::StreamEnd => break,
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
+        }
+        // A file of a million aliases must not become a million errors.
+        if b.errors.len() >= MAX_ERRORS {
+            b.errors.push(error(
+                at,
+                format!("stopped reading after {MAX_ERRORS} errors"),
+                "fix the errors above, then load the file again",
+            ));
+            return Err(b.errors);
         }
     }
     if !b.errors.is_empty() {

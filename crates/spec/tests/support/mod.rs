@@ -1,0 +1,2 @@
+//! Code shared by the integration tests and the fuzz command.
+pub mod fuzz;
