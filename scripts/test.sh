@@ -29,7 +29,14 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit, property, end-to-end)"
+# The e2e suite logs every AWS call the controller makes here; the IAM
+# policy is checked against those logs below.
+export ECS_RECONCILER_CALLS_DIR="$CARGO_TARGET_DIR/e2e-calls"
+rm -rf "$ECS_RECONCILER_CALLS_DIR"
 cargo test --workspace --locked
+
+step "IAM policy vs. the calls the controller made during the e2e suite"
+"$ECS_RECONCILER_EMULATOR_PYTHON" -m pytest -q tests/iam
 
 step "dashboard in a real browser (headless Chromium)"
 ECS_RECONCILER_BIN="$CARGO_TARGET_DIR/debug/ecs-reconciler" bash scripts/browser-test.sh

@@ -72,18 +72,7 @@ impl Daemon {
 
     /// GETs a path of the status server: (HTTP code, body text).
     pub fn get_text(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&self.listen).expect("status server");
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (code, body.to_string())
+        crate::harness::http(&self.listen, "GET", path, None)
     }
 
     /// Reads the event stream until `want` events arrived (bounded).
@@ -174,7 +163,7 @@ fn unique() -> u64 {
 }
 
 /// Polls until `plan` reports no drift; returns how long it took.
-fn wait_converged(
+pub(crate) fn wait_converged(
     emu: &Emulator,
     config: &str,
     limit: Duration,
@@ -206,7 +195,7 @@ fn atomic_write(path: &str, text: &str) {
 
 const RESYNC: Duration = Duration::from_secs(2);
 
-fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

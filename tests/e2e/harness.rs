@@ -73,8 +73,18 @@ impl Emulator {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port_file = dir.join("port");
         let log = std::fs::File::create(dir.join("emulator.log")).expect("log file");
+        // Every call the controller makes lands in a calls log, so the
+        // IAM policy can be checked against the whole suite afterwards
+        // (tests/iam/test_iam_policy.py).
+        let calls_dir = std::env::var("ECS_RECONCILER_CALLS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-calls"));
+        std::fs::create_dir_all(&calls_dir).expect("calls log dir");
+        let calls_log = calls_dir.join(format!("{}-{}.jsonl", std::process::id(), unique()));
         let child = Command::new(python())
             .arg(repo().join("tests/emulator/emulator.py"))
+            .arg("--calls-log")
+            .arg(&calls_log)
             .args(["--host", "127.0.0.1", "--port", "0", "--seed"])
             .args(["--scheduler-delay", "0.2", "--draining-seconds", "60"])
             .arg("--port-file")
@@ -146,6 +156,21 @@ impl Emulator {
         self.awsctl(&line.split_whitespace().collect::<Vec<_>>())
     }
 
+    /// A call to the emulator's control API (`/_emulator/...`): the JSON
+    /// answer; panics unless it is a 2xx.
+    pub fn control(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let address = self.endpoint.trim_start_matches("http://");
+        let body = body.map(Value::to_string);
+        let (code, text) = http(
+            address,
+            method,
+            &format!("/_emulator/{path}"),
+            body.as_deref(),
+        );
+        assert!((200..300).contains(&code), "{method} {path}: {code} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
     /// Writes a config file into this test's directory.
     pub fn write_config(&self, name: &str, text: &str) -> String {
         let path = self.dir.join(name);
@@ -196,4 +221,23 @@ pub fn seed_config() -> String {
 
 pub fn seed_text() -> String {
     std::fs::read_to_string(seed_config()).expect("examples/seed.yaml")
+}
+
+/// One plain HTTP/1.1 request over loopback (no keep-alive): (status code,
+/// body). Enough for the status server and the emulator's control API.
+pub fn http(address: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
 }

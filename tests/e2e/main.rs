@@ -4,6 +4,7 @@
 mod cli;
 mod daemon;
 mod drift;
+mod faults;
 mod harness;
 mod policy;
 mod safety;

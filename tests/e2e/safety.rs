@@ -182,3 +182,216 @@ fn a_failed_task_read_or_an_inexpressible_rule_yields_no_destructive_action() {
     let why = json["unknowns"][0]["why"].as_str().unwrap_or_default();
     assert!(why.contains("cannot express"), "{json}");
 }
+
+/// The destructive changes a plan holds or would apply: (kind, resource).
+fn destructive(plan: &serde_json::Value) -> Vec<(String, String)> {
+    plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| matches!(c["disposition"].as_str(), Some("apply" | "held")))
+        .filter(|c| {
+            let kind = c["kind"].as_str().unwrap_or_default();
+            kind == "revoke-ingress"
+                || kind == "deregister-target"
+                || (kind == "scale-service" && c["after"] == "desiredCount 2")
+        })
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_string(),
+                c["resource"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every read of an observation, failed in turn (every attempt): nothing
+/// destructive is planned on what it feeds, the rest still is, and the
+/// plan says what it could not see.
+#[test]
+fn each_read_failed_in_turn_plans_nothing_destructive_from_it() {
+    let emu = Emulator::start();
+    let config = crate::harness::seed_config();
+    // Drift with a destructive fix on every kind of resource.
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
+    emu.ctl("scale nestjs-cluster nestjs-api 3");
+    emu.ctl("scheduler --paused true");
+    emu.ctl("register-target nestjs-api-tg 0 40000");
+    let baseline = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
+    assert_eq!(baseline.code, 2, "{}{}", baseline.stdout, baseline.stderr);
+    let all = destructive(&baseline.json());
+    let kinds = |list: &[(String, String)]| -> Vec<String> {
+        let mut k: Vec<String> = list.iter().map(|(k, _)| k.clone()).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    assert_eq!(
+        kinds(&all),
+        vec!["deregister-target", "revoke-ingress", "scale-service"],
+        "{}",
+        baseline.stdout
+    );
+
+    // (service, operation, the destructive kinds that read feeds)
+    let reads: &[(&str, &str, &[&str])] = &[
+        (
+            "ecs",
+            "DescribeServices",
+            &["scale-service", "deregister-target"],
+        ),
+        ("ecs", "ListTasks", &["deregister-target"]),
+        ("ecs", "DescribeTasks", &["deregister-target"]),
+        ("ecs", "ListContainerInstances", &["deregister-target"]),
+        ("ecs", "DescribeContainerInstances", &["deregister-target"]),
+        ("ecs", "DescribeTaskDefinition", &[]),
+        ("ec2", "DescribeSecurityGroups", &["revoke-ingress"]),
+        ("ec2", "DescribeSecurityGroupRules", &["revoke-ingress"]),
+        ("ec2", "DescribeInstances", &[]),
+        ("elbv2", "DescribeTargetGroups", &["deregister-target"]),
+        ("elbv2", "DescribeTargetHealth", &["deregister-target"]),
+        ("elbv2", "DescribeLoadBalancers", &[]),
+        ("elbv2", "DescribeListeners", &[]),
+    ];
+    for (service, operation, feeds) in reads {
+        emu.ctl("faults clear");
+        emu.ctl(&format!(
+            "faults add --service {service} --operation {operation} --kind 5xx"
+        ));
+        let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
+        assert_eq!(
+            plan.code, 1,
+            "{operation}: a failed read is an error: {}{}",
+            plan.stdout, plan.stderr
+        );
+        let json = plan.json();
+        let planned = destructive(&json);
+        for change in &planned {
+            assert!(
+                all.contains(change),
+                "{operation}: a failed read added {change:?}: {json}"
+            );
+            assert!(
+                !feeds.contains(&change.0.as_str()),
+                "{operation} failed but {change:?} is still planned: {json}"
+            );
+        }
+        // What the failed read does not feed is still reconciled.
+        let expected: Vec<String> = kinds(&all)
+            .into_iter()
+            .filter(|k| !feeds.contains(&k.as_str()))
+            .collect();
+        assert_eq!(kinds(&planned), expected, "{operation}: {json}");
+        let unknowns = json["unknowns"].to_string();
+        assert!(unknowns.contains(operation), "{operation}: {unknowns}");
+    }
+}
+
+/// A failure on the second page of a list is a failed read: one page is
+/// not "all of them".
+#[test]
+fn a_failed_second_page_is_unknown_not_a_shorter_list() {
+    let emu = Emulator::start();
+    let config = crate::harness::seed_config();
+    // Four rogue rules: the two declared groups then hold 8 rules (egress
+    // included), two pages of 5.
+    for port in [22, 23, 24, 25] {
+        emu.ctl(&format!(
+            "authorize-ingress LoadBalancerGroup tcp {port} {port} --cidr 0.0.0.0/0"
+        ));
+    }
+    emu.ctl("register-target nestjs-api-tg 0 40000");
+    let small_pages = ["--page-size", "1"];
+    let plan = |emu: &Emulator| {
+        emu.reconciler(
+            &[
+                &["plan", "--config", &config, "--output", "json"][..],
+                &small_pages[..],
+            ]
+            .concat(),
+        )
+    };
+    let baseline = plan(&emu);
+    assert_eq!(baseline.code, 2, "{}{}", baseline.stdout, baseline.stderr);
+    let all = destructive(&baseline.json());
+    assert_eq!(all.len(), 5, "{}", baseline.stdout);
+
+    for (service, operation, kind) in [
+        ("ec2", "DescribeSecurityGroupRules", "revoke-ingress"),
+        ("ecs", "ListTasks", "deregister-target"),
+        ("ecs", "ListContainerInstances", "deregister-target"),
+    ] {
+        emu.ctl("faults clear");
+        emu.ctl("calls --reset");
+        // The first call (page one) succeeds; every attempt at page two fails.
+        emu.control(
+            "POST",
+            "faults",
+            Some(&serde_json::json!({
+                "client": "reconciler", "service": service, "operation": operation,
+                "kind": "5xx", "after": 1
+            })),
+        );
+        let run = plan(&emu);
+        assert_eq!(run.code, 1, "{operation}: {}{}", run.stdout, run.stderr);
+        let json = run.json();
+        let calls = emu.ctl("calls");
+        assert!(
+            calls[&format!("{service}:{operation}")].as_u64().unwrap() >= 2,
+            "{operation}: the second page was never asked for: {calls}"
+        );
+        assert!(
+            destructive(&json).iter().all(|(k, _)| k != kind),
+            "{operation}: page two failed but {kind} is planned: {json}"
+        );
+    }
+}
+
+/// Authorize before revoke, register before deregister, under faults: when
+/// the additive step fails, the removal that would follow it is skipped, so
+/// the resource never has fewer allowed paths or serving targets.
+#[test]
+fn a_failure_between_the_two_steps_never_leaves_fewer_paths_or_targets() {
+    let emu = Emulator::start();
+    // A rule swap: HTTP moves from 80 to 8080.
+    let moved = emu.write_config(
+        "moved.yaml",
+        &seed_text().replace("        ports: 80\n", "        ports: 8080\n"),
+    );
+    emu.ctl("faults add --service ec2 --operation AuthorizeSecurityGroupIngress --kind 5xx");
+    let apply = emu.reconciler(&["apply", "--config", &moved, "--once"]);
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    let rules = lb_group_rules(&emu);
+    assert!(
+        rules.contains(&(80, "0.0.0.0/0".into())),
+        "revoked before the new rule existed: {rules:?}"
+    );
+    assert!(!rules.contains(&(8080, "0.0.0.0/0".into())), "{rules:?}");
+    emu.ctl("faults clear");
+    let apply = emu.reconciler(&["apply", "--config", &moved, "--once"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let rules = lb_group_rules(&emu);
+    assert_eq!(rules, vec![(8080, "0.0.0.0/0".to_string())]);
+
+    // A target swap: one running task's target deregistered, a stale one
+    // registered. RegisterTargets fails: the stale target keeps serving.
+    let seed = crate::harness::seed_config();
+    let _ = emu.reconciler(&["apply", "--config", &seed, "--once"]);
+    emu.ctl("deregister-target nestjs-api-tg --index 0");
+    emu.ctl("register-target nestjs-api-tg 0 40000");
+    emu.ctl("faults add --service elbv2 --operation RegisterTargets --kind 5xx");
+    emu.ctl("calls --reset");
+    let apply = emu.reconciler(&["apply", "--config", &seed, "--once"]);
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    let calls = emu.control("GET", "calls?client=reconciler", None);
+    assert!(calls.get("elbv2:RegisterTargets").is_some(), "{calls}");
+    assert!(calls.get("elbv2:DeregisterTargets").is_none(), "{calls}");
+    let targets = emu.ctl("show")["targets"].to_string();
+    assert!(
+        targets.contains("40000"),
+        "the stale target went first: {targets}"
+    );
+    emu.ctl("faults clear");
+    let apply = emu.reconciler(&["apply", "--config", &seed, "--once"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+}

@@ -15,7 +15,7 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
   set-health-check-path TG PATH
   stop-task-leaving-target CLUSTER SERVICE   stop one running task; its target stays registered
   stop-task CLUSTER SERVICE [--index I | --task ID]
-  faults list|clear|add --service S --operation O --kind K [--rate R] [--count N] [--latency-ms MS]
+  faults list|clear|add --service S --operation O --kind K [--rate R] [--count N] [--latency-ms MS] [--client reconciler|other] [--after N]
   calls [--reset]
   scheduler [--delay S] [--paused true|false]
   show [--cluster C --service S --target-group TG --load-balancer LB]
@@ -225,6 +225,10 @@ class Ctl:
             spec["latency_ms"] = a.latency_ms
         if a.status is not None:
             spec["status"] = a.status
+        if a.client is not None:
+            spec["client"] = a.client
+        if a.after is not None:
+            spec["after"] = a.after
         return self.control("POST", "faults", spec)
 
     def calls(self, a: argparse.Namespace) -> Any:
@@ -335,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kind", default="throttle", choices=["throttle", "5xx", "latency", "drop"])
     s.add_argument("--rate", type=float, default=1.0); s.add_argument("--count", type=int)
     s.add_argument("--latency-ms", type=int); s.add_argument("--status", type=int, choices=[500, 503])
+    s.add_argument("--client", choices=["reconciler", "other", "*"]); s.add_argument("--after", type=int)
 
     s = sub.add_parser("calls")
     s.add_argument("--reset", action="store_true")

@@ -37,10 +37,18 @@ Gaps fixed here (each verified against moto 5.2.1):
   200/100); the requested values are now kept, over those defaults.
 * The JSON serializer writes non-string values into string-typed members
   verbatim (``"cpu": 0``); they are stringified.
+
+Performance (no behaviour change): a service's tasks, a container instance's
+tasks and its used host ports are found through ``task_index`` (a per-cluster
+index by group and by container instance) instead of scanning every task of
+the cluster, and ``finish_deactivating`` only looks at the tasks StopTask left
+DEACTIVATING.  With 10,000 tasks this is what keeps the scheduler's tick and
+the derived counts (runningCount, runningTasksCount) cheap.
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 import uuid
@@ -90,9 +98,50 @@ def cluster_tasks(backend: EC2ContainerServiceBackend, cluster_name: str) -> lis
     return list(backend.tasks.get(cluster_name, {}).values())
 
 
+class _TaskIndex:
+    """A cluster's tasks by group and by container instance.
+
+    moto only ever adds tasks to ``backend.tasks[cluster]`` (a stopped task
+    stays; a reset replaces the dict), and a dict keeps insertion order, so
+    the index catches up by indexing the entries past the ones it has seen.
+    Anything else (a smaller or different dict) rebuilds it."""
+
+    __slots__ = ("source", "seen", "by_group", "by_instance")
+
+    def __init__(self, source: dict[str, Task]) -> None:
+        self.source = source
+        self.seen = 0
+        self.by_group: dict[str | None, list[Task]] = {}
+        self.by_instance: dict[str | None, list[Task]] = {}
+
+
+_indexes: dict[tuple[int, str], _TaskIndex] = {}
+_EMPTY: dict[str, Task] = {}
+
+
+def task_index(backend: EC2ContainerServiceBackend, cluster_name: str) -> _TaskIndex:
+    """The up-to-date index of a cluster's tasks (call with the moto lock held)."""
+    tasks = backend.tasks.get(cluster_name, _EMPTY)
+    key = (id(backend), cluster_name)
+    index = _indexes.get(key)
+    if index is None or index.source is not tasks or index.seen > len(tasks):
+        index = _indexes[key] = _TaskIndex(tasks)
+    if index.seen < len(tasks):
+        for task in itertools.islice(tasks.values(), index.seen, None):
+            index.by_group.setdefault(task.group, []).append(task)
+            index.by_instance.setdefault(task.container_instance_arn, []).append(task)
+        index.seen = len(tasks)
+    return index
+
+
 def service_tasks(service: Service) -> list[Task]:
-    group = f"service:{service.name}"
-    return [t for t in cluster_tasks(service._backend, service.cluster_name) if t.group == group]
+    index = task_index(service._backend, service.cluster_name)
+    return list(index.by_group.get(f"service:{service.name}", ()))
+
+
+def instance_tasks(backend: EC2ContainerServiceBackend, cluster_name: str, ci_arn: str | None) -> list[Task]:
+    """Every task (any status) placed on one container instance."""
+    return list(task_index(backend, cluster_name).by_instance.get(ci_arn, ()))
 
 
 def find_container_instance(
@@ -110,8 +159,8 @@ def add_service_event(service: Service, message: str) -> None:
 
 def _used_host_ports(backend: EC2ContainerServiceBackend, cluster_name: str, ci_arn: str) -> set[int]:
     used: set[int] = set()
-    for task in cluster_tasks(backend, cluster_name):
-        if task.container_instance_arn != ci_arn or task.last_status == "STOPPED":
+    for task in instance_tasks(backend, cluster_name, ci_arn):
+        if task.last_status == "STOPPED":
             continue
         for container in task.containers:
             for binding in getattr(container, "network_bindings", None) or []:
@@ -342,11 +391,10 @@ def _patch_models() -> None:
     Cluster.active_services_count = property(cluster_services, ignore_set)
 
     def ci_running(self: ContainerInstance) -> int:
-        arn = self.container_instance_arn
         return sum(
             1
-            for t in cluster_tasks(self._backend, self.cluster_name)
-            if t.container_instance_arn == arn and t.last_status == "RUNNING"
+            for t in instance_tasks(self._backend, self.cluster_name, self.container_instance_arn)
+            if t.last_status == "RUNNING"
         )
 
     ContainerInstance.running_tasks_count = property(ci_running, ignore_set)
@@ -382,6 +430,7 @@ def _patch_models() -> None:
             task.stopping_at = utcnow()
             task.emu_stop_code = code
             task.emu_stop_at = state_now() + SETTINGS.scheduler_delay
+            _deactivating(self)[task.task_arn] = task
             for container in task.containers:
                 container.last_status = "RUNNING"
         else:
@@ -402,16 +451,32 @@ def _patch_models() -> None:
     EC2ContainerServiceBackend.update_service = update_service
 
 
+def _deactivating(backend: EC2ContainerServiceBackend) -> dict[str, Task]:
+    """Tasks stop_task left DEACTIVATING (kept on the backend, so a moto
+    reset forgets them with everything else)."""
+    registry = backend.__dict__.get("_emu_deactivating")
+    if registry is None:
+        registry = backend.__dict__["_emu_deactivating"] = {}
+    return registry
+
+
 def finish_deactivating(backend: EC2ContainerServiceBackend) -> None:
     """Moves tasks whose DEACTIVATING period is over to STOPPED (called by
-    the scheduler's tick, under the moto lock)."""
-    for tasks in backend.tasks.values():
-        for task in tasks.values():
-            stop_at = getattr(task, "emu_stop_at", None)
-            if task.last_status == "DEACTIVATING" and stop_at is not None and state_now() >= stop_at:
-                task.last_status = "STOPPED"
-                task.emu_stop_at = None
-                _mark_stopped(task, getattr(task, "emu_stop_code", "UserInitiated"))
+    the scheduler's tick, under the moto lock).  Only the tasks stop_task
+    made DEACTIVATING are looked at, not every task."""
+    registry = _deactivating(backend)
+    if not registry:
+        return
+    t = state_now()
+    for arn, task in list(registry.items()):
+        stop_at = getattr(task, "emu_stop_at", None)
+        if task.last_status != "DEACTIVATING" or stop_at is None:
+            del registry[arn]
+        elif t >= stop_at:
+            task.last_status = "STOPPED"
+            task.emu_stop_at = None
+            _mark_stopped(task, getattr(task, "emu_stop_code", "UserInitiated"))
+            del registry[arn]
 
 
 def stop_task_as_scheduler(

@@ -9,6 +9,7 @@ the port.  See README.md for the control API.
 
     emulator.py --host 127.0.0.1 --port 0 --port-file PATH [--seed]
                 [--seed-file PATH] [--scheduler-delay 1.0] [--draining-seconds 300]
+                [--calls-log PATH]
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-file", help="write the seed result (JSON ids) here")
     parser.add_argument("--scheduler-delay", type=float, default=1.0)
     parser.add_argument("--draining-seconds", type=int, default=300)
+    parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     app = build_app()
+    if args.calls_log:
+        app.calls.open_log(args.calls_log)
 
     import scheduler
     from werkzeug.serving import make_server

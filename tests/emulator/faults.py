@@ -4,6 +4,10 @@ emulator feature, so tests can exercise the client's retry/backoff paths).
 A rule matches calls by service ("ecs", "ec2", "elbv2" or "*") and operation
 ("DescribeTargetHealth" or "*"), fires with probability ``rate`` and, when
 ``count`` is set, only for the next ``count`` matching calls (then it expires).
+``client`` ("reconciler", "other" or "*") limits it to the controller's calls
+(the Rust SDK) or to everything else; ``after`` lets the first N matching
+calls through untouched (e.g. ``after: 1`` fails page two of a list, not page
+one).
 Kinds:
 
 * ``throttle`` - the service's real throttling error
@@ -39,11 +43,17 @@ class FaultRule:
     count: int | None = None
     latency_ms: int = 0
     status: int = 500  # for kind=5xx: 500 or 503
+    client: str = "*"  # "reconciler", "other" or "*"
+    after: int = 0  # matching calls let through before the rule applies
     id: int = 0
     fired: int = field(default=0)
 
-    def matches(self, service: str, operation: str) -> bool:
-        return self.service in ("*", service) and self.operation in ("*", operation)
+    def matches(self, service: str, operation: str, client: str = "other") -> bool:
+        return (
+            self.service in ("*", service)
+            and self.operation in ("*", operation)
+            and self.client in ("*", client)
+        )
 
 
 class FaultBook:
@@ -69,11 +79,14 @@ class FaultBook:
         with self._lock:
             return [asdict(r) for r in self._rules]
 
-    def pick(self, service: str, operation: str) -> FaultRule | None:
+    def pick(self, service: str, operation: str, client: str = "other") -> FaultRule | None:
         """Return the first rule that fires for this call (consuming its count)."""
         with self._lock:
             for rule in list(self._rules):
-                if not rule.matches(service, operation):
+                if not rule.matches(service, operation, client):
+                    continue
+                if rule.after > 0:
+                    rule.after -= 1
                     continue
                 if rule.rate < 1.0 and random.random() >= rule.rate:
                     continue
@@ -105,6 +118,12 @@ def parse_rule(spec: dict[str, Any]) -> FaultRule:
         count = int(count)
         if count < 1:
             raise ValueError("count must be >= 1")
+    client = str(spec.get("client", "*"))
+    if client not in ("*", "reconciler", "other"):
+        raise ValueError("client must be 'reconciler', 'other' or '*'")
+    after = int(spec.get("after", 0))
+    if after < 0:
+        raise ValueError("after must be >= 0")
     status = int(spec.get("status", 500))
     if status not in (500, 503):
         raise ValueError("status must be 500 or 503")
@@ -116,6 +135,8 @@ def parse_rule(spec: dict[str, Any]) -> FaultRule:
         count=count,
         latency_ms=int(spec.get("latency_ms", 0)),
         status=status,
+        client=client,
+        after=after,
     )
 
 

@@ -8,13 +8,19 @@ For every request it:
    operation from ``X-Amz-Target`` (ECS JSON protocol) or the form body's
    ``Action=`` (EC2/ELBv2 query protocol; the body is read once and put back
    as a fresh stream for moto),
-3. counts it (``GET /_emulator/calls``), applies a matching fault rule,
+3. attributes it to a client (``reconciler`` when the User-Agent or
+   X-Amz-User-Agent header contains ``aws-sdk-rust``, else ``other``),
+   counts it (``GET /_emulator/calls``, per client, per second) and appends
+   it to the ``--calls-log`` file, if any; applies a matching fault rule,
 4. forwards it to moto while holding ``state.LOCK`` (moto is not
-   thread-safe and the ECS scheduler thread mutates the same backends).
+   thread-safe and the ECS scheduler thread mutates the same backends); a
+   call that is not a Describe/List/Get tells the scheduler that something
+   may have changed (``state.mark_changed``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import socket
@@ -25,35 +31,114 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 from faults import FaultBook, error_response
-from state import LOCK, SETTINGS
+from state import LOCK, SETTINGS, mark_changed
 
 SIGNING_NAME_TO_SERVICE = {"elasticloadbalancing": "elbv2", "ecs": "ecs", "ec2": "ec2"}
 
 StartResponse = Callable[..., Any]
 
 
+CLIENTS = ("reconciler", "other")
+RUST_SDK_MARKER = "aws-sdk-rust"
+# Timeline buckets kept (one per second with calls): about an hour.
+TIMELINE_SECONDS = 3600
+READ_PREFIXES = ("Describe", "List", "Get")
+
+
+def classify_client(environ: dict[str, Any]) -> str:
+    """``reconciler`` for the Rust SDK (the controller), else ``other``."""
+    for header in ("HTTP_USER_AGENT", "HTTP_X_AMZ_USER_AGENT"):
+        if RUST_SDK_MARKER in environ.get(header, ""):
+            return "reconciler"
+    return "other"
+
+
 class CallLog:
-    def __init__(self) -> None:
+    """Call counters (total, per client, per second) and the optional
+    JSON-lines call log.  Thread-safe."""
+
+    def __init__(self, log_path: str | None = None) -> None:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
+        self.by_client: dict[str, tuple[Counter[str], Counter[str]]] = {
+            c: (Counter(), Counter()) for c in CLIENTS
+        }
+        self.start: float | None = None
+        # second offset -> [calls, faulted, reconciler], at most
+        # TIMELINE_SECONDS of them (the oldest go first).
+        self.seconds: dict[int, list[int]] = {}
+        self._log_lock = threading.Lock()
+        self._log: Any = None
+        if log_path:
+            self.open_log(log_path)
 
-    def record(self, key: str, faulted: bool) -> None:
+    def open_log(self, path: str) -> None:
+        with self._log_lock:
+            if self._log is not None:
+                self._log.close()
+            self._log = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - kept open
+
+    def record(self, key: str, faulted: bool, client: str = "other", t: float | None = None) -> None:
+        t = time.time() if t is None else t
         with self._lock:
             self.calls[key] += 1
+            calls, faults = self.by_client[client]
+            calls[key] += 1
             if faulted:
                 self.faulted[key] += 1
+                faults[key] += 1
+            if self.start is None:
+                self.start = t
+            offset = max(0, int(t - self.start))
+            bucket = self.seconds.get(offset)
+            if bucket is None:
+                bucket = self.seconds[offset] = [0, 0, 0]
+                while len(self.seconds) > TIMELINE_SECONDS:
+                    del self.seconds[min(self.seconds)]
+            bucket[0] += 1
+            if faulted:
+                bucket[1] += 1
+            if client == "reconciler":
+                bucket[2] += 1
 
-    def snapshot(self) -> dict[str, Any]:
+    def log(self, t: float, service: str, operation: str, client: str, faulted: bool, status: int | None) -> None:
+        if self._log is None:
+            return
+        line = json.dumps({
+            "t": t, "service": service, "operation": operation, "client": client,
+            "faulted": faulted, "status": status,
+        })
+        with self._log_lock:
+            if self._log is not None:
+                self._log.write(line + "\n")
+
+    def snapshot(self, client: str | None = None) -> dict[str, Any]:
         with self._lock:
-            out: dict[str, Any] = dict(sorted(self.calls.items()))
-            out["faulted"] = dict(sorted(self.faulted.items()))
+            calls, faulted = (self.calls, self.faulted) if client is None else self.by_client[client]
+            out: dict[str, Any] = dict(sorted(calls.items()))
+            out["faulted"] = dict(sorted(faulted.items()))
             return out
+
+    def timeline(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "start": self.start,
+                "seconds": [
+                    {"t": t, "calls": b[0], "faulted": b[1], "reconciler": b[2]}
+                    for t, b in sorted(self.seconds.items())
+                ],
+            }
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self.faulted.clear()
+            for calls, faulted in self.by_client.values():
+                calls.clear()
+                faulted.clear()
+            self.start = None
+            self.seconds.clear()
 
 
 def identify(environ: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -91,7 +176,7 @@ def identify(environ: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def _json(start_response: StartResponse, status: int, payload: Any) -> list[bytes]:
     body = json.dumps(payload).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "")
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}.get(status, "")
     start_response(
         f"{status} {reason}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
@@ -113,35 +198,49 @@ class EmulatorMiddleware:
             return self.control(environ, start_response)
 
         service, operation = identify(environ)
-        rule = None
-        if service and operation:
-            rule = self.faults.pick(service, operation)
-            faulted = rule is not None and rule.kind != "latency"
-            self.calls.record(f"{service}:{operation}", faulted)
-        if rule is not None:
-            if rule.kind == "latency":
-                time.sleep(max(0, rule.latency_ms) / 1000.0)
-            elif rule.kind == "drop":
-                # Consume the body first: werkzeug would otherwise parse the
-                # unread bytes as the next request line after we bail out.
-                try:
-                    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-                except (OSError, ValueError):
-                    pass
-                sock = environ.get("werkzeug.socket")
-                if sock is not None:
+        if not (service and operation):
+            return self._forward(environ, start_response, operation)
+        t0 = time.time()
+        client = classify_client(environ)
+        rule = self.faults.pick(service, operation, client)
+        faulted = rule is not None and rule.kind != "latency"
+        self.calls.record(f"{service}:{operation}", faulted, client, t0)
+        status: int | None = None
+        try:
+            if rule is not None:
+                if rule.kind == "latency":
+                    time.sleep(max(0, rule.latency_ms) / 1000.0)
+                elif rule.kind == "drop":
+                    # Consume the body first: werkzeug would otherwise parse the
+                    # unread bytes as the next request line after we bail out.
                     try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
+                        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                    except (OSError, ValueError):
                         pass
-                # werkzeug treats ConnectionError as "client went away": no reply.
-                raise ConnectionAbortedError("emulator fault: drop")
-            else:
-                status, headers, body = error_response(service or "", rule.kind, rule.status)
-                headers = headers + [("Content-Length", str(len(body)))]
-                start_response(f"{status} {'Bad Request' if status == 400 else 'Error'}", headers)
-                return [body]
+                    sock = environ.get("werkzeug.socket")
+                    if sock is not None:
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                    # werkzeug treats ConnectionError as "client went away": no reply.
+                    raise ConnectionAbortedError("emulator fault: drop")
+                else:
+                    status, headers, body = error_response(service, rule.kind, rule.status)
+                    headers = headers + [("Content-Length", str(len(body)))]
+                    start_response(f"{status} {'Bad Request' if status == 400 else 'Error'}", headers)
+                    return [body]
+            seen: dict[str, int] = {}
+            out = self._forward(environ, start_response, operation, seen)
+            status = seen.get("status")
+            return out
+        finally:
+            self.calls.log(t0, service, operation, client, faulted, status)
 
+    def _forward(
+        self, environ: dict[str, Any], start_response: StartResponse, operation: str | None,
+        seen: dict[str, int] | None = None,
+    ) -> list[bytes]:
         with LOCK:
             captured: dict[str, Any] = {}
 
@@ -149,12 +248,21 @@ class EmulatorMiddleware:
                 captured["status"], captured["headers"] = status, headers
                 return lambda data: captured.setdefault("written", []).append(data)
 
-            result = self.app(environ, capture)
             try:
-                chunks = captured.get("written", []) + [bytes(c) for c in result]
+                result = self.app(environ, capture)
+                try:
+                    chunks = captured.get("written", []) + [bytes(c) for c in result]
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
             finally:
-                if hasattr(result, "close"):
-                    result.close()
+                if not (operation and operation.startswith(READ_PREFIXES)):
+                    mark_changed()  # the scheduler re-checks every service
+        if seen is not None:
+            try:
+                seen["status"] = int(str(captured["status"]).split(" ", 1)[0])
+            except (KeyError, ValueError):
+                pass
         start_response(captured["status"], captured["headers"])
         return [b"".join(chunks)]
 
@@ -187,7 +295,12 @@ class EmulatorMiddleware:
                     return _json(start_response, 200, {"faults": []})
                 return _json(start_response, 405, {"error": "use GET, POST or DELETE"})
             if path == "/_emulator/calls" and method == "GET":
-                return _json(start_response, 200, self.calls.snapshot())
+                client = parse_qs(environ.get("QUERY_STRING", "")).get("client", [None])[0]
+                if client is not None and client not in CLIENTS:
+                    raise ValueError(f"unknown client {client!r}; known: {list(CLIENTS)}")
+                return _json(start_response, 200, self.calls.snapshot(client))
+            if path == "/_emulator/calls/timeline" and method == "GET":
+                return _json(start_response, 200, self.calls.timeline())
             if path == "/_emulator/calls/reset" and method == "POST":
                 self.calls.reset()
                 return _json(start_response, 200, {"ok": True})
@@ -197,6 +310,19 @@ class EmulatorMiddleware:
                 elif method != "GET":
                     return _json(start_response, 405, {"error": "use GET or POST"})
                 return _json(start_response, 200, SETTINGS.as_dict())
+            if path == "/_emulator/scheduler/stats":
+                import scheduler
+
+                sched = scheduler.SCHEDULER
+                if sched is None:
+                    return _json(start_response, 404, {"error": "no scheduler running"})
+                if method == "POST":
+                    sched.stats.reset()
+                elif method != "GET":
+                    return _json(start_response, 405, {"error": "use GET or POST"})
+                return _json(start_response, 200, sched.stats.as_dict())
+            if path == "/_emulator/topology" or path == "/_emulator/topology/status":
+                return self._topology(path, method, body, start_response)
             if path == "/_emulator/seed" and method == "GET":
                 return _json(start_response, 200, self.extra.get("seed") or {})
             if path.startswith("/_emulator/metadata/") and path.endswith("/task") and method == "GET":
@@ -211,6 +337,36 @@ class EmulatorMiddleware:
         except ValueError as exc:
             return _json(start_response, 400, {"error": str(exc)})
         return _json(start_response, 404, {"error": f"no control endpoint {method} {path}"})
+
+    def _topology(self, path: str, method: str, body: Any, start_response: StartResponse) -> list[bytes]:
+        """Generated benchmark topology (topology.py), built in-process."""
+        import topology
+
+        if path == "/_emulator/topology" and method == "GET":
+            last = self.extra.get("topology")
+            if last is None:
+                return _json(start_response, 200, {})
+            with LOCK:
+                status = topology.status_in_process(last)
+            return _json(start_response, 200, {"params": dataclasses.asdict(last), **status})
+        if method != "POST":
+            return _json(start_response, 405, {"error": "use POST (GET for the last topology's status)"})
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object of topology parameters")
+        params = topology.Params.from_dict(body)
+        with LOCK:
+            if path == "/_emulator/topology/status":
+                return _json(start_response, 200, topology.status_in_process(params))
+            try:
+                ids = topology.build_in_process(params)
+            except ValueError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a moto error half-way: say so
+                return _json(start_response, 500, {"error": f"building the topology failed: {exc!r}"})
+            finally:
+                mark_changed()
+            self.extra["topology"] = params
+        return _json(start_response, 200, ids)
 
     @staticmethod
     def _update_scheduler(body: dict[str, Any]) -> None:

@@ -7,6 +7,12 @@ re-entrant lock: patched moto methods may call each other while holding it).
 
 ``SETTINGS`` holds the knobs that the CLI sets at start-up and that the
 ``/_emulator/scheduler`` control endpoint changes at run time.
+
+``generation()`` counts the changes that may have touched moto's state: the
+middleware calls ``mark_changed()`` after every forwarded call that is not a
+Describe/List/Get, and so does anything else that writes to the backends
+in-process (the topology builder).  The scheduler uses it to skip
+re-checking every service on ticks where nothing changed.
 """
 
 from __future__ import annotations
@@ -48,3 +54,16 @@ SETTINGS = Settings()
 
 def now() -> float:
     return time.time()
+
+
+_GENERATION = 0
+
+
+def mark_changed() -> None:
+    """Something may have changed moto's state (call with LOCK held)."""
+    global _GENERATION
+    _GENERATION += 1
+
+
+def generation() -> int:
+    return _GENERATION

@@ -76,10 +76,14 @@ def stop_emulator(proc: subprocess.Popen) -> int:
     return proc.returncode
 
 
+RUST_USER_AGENT = "aws-sdk-rust/1.3.0 os/linux lang/rust/1.90.0"  # what the controller's SDK sends
+
+
 class Emu:
     def __init__(self, endpoint: str, proc: subprocess.Popen | None = None, workdir: Path | None = None) -> None:
         self.endpoint = endpoint
         self.proc, self.workdir = proc, workdir
+        self.calls_log: Path | None = None
         cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=20, connect_timeout=5)
         kw = dict(endpoint_url=endpoint, region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
@@ -88,6 +92,13 @@ class Emu:
         self.ecs = boto3.client("ecs", **kw)
         self.seed: dict[str, Any] = self.control("GET", "seed")
         self.tg_arn = self.seed["target_group_arn"]
+
+    def rust_client(self, service: str) -> Any:
+        """A boto3 client whose User-Agent says aws-sdk-rust: the emulator
+        attributes its calls to the reconciler."""
+        cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"}, user_agent_extra=RUST_USER_AGENT)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -147,11 +158,15 @@ class Emu:
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Any:
     workdir = tmp_path_factory.mktemp("emu")
+    calls_log = tmp_path_factory.mktemp("calls") / "calls.jsonl"
     proc, endpoint = start_emulator(
-        workdir, "--seed", "--scheduler-delay", str(DELAY), "--draining-seconds", str(DRAINING)
+        workdir, "--seed", "--scheduler-delay", str(DELAY), "--draining-seconds", str(DRAINING),
+        "--calls-log", str(calls_log),
     )
     try:
-        yield Emu(endpoint, proc, workdir)
+        e = Emu(endpoint, proc, workdir)
+        e.calls_log = calls_log
+        yield e
     finally:
         stop_emulator(proc)
 
@@ -755,6 +770,34 @@ def test_5xx_latency_drop_and_rate(emu: Emu) -> None:
         emu.control("DELETE", "faults")
 
 
+def test_faults_by_client_and_after(emu: Emu) -> None:
+    emu.control("DELETE", "faults")
+    try:
+        # Only the controller's calls (the Rust SDK's User-Agent) fail.
+        emu.control("POST", "faults", {"client": "reconciler", "service": "ecs", "operation": "ListClusters",
+                                       "kind": "5xx"})
+        assert emu.ecs.list_clusters()["clusterArns"]
+        rust = emu.rust_client("ecs")
+        err = client_error(lambda: rust.list_clusters())
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        emu.control("DELETE", "faults")
+
+        # after: 1 lets page one through and fails page two.
+        emu.control("POST", "faults", {"service": "ecs", "operation": "ListTasks", "kind": "5xx", "after": 1})
+        first = emu.ecs.list_tasks(cluster=CLUSTER, maxResults=1)
+        assert first["taskArns"] and first.get("nextToken")
+        err = client_error(lambda: emu.ecs.list_tasks(cluster=CLUSTER, maxResults=1, nextToken=first["nextToken"]))
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        for bad in ({"client": "someone"}, {"after": -1}):
+            req = urllib.request.Request(f"{emu.endpoint}/_emulator/faults", data=json.dumps(bad).encode(),
+                                         method="POST")
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                urllib.request.urlopen(req, timeout=5)
+            assert exc.value.code == 400
+    finally:
+        emu.control("DELETE", "faults")
+
+
 def test_call_counts(emu: Emu) -> None:
     emu.control("DELETE", "faults")
     emu.control("POST", "calls/reset", {})
@@ -871,6 +914,246 @@ def test_awsctl_drift_commands(emu: Emu, capsys: pytest.CaptureFixture[str]) -> 
     proc = subprocess.run([sys.executable, str(AWSCTL), "--endpoint", emu.endpoint, "deregister-target", TG_NAME,
                            "--index", "99"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "healthy targets" in proc.stderr and proc.stdout == ""
+
+
+# ----------------------------------------------------------------------------
+# call attribution, timeline, calls log
+# ----------------------------------------------------------------------------
+def http_error(method: str, url: str, body: Any = None) -> urllib.error.HTTPError:
+    data = json.dumps(body).encode() if body is not None else None
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(urllib.request.Request(url, data=data, method=method), timeout=30)
+    return exc.value
+
+
+def test_calls_by_client_and_timeline(emu: Emu) -> None:
+    emu.control("DELETE", "faults")
+    emu.control("POST", "calls/reset", {})
+    assert emu.control("GET", "calls/timeline") == {"start": None, "seconds": []}
+    rust_ecs, rust_ec2 = emu.rust_client("ecs"), emu.rust_client("ec2")
+    t0 = time.time()
+    emu.service()                                               # boto3: other
+    emu.ec2.describe_instances(InstanceIds=emu.seed["instance_ids"][:1])
+    rust_ecs.describe_services(cluster=CLUSTER, services=[SERVICE])  # reconciler
+    rust_ecs.describe_services(cluster=CLUSTER, services=[SERVICE])
+    rust_ec2.describe_security_groups(GroupIds=[emu.seed["security_groups"]["LoadBalancerGroup"]])
+    emu.control("POST", "faults", {"service": "ecs", "operation": "ListTasks", "kind": "throttle", "count": 1})
+    client_error(lambda: rust_ecs.list_tasks(cluster=CLUSTER))
+
+    total = emu.control("GET", "calls")
+    assert total == {"ec2:DescribeInstances": 1, "ec2:DescribeSecurityGroups": 1, "ecs:DescribeServices": 3,
+                     "ecs:ListTasks": 1, "faulted": {"ecs:ListTasks": 1}}
+    assert emu.control("GET", "calls?client=reconciler") == {
+        "ec2:DescribeSecurityGroups": 1, "ecs:DescribeServices": 2, "ecs:ListTasks": 1,
+        "faulted": {"ecs:ListTasks": 1}}
+    assert emu.control("GET", "calls?client=other") == {
+        "ec2:DescribeInstances": 1, "ecs:DescribeServices": 1, "faulted": {}}
+    err = http_error("GET", f"{emu.endpoint}/_emulator/calls?client=nobody")
+    assert err.code == 400 and "nobody" in err.read().decode()
+
+    timeline = emu.control("GET", "calls/timeline")
+    assert t0 - 1 <= timeline["start"] <= time.time()
+    seconds = timeline["seconds"]
+    assert [b["t"] for b in seconds] == sorted({b["t"] for b in seconds}) and seconds[0]["t"] == 0
+    assert all(set(b) == {"t", "calls", "faulted", "reconciler"} for b in seconds)
+    assert sum(b["calls"] for b in seconds) == 6
+    assert sum(b["reconciler"] for b in seconds) == 4
+    assert sum(b["faulted"] for b in seconds) == 1
+    emu.control("POST", "calls/reset", {})
+    assert emu.control("GET", "calls/timeline") == {"start": None, "seconds": []}
+    assert emu.control("GET", "calls?client=reconciler") == {"faulted": {}}
+    emu.control("DELETE", "faults")
+
+
+def test_timeline_is_bounded() -> None:
+    from middleware import TIMELINE_SECONDS, CallLog
+
+    log = CallLog()
+    for second in range(TIMELINE_SECONDS + 50):
+        log.record("ecs:ListTasks", second % 10 == 0, "reconciler" if second % 2 else "other", 1000.0 + second)
+    timeline = log.timeline()
+    assert timeline["start"] == 1000.0 and len(timeline["seconds"]) == TIMELINE_SECONDS
+    assert timeline["seconds"][0]["t"] == 50 and timeline["seconds"][-1]["t"] == TIMELINE_SECONDS + 49
+    assert log.snapshot()["ecs:ListTasks"] == TIMELINE_SECONDS + 50  # the counters are not bounded
+
+
+def test_calls_log(emu: Emu) -> None:
+    assert emu.calls_log is not None
+    emu.control("DELETE", "faults")
+    seen = len(emu.calls_log.read_text().splitlines())
+    rust_ecs = emu.rust_client("ecs")
+    emu.service()
+    rust_ecs.describe_services(cluster=CLUSTER, services=[SERVICE])
+    emu.control("POST", "faults", {"service": "ec2", "operation": "DescribeInstances", "kind": "throttle", "count": 1})
+    client_error(lambda: emu.ec2.describe_instances())
+    client_error(lambda: rust_ecs.describe_services(cluster=CLUSTER, services=["no-such"] * 11))
+    emu.control("POST", "faults", {"service": "ecs", "operation": "ListClusters", "kind": "drop", "count": 1})
+    with pytest.raises(botocore.exceptions.BotoCoreError):
+        rust_ecs.list_clusters()
+    emu.control("POST", "calls/reset", {})  # the log is not reset
+
+    def new_lines() -> list[dict[str, Any]]:
+        lines = emu.calls_log.read_text().splitlines()[seen:]
+        return [json.loads(line) for line in lines]
+
+    entries = wait_until(lambda: (e := new_lines()) and len(e) == 5 and e, 5, "5 new log lines")
+    for e in entries:
+        assert set(e) == {"t", "service", "operation", "client", "faulted", "status"}
+        assert isinstance(e["t"], float) and abs(e["t"] - time.time()) < 60
+    assert [(e["service"], e["operation"], e["client"], e["faulted"], e["status"]) for e in entries] == [
+        ("ecs", "DescribeServices", "other", False, 200),
+        ("ecs", "DescribeServices", "reconciler", False, 200),
+        ("ec2", "DescribeInstances", "other", True, 503),
+        ("ecs", "DescribeServices", "reconciler", False, 400),  # moto's InvalidParameterException
+        ("ecs", "ListClusters", "reconciler", True, None),      # dropped: no response at all
+    ]
+    assert [e["t"] for e in entries] == sorted(e["t"] for e in entries)
+    emu.control("DELETE", "faults")
+
+
+def test_scheduler_skips_work_when_nothing_changed(emu: Emu) -> None:
+    # (awsctl's test above left a stale target behind: not wait_steady)
+    def running(n: int) -> None:
+        wait_until(lambda: len(emu.tasks()) == n and emu.service()["runningCount"] == n, 10, f"{n} tasks")
+
+    running(2)
+    emu.control("POST", "scheduler/stats", {})
+    time.sleep(1.0)
+    stats = emu.control("GET", "scheduler/stats")
+    assert set(stats) == {"ticks", "full_passes", "mean_ms", "max_ms", "max_full_pass_ms", "last_ms",
+                          "busy_fraction"}
+    # reads only: no full pass but the once-a-second safety one
+    assert stats["ticks"] >= 5 and stats["full_passes"] <= 2, stats
+    # a change (UpdateService) is picked up by the very next tick, as before
+    t0 = time.monotonic()
+    emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=3)
+    running(3)
+    assert time.monotonic() - t0 < DELAY + 2
+    emu.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=2)
+    running(2)
+
+
+# ----------------------------------------------------------------------------
+# generated benchmark topology (topology.py)
+# ----------------------------------------------------------------------------
+def test_topology_small(emu: Emu, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    import topology
+
+    config, ids_file = tmp_path / "tiny.yaml", tmp_path / "tiny.json"
+    args = ["--endpoint", emu.endpoint, "--services", "3", "--targets-per-service", "2", "--groups", "3",
+            "--clusters", "2", "--services-per-alb", "2", "--prefix", "tiny",
+            "--out-config", str(config), "--out-ids", str(ids_file), "--verify"]
+    capsys.readouterr()
+    assert topology.main(args) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["services"] == 3 and summary["tasks"] == 6 and summary["load_balancers"] == 2
+    assert summary["problems"] == 0 and summary["timings"]["via"] == "control"
+    ids = json.loads(ids_file.read_text())
+    assert topology.verify_via_api(emu.endpoint, ids) == []
+    assert set(ids["services"]) == {"tiny-svc-0000", "tiny-svc-0001", "tiny-svc-0002"}
+    assert {s["cluster"] for s in ids["services"].values()} == {"tiny-cluster-000", "tiny-cluster-001"}
+    assert ids["status"]["ready"] and ids["status"]["running_tasks"] == 6
+
+    # the desired-state file says exactly that
+    doc = yaml.safe_load(config.read_text())
+    assert (doc["version"], doc["mode"]) == (1, "enforce")
+    assert [g["name"] for g in doc["securityGroups"]] == ["tiny-sg-0000", "tiny-sg-0001", "tiny-sg-0002"]
+    assert doc["securityGroups"][1]["ingress"][1] == {
+        "protocol": "tcp", "ports": "32768-65535", "sourceGroup": "tiny-sg-0000",
+        "description": "dynamic ports from tiny-sg-0000"}
+    assert doc["clusters"] == [{"name": "tiny-cluster-000", "instanceSecurityGroups": ["tiny-sg-0000"]},
+                               {"name": "tiny-cluster-001", "instanceSecurityGroups": ["tiny-sg-0001"]}]
+    assert doc["services"][1] == {
+        "name": "tiny-svc-0001", "cluster": "tiny-cluster-001", "replicas": 2, "launchType": "EC2",
+        "schedulingStrategy": "REPLICA",
+        "taskDefinition": {"family": "tiny-svc-0001", "containerName": "app", "containerPort": 8080, "hostPort": 0}}
+    assert doc["targetGroups"][2] == {
+        "name": "tiny-tg-0002", "targetType": "instance", "healthCheckPath": "/", "service": "tiny-svc-0002",
+        "cluster": "tiny-cluster-000", "containerName": "app", "containerPort": 8080, "membership": "exclusive"}
+    assert doc["loadBalancers"] == [
+        {"name": n, "securityGroups": [g], "listeners": [{"port": 80, "protocol": "HTTP"}]}
+        for n, g in (("tiny-alb-000", "tiny-sg-0002"), ("tiny-alb-001", "tiny-sg-0000"))]
+    assert set(ids["load_balancers"]) == {"tiny-alb-000", "tiny-alb-001"}
+
+    # control API: status, duplicates, bad parameters
+    status = emu.control("GET", "topology")
+    assert status["ready"] and status["params"]["prefix"] == "tiny" and status["desired_tasks"] == 6
+    err = http_error("POST", f"{emu.endpoint}/_emulator/topology", ids["params"])
+    assert err.code == 400 and "already exist" in err.read().decode()
+    err = http_error("POST", f"{emu.endpoint}/_emulator/topology", {"services": 1, "nope": 1})
+    assert err.code == 400
+    # the seeded service is untouched
+    assert emu.service()["runningCount"] == 2
+
+
+def test_topology_in_process_matches_api_build(emu: Emu) -> None:
+    """The in-process build (control API) gives the same shapes as the same
+    topology created through the public API."""
+    import topology
+
+    built = {}
+    for prefix, via in (("ctl", "control"), ("api", "api")):
+        params = topology.Params(services=2, targets_per_service=1, groups=2, clusters=1, prefix=prefix)
+        built[prefix] = topology.build(emu.endpoint, params, via=via, threads=2, wait_seconds=30)
+        assert topology.verify_via_api(emu.endpoint, built[prefix]) == []
+
+    def view(prefix: str) -> Any:
+        ids = built[prefix]
+        names = {v: k for k, v in ids["security_groups"].items()}
+        names[ids["default_security_group_id"]] = "default"
+
+        def norm(value: Any) -> Any:  # ids and names -> prefix-free placeholders
+            text = json.dumps(value, default=str)
+            for arn, name in [(v, k) for k, v in ids["target_groups"].items()] + list(names.items()):
+                text = text.replace(arn, f"<{name}>")
+            text = text.replace(f"{prefix}-", "P-")
+            return json.loads(text)
+
+        def gname(group_id: str) -> str:
+            return names.get(group_id, group_id).replace(f"{prefix}-", "P-")
+
+        svc = "P-svc-0000".replace("P-", f"{prefix}-")
+        cluster = "P-cluster-000".replace("P-", f"{prefix}-")
+        s = emu.ecs.describe_services(cluster=cluster, services=[svc])["services"][0]
+        keep = ("status", "desiredCount", "runningCount", "pendingCount", "launchType", "schedulingStrategy",
+                "loadBalancers", "deploymentConfiguration", "taskDefinition")
+        td = emu.ecs.describe_task_definition(taskDefinition=svc)["taskDefinition"]
+        tg_arn = ids["target_groups"][svc.replace("-svc-", "-tg-")]
+        tg = emu.elbv2.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
+        attrs = emu.elbv2.describe_target_group_attributes(TargetGroupArn=tg_arn)["Attributes"]
+        lb = emu.elbv2.describe_load_balancers(Names=[f"{prefix}-alb-000"])["LoadBalancers"][0]
+        listener = emu.elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
+        rules = emu.elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+        inst = emu.ec2.describe_instances(InstanceIds=ids["clusters"][cluster]["instance_ids"])
+        (instance,) = [i for r in inst["Reservations"] for i in r["Instances"]]
+        group_rules = emu.ec2.describe_security_group_rules(
+            Filters=[{"Name": "group-id", "Values": list(ids["security_groups"].values())}])["SecurityGroupRules"]
+        ci_arns = ids["clusters"][cluster]["container_instance_arns"]
+        (ci,) = emu.ecs.describe_container_instances(cluster=cluster, containerInstances=ci_arns)["containerInstances"]
+        return norm({
+            "service": {k: s.get(k) for k in keep} | {"taskDefinition": s["taskDefinition"].split("/")[-1]},
+            "task_definition": {k: v for k, v in td.items() if k not in ("taskDefinitionArn", "registeredAt")},
+            "target_group": {k: v for k, v in tg.items() if k not in ("TargetGroupArn", "LoadBalancerArns")}
+            | {"load_balancers": len(tg["LoadBalancerArns"])},
+            "attributes": sorted((a["Key"], a["Value"]) for a in attrs),
+            "load_balancer": {k: v for k, v in lb.items()
+                              if k not in ("LoadBalancerArn", "DNSName", "CreatedTime", "AvailabilityZones")},
+            "listener": {k: v for k, v in listener.items() if k not in ("ListenerArn", "LoadBalancerArn")},
+            "rules": [(r["Priority"], r["Conditions"], r["Actions"], r["IsDefault"]) for r in rules],
+            "instance": {k: instance.get(k) for k in ("ImageId", "InstanceType", "State", "Tags")}
+            | {"groups": sorted(gname(g["GroupId"]) for g in instance["SecurityGroups"]),
+               "nic_groups": sorted(gname(g["GroupId"]) for g in instance["NetworkInterfaces"][0]["Groups"])},
+            "container_instance": {k: ci.get(k) for k in ("status", "registeredResources", "agentConnected")},
+            "rules_of_groups": [{k: v for k, v in r.items() if k != "SecurityGroupRuleId"} for r in group_rules],
+        })
+
+    ctl, api = view("ctl"), view("api")
+    for v in (ctl, api):  # ordered by the (random) ids: sort once they are placeholders
+        v["rules_of_groups"] = sorted(json.dumps(r, sort_keys=True) for r in v["rules_of_groups"])
+    for key in ctl:
+        assert ctl[key] == api[key], key
 
 
 # ----------------------------------------------------------------------------
