@@ -395,3 +395,59 @@ fn a_failure_between_the_two_steps_never_leaves_fewer_paths_or_targets() {
     let apply = emu.reconciler(&["apply", "--config", &seed, "--once"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
 }
+
+/// A file naming resources that do not exist: each is reported on its own
+/// line, the rest is still reconciled. A cluster that does not exist is
+/// unknown, never "empty": a mistyped cluster name must not make every
+/// target of its services look stale.
+#[test]
+fn resources_that_do_not_exist_are_reported_one_by_one_and_the_rest_is_reconciled() {
+    let emu = Emulator::start();
+    let ghosts = seed_text()
+        .replace(
+            "clusters:\n",
+            "  - name: GhostGroup\n    ingress:\n      - protocol: tcp\n        ports: 443\n        cidr: 0.0.0.0/0\n\nclusters:\n",
+        )
+        .replace(
+            "services:\n",
+            "  - name: ghost-cluster\n    instanceSecurityGroups: [LoadBalancerGroup]\n\nservices:\n  - name: ghost-api\n    cluster: nestjs-cluster\n    replicas: 1\n  - name: far-api\n    cluster: ghost-cluster\n    replicas: 1\n",
+        )
+        .replace(
+            "loadBalancers:\n",
+            "  - name: ghost-tg\n    service: ghost-api\n    cluster: nestjs-cluster\n    containerName: api\n    containerPort: 3000\n\nloadBalancers:\n  - name: ghost-alb\n    securityGroups: [LoadBalancerGroup]\n",
+        );
+    let config = emu.write_config("ghosts.yaml", &ghosts);
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
+    let plan = emu.reconciler(&["plan", "--config", &config, "--output", "json"]);
+    let json = plan.json();
+    let missing: Vec<String> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "missing-resource")
+        .map(|c| c["resource"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        missing,
+        vec![
+            "security-group/GhostGroup",
+            "load-balancer/ghost-alb",
+            "service/nestjs-cluster/ghost-api",
+            "target-group/ghost-tg",
+        ],
+        "{json}"
+    );
+    let unknowns = json["unknowns"].to_string();
+    assert!(unknowns.contains("ghost-cluster"), "{unknowns}");
+    assert_eq!(plan.code, 1, "an unknown is an error: {}", plan.stdout);
+    // The seed's own drift is still fixed, and nothing else is touched.
+    let kinds: Vec<_> = applied(&json).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, vec!["revoke-ingress"], "{json}");
+    let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
+    assert!(
+        apply.stderr.is_empty() || apply.code != 0,
+        "{}",
+        apply.stderr
+    );
+    assert!(!lb_group_rules(&emu).contains(&(22, "0.0.0.0/0".into())));
+}
