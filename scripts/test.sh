@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit + property +
-# end-to-end tests (against the local AWS emulator), the dashboard in headless
-# Chromium, the emulator's own self-test, and the RustSec advisory check
-# (offline).
+# end-to-end tests (against the local AWS emulator), the IAM policy against
+# the calls the e2e suite made, the dashboard in headless Chromium, the
+# emulator's own self-test, the deployment files, the release binary run
+# in the image's file system, and the RustSec advisory check (offline).
 #
 # Installs what it needs on first run: the emulator's virtualenv (moto,
 # selenium; pinned) and cargo-audit under ~/.cache/ecs-reconciler, and
@@ -46,6 +47,9 @@ step "emulator self-test"
 
 step "deployment files (hadolint, ECS task definitions and service against the emulator)"
 bash scripts/deploy-test.sh
+
+step "the image without Docker: the release binary in the image's file system (chroot)"
+bash scripts/image-test.sh
 
 step "RustSec advisories (offline snapshot)"
 bash scripts/audit.sh
