@@ -67,6 +67,29 @@ pub struct AwsArgs {
     /// second page on purpose.
     #[arg(long, env = "ECS_RECONCILER_PAGE_SIZE", hide = true)]
     pub page_size: Option<i32>,
+    /// Share of AWS's documented API rate limits this copy may use, per
+    /// rate class (client-side token buckets; 0 < share <= 1).
+    #[arg(long, env = "ECS_RECONCILER_API_BUDGET_SHARE", default_value_t = 0.5, value_parser = parse_share)]
+    pub api_budget_share: f64,
+    /// Overrides one class's budget: CLASS=BURST/PER_SECOND, e.g.
+    /// elbv2-read=10/2.5 (classes: ecs-read, ecs-write, ec2-read,
+    /// ec2-write, elbv2-read, elbv2-write). Repeatable; comma-separated in
+    /// the environment variable.
+    #[arg(
+        long = "api-budget",
+        env = "ECS_RECONCILER_API_BUDGET",
+        value_delimiter = ','
+    )]
+    pub api_budget: Vec<ecs_reconciler_aws::BudgetOverride>,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!(
+            "`{text}`: a share between 0 (excluded) and 1, e.g. 0.5"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,10 @@ pub(crate) fn client_settings(aws: &AwsArgs) -> ecs_reconciler_aws::ClientSettin
         max_attempts: aws.max_attempts.max(1),
         operation_timeout: std::time::Duration::from_secs(aws.call_timeout.max(1)),
         page_size: aws.page_size,
+        budget: ecs_reconciler_aws::BudgetSettings {
+            share: aws.api_budget_share,
+            overrides: aws.api_budget.clone(),
+        },
         ..Default::default()
     }
 }

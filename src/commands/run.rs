@@ -12,7 +12,7 @@ use ecs_reconciler_runtime::audit::AuditLog;
 use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus, Leadership};
 use ecs_reconciler_runtime::fights::{FightDetector, FightSettings};
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
-use ecs_reconciler_runtime::metrics::Metrics;
+use ecs_reconciler_runtime::metrics::{BudgetHeadroom, Metrics};
 use ecs_reconciler_runtime::reload::ConfigStatus;
 use ecs_reconciler_runtime::reload::{self, ReloadSettings, WatchMode};
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
@@ -43,6 +43,22 @@ impl Cloud for AwsCloud {
     async fn execute(&self, changes: Vec<Change>, stop: CancellationToken) -> Vec<ActionOutcome> {
         ecs_reconciler_aws::apply::execute_until(&self.clients, &changes, &|| stop.is_cancelled())
             .await
+    }
+
+    fn budgets(&self) -> Vec<BudgetHeadroom> {
+        self.clients
+            .budget
+            .states()
+            .into_iter()
+            .map(|b| BudgetHeadroom {
+                class: b.class.to_string(),
+                burst: b.burst,
+                per_second: b.per_second,
+                tokens: b.tokens,
+                calls: b.calls,
+                waited_seconds: b.waited.as_secs_f64(),
+            })
+            .collect()
     }
 
     async fn leadership(&self) -> Leadership {

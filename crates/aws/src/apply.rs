@@ -19,6 +19,7 @@ use ecs_reconciler_spec::Protocol;
 
 use aws_sdk_ec2::operation::RequestId;
 
+use crate::budget::ApiClass;
 use crate::error::{AwsError, ErrorKind};
 use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
 
@@ -208,6 +209,18 @@ async fn run_actions(
     clients: &AwsClients,
     actions: &[&Action],
 ) -> Result<Option<String>, AwsError> {
+    // One call, one token of its class (the budget paces the writes too).
+    let class = match actions[0] {
+        Action::ScaleService { .. } => ApiClass::EcsWrite,
+        Action::AuthorizeIngress { .. }
+        | Action::RevokeIngress { .. }
+        | Action::SetInstanceGroups { .. } => ApiClass::Ec2Write,
+        Action::SetLoadBalancerGroups { .. }
+        | Action::RegisterTarget { .. }
+        | Action::DeregisterTarget { .. }
+        | Action::SetHealthCheckPath { .. } => ApiClass::ElbWrite,
+    };
+    clients.budget.acquire(class).await;
     let request_id = match actions[0] {
         Action::ScaleService {
             cluster,

@@ -55,8 +55,8 @@ impl ApiClass {
     }
 
     /// AWS's documented bucket for this class: (burst, refill per second).
-    /// ECS: DescribeServices and friends 100/20, UpdateService 10/1 (the
-    /// most conservative of the service-management actions); EC2:
+    /// ECS: DescribeServices and friends 100/20, UpdateService assumed
+    /// 10/1 (conservative: writes are rare, a slow one costs nothing); EC2:
     /// non-mutating 100/20, mutating 50/5; ELBv2: Describe* 40/10 for the
     /// whole account, RegisterTargets 20/4.
     pub fn aws_limit(self) -> (f64, f64) {
@@ -123,12 +123,12 @@ pub struct BudgetOverride {
 impl FromStr for BudgetOverride {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (class, rest) = s
-            .split_once('=')
-            .ok_or_else(|| format!("`{s}`: expected CLASS=BURST/PER_SECOND, e.g. elbv2-read=10/2.5"))?;
-        let (burst, rate) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}`: expected CLASS=BURST/PER_SECOND, e.g. elbv2-read=10/2.5"))?;
+        let (class, rest) = s.split_once('=').ok_or_else(|| {
+            format!("`{s}`: expected CLASS=BURST/PER_SECOND, e.g. elbv2-read=10/2.5")
+        })?;
+        let (burst, rate) = rest.split_once('/').ok_or_else(|| {
+            format!("`{s}`: expected CLASS=BURST/PER_SECOND, e.g. elbv2-read=10/2.5")
+        })?;
         let number = |text: &str, what: &str| -> Result<f64, String> {
             match text.trim().parse::<f64>() {
                 Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
@@ -218,6 +218,12 @@ pub struct ApiBudget {
     buckets: Mutex<Vec<(ApiClass, Bucket)>>,
 }
 
+impl fmt::Debug for ApiBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.states()).finish()
+    }
+}
+
 impl ApiBudget {
     pub fn new(settings: &BudgetSettings) -> ApiBudget {
         let now = Instant::now();
@@ -295,21 +301,42 @@ mod tests {
     fn classes_defaults_and_overrides() {
         assert_eq!(ApiClass::of("ecs", "DescribeServices"), ApiClass::EcsRead);
         assert_eq!(ApiClass::of("ecs", "UpdateService"), ApiClass::EcsWrite);
-        assert_eq!(ApiClass::of("ec2", "AuthorizeSecurityGroupIngress"), ApiClass::Ec2Write);
-        assert_eq!(ApiClass::of("elbv2", "DescribeTargetHealth"), ApiClass::ElbRead);
+        assert_eq!(
+            ApiClass::of("ec2", "AuthorizeSecurityGroupIngress"),
+            ApiClass::Ec2Write
+        );
+        assert_eq!(
+            ApiClass::of("elbv2", "DescribeTargetHealth"),
+            ApiClass::ElbRead
+        );
         assert_eq!(ApiClass::of("elbv2", "RegisterTargets"), ApiClass::ElbWrite);
         let settings = BudgetSettings::default();
         assert_eq!(
             settings.bucket(ApiClass::ElbRead),
-            BucketSettings { burst: 20.0, per_second: 5.0 }
+            BucketSettings {
+                burst: 20.0,
+                per_second: 5.0
+            }
         );
         let o: BudgetOverride = "elbv2-read=10/2.5".parse().unwrap();
-        let settings = BudgetSettings { share: 0.5, overrides: vec![o] };
+        let settings = BudgetSettings {
+            share: 0.5,
+            overrides: vec![o],
+        };
         assert_eq!(
             settings.bucket(ApiClass::ElbRead),
-            BucketSettings { burst: 10.0, per_second: 2.5 }
+            BucketSettings {
+                burst: 10.0,
+                per_second: 2.5
+            }
         );
-        for bad in ["elbv2-read", "elbv2-read=10", "sqs-read=1/1", "ec2-read=0/1", "ec2-read=1/-1"] {
+        for bad in [
+            "elbv2-read",
+            "elbv2-read=10",
+            "sqs-read=1/1",
+            "ec2-read=0/1",
+            "ec2-read=1/-1",
+        ] {
             assert!(bad.parse::<BudgetOverride>().is_err(), "{bad}");
         }
     }
@@ -330,7 +357,10 @@ mod tests {
             budget.acquire(ApiClass::EcsWrite).await;
         }
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(1490) && took <= Duration::from_millis(1510), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(1490) && took <= Duration::from_millis(1510),
+            "{took:?}"
+        );
         let state = budget
             .states()
             .into_iter()
@@ -348,7 +378,11 @@ mod tests {
         assert_eq!(reads.headroom(), 1.0);
         // Idle refills to the burst, never above.
         tokio::time::sleep(Duration::from_secs(60)).await;
-        let state = budget.states().into_iter().find(|s| s.class == ApiClass::EcsWrite).unwrap();
+        let state = budget
+            .states()
+            .into_iter()
+            .find(|s| s.class == ApiClass::EcsWrite)
+            .unwrap();
         assert_eq!(state.tokens, 3.0);
     }
 }

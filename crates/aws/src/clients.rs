@@ -9,6 +9,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::sync::Arc;
 
+use crate::budget::{ApiBudget, ApiClass, BudgetSettings};
 use crate::telemetry::{CallInterceptor, CallObserver};
 
 /// Retry and timeout settings; the defaults suit a controller that would
@@ -29,6 +30,8 @@ pub struct ClientSettings {
     /// largest each API allows. Smaller pages only cost more calls: the
     /// end-to-end tests use it to fail a second page on purpose.
     pub page_size: Option<i32>,
+    /// Client-side API budgets (token buckets per rate class).
+    pub budget: BudgetSettings,
 }
 
 impl Default for ClientSettings {
@@ -40,6 +43,7 @@ impl Default for ClientSettings {
             attempt_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
             page_size: None,
+            budget: BudgetSettings::default(),
         }
     }
 }
@@ -54,6 +58,17 @@ pub struct AwsClients {
     pub region: Option<String>,
     /// See [`ClientSettings::page_size`].
     pub page_size: Option<i32>,
+    /// Every call takes a token of its class first.
+    pub budget: Arc<ApiBudget>,
+    /// Task definitions by revision ARN. A revision never changes once
+    /// registered, so one read per ARN for the life of the process is
+    /// exact, not a staleness trade-off; ARNs no service uses any more are
+    /// dropped after each observation.
+    pub(crate) task_definitions: Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<String, ecs_reconciler_plan::LiveTaskDefinition>,
+        >,
+    >,
 }
 
 impl AwsClients {
@@ -97,6 +112,13 @@ impl AwsClients {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
             region: shared.region().map(|r| r.to_string()),
             page_size: settings.page_size,
+            budget: Arc::new(ApiBudget::new(&settings.budget)),
+            task_definitions: Default::default(),
         }
+    }
+
+    /// Waits for a token of the call's rate class (see [`crate::budget`]).
+    pub async fn take(&self, service: &str, operation: &str) {
+        self.budget.acquire(ApiClass::of(service, operation)).await;
     }
 }

@@ -33,6 +33,7 @@ pub async fn elect(
     cluster: &str,
     own_task_arn: &str,
 ) -> Result<Election, AwsError> {
+    clients.take("ecs", "DescribeTasks").await;
     let own = clients
         .ecs
         .describe_tasks()

@@ -4,6 +4,7 @@
 //! plain values.
 
 pub mod apply;
+pub mod budget;
 pub mod clients;
 pub mod error;
 pub mod leader;
@@ -11,6 +12,7 @@ pub mod observe;
 pub mod telemetry;
 
 pub use apply::execute;
+pub use budget::{ApiBudget, ApiClass, BudgetOverride, BudgetSettings, BudgetState};
 pub use clients::{AwsClients, ClientSettings};
 pub use ecs_reconciler_plan::{ActionOutcome, Outcome};
 pub use error::{AwsError, ErrorKind};

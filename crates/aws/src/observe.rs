@@ -43,8 +43,9 @@ pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
         },
         observe_security_groups(clients, desired),
     );
-    let (services, task_definitions, clusters) = ecs;
+    let (services, task_definitions, mut clusters) = ecs;
     let (target_groups, load_balancers) = elb;
+    add_stopping_tasks(clients, desired, &target_groups, &mut clusters).await;
     let instances = observe_instances(clients, &clusters).await;
     Snapshot {
         security_groups: groups,
@@ -54,6 +55,82 @@ pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
         instances,
         target_groups,
         load_balancers,
+    }
+}
+
+/// Reads the tasks being stopped, but only for clusters where a target
+/// matches no running task. In the steady state every target is a running
+/// task, so this costs nothing; when one is not, it may belong to a task ECS
+/// is stopping (its target drains), which the plan must leave alone rather
+/// than call stale. Runs after the targets were read, like the first task
+/// read.
+async fn add_stopping_tasks(
+    clients: &AwsClients,
+    desired: &DesiredState,
+    target_groups: &BTreeMap<String, Observed<Option<LiveTargetGroup>>>,
+    clusters: &mut BTreeMap<String, LiveCluster>,
+) {
+    for (name, cluster) in clusters.iter_mut() {
+        let Observed::Known(tasks) = &cluster.tasks else {
+            continue;
+        };
+        let bound: BTreeSet<String> = desired
+            .target_groups
+            .iter()
+            .filter(|t| &t.cluster == name)
+            .map(|t| t.service.clone())
+            .collect();
+        if bound.is_empty() {
+            continue;
+        }
+        let serving: Option<BTreeSet<(String, i32)>> =
+            cluster.container_instances.known().map(|instances| {
+                let ec2_of: BTreeMap<&str, &str> = instances
+                    .iter()
+                    .filter_map(|ci| Some((ci.arn.as_str(), ci.ec2_instance_id.as_deref()?)))
+                    .collect();
+                tasks
+                    .iter()
+                    .flat_map(|task| {
+                        let instance = task
+                            .container_instance_arn
+                            .as_deref()
+                            .and_then(|arn| ec2_of.get(arn).copied())
+                            .unwrap_or_default();
+                        task.bindings
+                            .iter()
+                            .map(move |b| (instance.to_string(), b.host_port))
+                    })
+                    .collect()
+            });
+        let orphan = desired
+            .target_groups
+            .iter()
+            .filter(|t| &t.cluster == name)
+            .filter_map(|t| target_groups.get(&t.name)?.known()?.as_ref())
+            .filter_map(|tg| tg.targets.known())
+            .flatten()
+            .filter(|target| !target.is_draining())
+            .any(|target| {
+                serving.as_ref().is_none_or(|serving| {
+                    !serving.contains(&(target.key.id.clone(), target.key.port))
+                })
+            });
+        if !orphan {
+            continue;
+        }
+        match list_tasks(clients, name, &bound, DesiredStatus::Stopped).await {
+            Ok(stopping) => {
+                if let Observed::Known(tasks) = &mut cluster.tasks {
+                    for task in stopping {
+                        if !tasks.iter().any(|t| t.arn == task.arn) {
+                            tasks.push(task);
+                        }
+                    }
+                }
+            }
+            Err(err) => cluster.tasks = unknown(&err),
+        }
     }
 }
 
@@ -98,7 +175,7 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
                 if bound.is_empty() {
                     Observed::Known(Vec::new())
                 } else {
-                    match list_tasks(clients, &cluster, &bound).await {
+                    match list_tasks(clients, &cluster, &bound, DesiredStatus::Running).await {
                         Ok(tasks) => Observed::Known(tasks),
                         Err(err) => unknown(&err),
                     }
@@ -148,12 +225,35 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
         if !wants_container || task_definitions.contains_key(arn) {
             continue;
         }
-        let observed = match describe_task_definition(clients, arn).await {
-            Ok(def) => Observed::Known(def),
-            Err(err) => unknown(&err),
+        let cached = clients
+            .task_definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(arn)
+            .cloned();
+        let observed = match cached {
+            Some(def) => Observed::Known(def),
+            None => match describe_task_definition(clients, arn).await {
+                Ok(def) => {
+                    clients
+                        .task_definitions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(arn.clone(), def.clone());
+                    Observed::Known(def)
+                }
+                Err(err) => unknown(&err),
+            },
         };
         task_definitions.insert(arn.clone(), observed);
     }
+    // Revisions no declared service runs any more are forgotten, so the
+    // cache holds at most one entry per service.
+    clients
+        .task_definitions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|arn, _| task_definitions.contains_key(arn));
     (services, task_definitions, clusters)
 }
 
@@ -164,6 +264,7 @@ async fn describe_services(
 ) -> Result<BTreeMap<String, LiveService>> {
     let mut found = BTreeMap::new();
     for chunk in names.chunks(SERVICES_PER_CALL) {
+        clients.take("ecs", "DescribeServices").await;
         let out = clients
             .ecs
             .describe_services()
@@ -214,19 +315,17 @@ async fn describe_services(
     Ok(found)
 }
 
-/// Tasks of the given services: those meant to run and those being
-/// stopped (whose targets ECS is still draining), every page.
+/// Tasks of the given services with a desired status (RUNNING: those
+/// meant to run, starting ones included; STOPPED: those being stopped,
+/// whose targets ECS is still draining, and recently stopped ones), every
+/// page.
 async fn list_tasks(
     clients: &AwsClients,
     cluster: &str,
     services: &BTreeSet<String>,
+    status: DesiredStatus,
 ) -> Result<Vec<LiveTask>> {
-    let mut arns = Vec::new();
-    for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
-        arns.extend(list_task_arns(clients, cluster, None, status).await?);
-    }
-    arns.sort();
-    arns.dedup();
+    let arns = list_task_arns(clients, cluster, None, status).await?;
 
     let mut tasks = Vec::new();
     for task in &describe_tasks(clients, cluster, &arns).await? {
@@ -282,7 +381,10 @@ pub(crate) async fn list_task_arns(
         .set_max_results(clients.page_size.map(|n| n.clamp(1, 100)))
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    while let Some(page) = {
+        clients.take("ecs", "ListTasks").await;
+        pages.next().await
+    } {
         let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListTasks", e))?;
         arns.extend(page.task_arns().iter().cloned());
     }
@@ -321,6 +423,7 @@ pub(crate) async fn describe_tasks(
 ) -> Result<Vec<aws_sdk_ecs::types::Task>> {
     let mut tasks = Vec::new();
     for chunk in arns.chunks(ECS_DESCRIBE_PER_CALL) {
+        clients.take("ecs", "DescribeTasks").await;
         let out = clients
             .ecs
             .describe_tasks()
@@ -349,12 +452,16 @@ async fn container_instances(
         .set_max_results(clients.page_size.map(|n| n.clamp(1, 100)))
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    while let Some(page) = {
+        clients.take("ecs", "ListContainerInstances").await;
+        pages.next().await
+    } {
         let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListContainerInstances", e))?;
         arns.extend(page.container_instance_arns().iter().cloned());
     }
     let mut out = Vec::new();
     for chunk in arns.chunks(ECS_DESCRIBE_PER_CALL) {
+        clients.take("ecs", "DescribeContainerInstances").await;
         let described = clients
             .ecs
             .describe_container_instances()
@@ -376,6 +483,7 @@ async fn container_instances(
 }
 
 async fn describe_task_definition(clients: &AwsClients, arn: &str) -> Result<LiveTaskDefinition> {
+    clients.take("ecs", "DescribeTaskDefinition").await;
     let out = clients
         .ecs
         .describe_task_definition()
@@ -520,7 +628,10 @@ async fn describe_groups(clients: &AwsClients, desired: &DesiredState) -> Result
                 )
                 .into_paginator()
                 .send();
-            while let Some(page) = pages.next().await {
+            while let Some(page) = {
+                clients.take("ec2", "DescribeSecurityGroups").await;
+                pages.next().await
+            } {
                 let page =
                     page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroups", e))?;
                 for group in page.security_groups() {
@@ -557,7 +668,10 @@ async fn describe_rules(
             .max_results(clients.page_size.map_or(1000, |n| n.clamp(5, 1000)))
             .into_paginator()
             .send();
-        while let Some(page) = pages.next().await {
+        while let Some(page) = {
+            clients.take("ec2", "DescribeSecurityGroupRules").await;
+            pages.next().await
+        } {
             let page =
                 page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroupRules", e))?;
             for rule in page.security_group_rules() {
@@ -683,7 +797,10 @@ async fn describe_instances(
             )
             .into_paginator()
             .send();
-        while let Some(page) = pages.next().await {
+        while let Some(page) = {
+            clients.take("ec2", "DescribeInstances").await;
+            pages.next().await
+        } {
             let page = page.map_err(|e| AwsError::from_sdk("ec2", "DescribeInstances", e))?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = instance.instance_id() else {
@@ -825,6 +942,7 @@ async fn describe_target_groups(
     clients: &AwsClients,
     names: Vec<String>,
 ) -> Result<BTreeMap<String, TargetGroupFacts>> {
+    clients.take("elbv2", "DescribeTargetGroups").await;
     let out = clients
         .elbv2
         .describe_target_groups()
@@ -849,6 +967,7 @@ async fn describe_target_groups(
 }
 
 async fn target_health(clients: &AwsClients, arn: &str) -> Result<Vec<LiveTarget>> {
+    clients.take("elbv2", "DescribeTargetHealth").await;
     let out = clients
         .elbv2
         .describe_target_health()
@@ -882,6 +1001,7 @@ async fn describe_load_balancers(
     clients: &AwsClients,
     names: Vec<String>,
 ) -> Result<BTreeMap<String, LoadBalancerFacts>> {
+    clients.take("elbv2", "DescribeLoadBalancers").await;
     let out = clients
         .elbv2
         .describe_load_balancers()
@@ -913,7 +1033,10 @@ async fn describe_listeners(clients: &AwsClients, arn: &str) -> Result<Vec<LiveL
         .load_balancer_arn(arn)
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    while let Some(page) = {
+        clients.take("elbv2", "DescribeListeners").await;
+        pages.next().await
+    } {
         let page = page.map_err(|e| AwsError::from_sdk("elbv2", "DescribeListeners", e))?;
         for listener in page.listeners() {
             if let Some(port) = listener.port() {

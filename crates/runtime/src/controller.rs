@@ -29,7 +29,8 @@ use crate::audit::AuditLog;
 use crate::fights::{Fight, FightDetector};
 use crate::holds::{AwaitingConfirmation, DrasticHolds};
 use crate::metrics::{
-    ControllerLabel, KindLabel, Metrics, QUEUE, QueueLabel, ReconcileLabels, ResourceLabels,
+    BudgetHeadroom, ControllerLabel, KindLabel, Metrics, QUEUE, QueueLabel, ReconcileLabels,
+    ResourceLabels,
 };
 use crate::reload::LoadedConfig;
 use crate::scheduler::{DueReason, Scheduler, SchedulerSettings, UnitSchedule};
@@ -48,6 +49,11 @@ pub trait Cloud: Send + Sync + 'static {
     ) -> impl Future<Output = Vec<ActionOutcome>> + Send;
 
     /// Whether this copy may write. A single copy always leads.
+    /// The client-side API budgets' state (none by default).
+    fn budgets(&self) -> Vec<BudgetHeadroom> {
+        Vec::new()
+    }
+
     fn leadership(&self) -> impl Future<Output = Leadership> + Send {
         async { Leadership::Leader }
     }
@@ -160,6 +166,8 @@ pub struct DaemonStatus {
     pub fights: Vec<Fight>,
     /// Drastic config edits whose removals wait for an operator (SIGUSR1).
     pub awaiting_confirmation: Vec<AwaitingConfirmation>,
+    /// Client-side API budgets: tokens left per AWS rate class.
+    pub api_budgets: Vec<BudgetHeadroom>,
 }
 
 /// Everything the loop needs.
@@ -222,7 +230,10 @@ impl<C: Cloud> Controller<C> {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break,
-                _ = beat.tick() => continue,
+                _ = beat.tick() => {
+                    self.publish_budgets();
+                    continue;
+                }
                 Some(()) = recv_hangup(&mut hangup) => {
                     tracing::info!("SIGHUP: clearing fights, re-checking every resource now");
                     self.fights.clear();
@@ -309,6 +320,7 @@ impl<C: Cloud> Controller<C> {
             self.status.send_modify(|status| {
                 status.schedule = scheduler.schedules(Instant::now());
             });
+            self.publish_budgets();
         }
         tracing::info!("reconcile loop stopped");
     }
@@ -440,6 +452,16 @@ impl<C: Cloud> Controller<C> {
             }
         });
         results
+    }
+
+    fn publish_budgets(&self) {
+        let budgets = self.cloud.budgets();
+        if budgets.is_empty() {
+            return;
+        }
+        self.metrics.record_budgets(&budgets);
+        self.status
+            .send_modify(|status| status.api_budgets = budgets);
     }
 
     fn record_metrics(

@@ -64,6 +64,27 @@ pub struct ApiOperationLabels {
     pub operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: String,
+}
+
+/// One client-side API budget (a token bucket per AWS rate class), as the
+/// status API, the dashboard and the metrics show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetHeadroom {
+    /// `ecs-read`, `elbv2-write`, ...
+    pub class: String,
+    pub burst: f64,
+    pub per_second: f64,
+    /// Tokens left now.
+    pub tokens: f64,
+    /// Calls that took a token since start.
+    pub calls: u64,
+    /// Time calls spent waiting for a token since start.
+    pub waited_seconds: f64,
+}
+
 /// Per AWS service totals, for the status API and the dashboard.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ApiTotals {
@@ -105,7 +126,11 @@ pub struct Metrics {
     pub api_calls_total: Family<ApiCallLabels, Counter>,
     pub api_call_duration_seconds: Family<ApiOperationLabels, Histogram>,
     pub api_call_throttled_total: Family<ApiOperationLabels, Counter>,
+    pub api_budget_tokens: Family<ClassLabel, Gauge<f64, AtomicU64>>,
+    pub api_budget_burst: Family<ClassLabel, Gauge<f64, AtomicU64>>,
+    pub api_budget_wait_seconds: Family<ClassLabel, Counter<f64, AtomicU64>>,
     api_totals: Mutex<BTreeMap<String, ApiTotals>>,
+    budget_waited: Mutex<BTreeMap<String, f64>>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -136,7 +161,11 @@ impl Metrics {
             api_calls_total: Family::default(),
             api_call_duration_seconds: Family::new_with_constructor(histogram),
             api_call_throttled_total: Family::default(),
+            api_budget_tokens: Family::default(),
+            api_budget_burst: Family::default(),
+            api_budget_wait_seconds: Family::default(),
             api_totals: Mutex::new(BTreeMap::new()),
+            budget_waited: Mutex::new(BTreeMap::new()),
         };
         // Pre-initialise so dashboards and alerts see 0, not "no data".
         for kind in KINDS {
@@ -288,6 +317,21 @@ impl Metrics {
             "Throttled attempts (the SDK retries them)",
             m.api_call_throttled_total.clone(),
         );
+        registry.register(
+            "ecs_reconciler_api_budget_tokens",
+            "Tokens left in the client-side budget of an AWS rate class (headroom = tokens / burst)",
+            m.api_budget_tokens.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_api_budget_burst",
+            "Capacity (burst) of the client-side budget of an AWS rate class",
+            m.api_budget_burst.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_api_budget_wait_seconds",
+            "Time calls waited for a token of the client-side budget",
+            m.api_budget_wait_seconds.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         (metrics, registry)
     }
@@ -339,6 +383,27 @@ impl Metrics {
             .inc();
         if let Ok(mut totals) = self.api_totals.lock() {
             totals.entry(service.to_string()).or_default().throttled += 1;
+        }
+    }
+
+    /// Publishes the budgets' state: gauges set, wait time added.
+    pub fn record_budgets(&self, budgets: &[BudgetHeadroom]) {
+        let mut seen = self.budget_waited.lock().unwrap_or_else(|e| e.into_inner());
+        for budget in budgets {
+            let label = ClassLabel {
+                class: budget.class.clone(),
+            };
+            self.api_budget_tokens
+                .get_or_create(&label)
+                .set(budget.tokens);
+            self.api_budget_burst
+                .get_or_create(&label)
+                .set(budget.burst);
+            let before = seen.insert(budget.class.clone(), budget.waited_seconds);
+            let delta = budget.waited_seconds - before.unwrap_or(0.0);
+            self.api_budget_wait_seconds
+                .get_or_create(&label)
+                .inc_by(delta.max(0.0));
         }
     }
 

@@ -223,6 +223,17 @@
         el('td', {}, String(c.errors ?? 0)),
         el('td', {}, String(c.throttled ?? 0), th > 0 ? ` (${fmt(th)}/min)` : ''));
     }));
+    // Client-side budgets: how much of each AWS rate class is left.
+    const budgets = S.status?.daemon?.api_budgets || [];
+    $('budgets').hidden = !budgets.length;
+    fill($('budget-rows'), budgets.map((b) => {
+      const pct = b.burst > 0 ? Math.round((100 * b.tokens) / b.burst) : 0;
+      return el('tr', { 'data-class': b.class, class: pct < 20 ? 'hot' : null },
+        el('th', { scope: 'row' }, b.class),
+        el('td', {}, el('meter', { min: '0', max: String(b.burst), value: String(b.tokens), title: `${b.tokens.toFixed(1)} of ${b.burst} tokens` }), ` ${pct}%`),
+        el('td', {}, `${b.per_second}/s`),
+        el('td', {}, b.waited_seconds > 0 ? `${b.waited_seconds.toFixed(1)} s` : '0'));
+    }));
   }
   function renderDaemon(s) {
     const d = s.daemon || {};
