@@ -795,6 +795,9 @@ async fn describe_instances(
                     .set_values(Some(chunk.to_vec()))
                     .build(),
             )
+            // The largest page: a chunk of 200 ids is then one call (without
+            // it the page size is the service's choice).
+            .max_results(1000)
             .into_paginator()
             .send();
         while let Some(page) = {
