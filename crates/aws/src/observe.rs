@@ -74,12 +74,7 @@ async fn add_stopping_tasks(
         let Observed::Known(tasks) = &cluster.tasks else {
             continue;
         };
-        let bound: BTreeSet<String> = desired
-            .target_groups
-            .iter()
-            .filter(|t| &t.cluster == name)
-            .map(|t| t.service.clone())
-            .collect();
+        let bound = bound_services(desired, name);
         if bound.is_empty() {
             continue;
         }
@@ -134,6 +129,17 @@ async fn add_stopping_tasks(
     }
 }
 
+/// The services of `cluster` that a declared target group follows: the
+/// only ones whose tasks are read.
+fn bound_services(desired: &DesiredState, cluster: &str) -> BTreeSet<String> {
+    desired
+        .target_groups
+        .iter()
+        .filter(|t| t.cluster == cluster)
+        .map(|t| t.service.clone())
+        .collect()
+}
+
 fn unknown<T>(err: &AwsError) -> Observed<T> {
     Observed::Unknown(err.to_string())
 }
@@ -158,12 +164,7 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
             .collect();
         // Tasks are only needed to derive target-group members, container
         // instances also for instance attachments.
-        let bound: BTreeSet<String> = desired
-            .target_groups
-            .iter()
-            .filter(|t| t.cluster == cluster)
-            .map(|t| t.service.clone())
-            .collect();
+        let bound = bound_services(desired, &cluster);
         let attaches = desired
             .clusters
             .iter()

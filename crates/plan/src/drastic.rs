@@ -92,27 +92,18 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
             });
         }
     }
-    let group_lists = |kind: &str, name: &str, was: &[String], now: &[String]| {
+    let group_lists = |owner: String, what: &str, was: &[String], now: &[String]| {
         let (removed, base) = removed_names(was, now);
         exceeds(policy, removed, base).then(|| DrasticChange {
-            owner: format!("{kind}/{name}"),
-            what: format!(
-                "{} {} → {}",
-                if kind == "cluster" {
-                    "instance security groups"
-                } else {
-                    "security groups"
-                },
-                was.len(),
-                now.len()
-            ),
+            owner,
+            what: format!("{what} {} → {}", was.len(), now.len()),
         })
     };
     for cluster in &after.clusters {
         if let Some(old) = before.clusters.iter().find(|c| c.name == cluster.name) {
             out.extend(group_lists(
-                "cluster",
-                &cluster.name,
+                format!("cluster/{}", cluster.name),
+                "instance security groups",
                 &old.instance_security_groups,
                 &cluster.instance_security_groups,
             ));
@@ -121,8 +112,8 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
     for lb in &after.load_balancers {
         if let Some(old) = before.load_balancers.iter().find(|l| l.name == lb.name) {
             out.extend(group_lists(
-                "load-balancer",
-                &lb.name,
+                format!("load-balancer/{}", lb.name),
+                "security groups",
                 &old.security_groups,
                 &lb.security_groups,
             ));

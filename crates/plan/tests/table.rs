@@ -273,13 +273,7 @@ fn observe_mode_reports_but_applies_nothing() {
     let mut d = desired();
     d.security_groups[0].mode = Mode::Observe;
     let mut s = converged();
-    rules_mut(&mut s, "LoadBalancerGroup").push(rule(
-        "sgr-x",
-        Protocol::Tcp,
-        22,
-        22,
-        cidr("0.0.0.0/0"),
-    ));
+    add_rogue_ssh(&mut s, "LoadBalancerGroup");
     let plan = plan(&d, &s);
     assert!(plan.actions().is_empty());
     assert!(plan.has_drift());
@@ -347,13 +341,7 @@ fn unresolved_source_group_blocks_revokes_in_that_group() {
         "LoadBalancerGroup".into(),
         Observed::Unknown("throttled".into()),
     );
-    rules_mut(&mut s, "EC2InstanceWithLoadBalancer").push(rule(
-        "sgr-x",
-        Protocol::Tcp,
-        22,
-        22,
-        cidr("0.0.0.0/0"),
-    ));
+    add_rogue_ssh(&mut s, "EC2InstanceWithLoadBalancer");
     let plan = plan(&desired(), &s);
     assert!(
         plan.actions().iter().all(|a| !a.is_destructive()),
@@ -406,13 +394,7 @@ fn actions_are_ordered_authorize_before_revoke_register_before_deregister() {
     // One group loses its rule, the other gains a rogue one (two members:
     // within the destructive cap).
     rules_mut(&mut s, "EC2InstanceWithLoadBalancer").clear();
-    rules_mut(&mut s, "LoadBalancerGroup").push(rule(
-        "sgr-x",
-        Protocol::Tcp,
-        22,
-        22,
-        cidr("0.0.0.0/0"),
-    ));
+    add_rogue_ssh(&mut s, "LoadBalancerGroup");
     let targets = targets_mut(&mut s);
     targets.remove(0);
     targets.push(target(1, 40000, "healthy"));
@@ -593,13 +575,7 @@ fn a_paused_resource_changes_nothing_and_its_drift_is_not_counted() {
     let mut d = desired();
     d.security_groups[0].mode = Mode::Paused;
     let mut s = converged();
-    rules_mut(&mut s, "LoadBalancerGroup").push(rule(
-        "sgr-x",
-        Protocol::Tcp,
-        22,
-        22,
-        cidr("0.0.0.0/0"),
-    ));
+    add_rogue_ssh(&mut s, "LoadBalancerGroup");
     let p = plan(&d, &s);
     assert!(p.actions().is_empty());
     assert!(!p.has_drift());
