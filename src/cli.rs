@@ -81,6 +81,14 @@ pub struct AwsArgs {
         value_delimiter = ','
     )]
     pub api_budget: Vec<ecs_reconciler_aws::BudgetOverride>,
+    /// Target groups with nothing in motion (every target healthy and
+    /// matching a running task) whose health a pass re-reads, stalest
+    /// first; the others reuse their last read. Each is re-read at least
+    /// every ceil(groups / N) passes: how long a target someone
+    /// deregistered or added by hand can go unseen. 0 = read every group
+    /// every pass.
+    #[arg(long, env = "ECS_RECONCILER_TARGET_HEALTH_ROTATION", default_value_t = ecs_reconciler_aws::clients::DEFAULT_TARGET_HEALTH_ROTATION)]
+    pub target_health_rotation: usize,
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {

@@ -87,6 +87,7 @@ pub(crate) fn client_settings(aws: &AwsArgs) -> ecs_reconciler_aws::ClientSettin
             share: aws.api_budget_share,
             overrides: aws.api_budget.clone(),
         },
+        target_health_rotation: aws.target_health_rotation,
         ..Default::default()
     }
 }

@@ -171,6 +171,27 @@ impl Emulator {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Builds a generated topology (tests/emulator/topology.py) beside the
+    /// seed, waits until every task runs and every target is healthy, and
+    /// returns the path of the desired-state file that describes it.
+    pub fn generate(&self, name: &str, args: &[&str]) -> String {
+        let path = self.dir.join(name);
+        let mut cmd = Command::new(python());
+        self.aws_env(&mut cmd);
+        cmd.arg(repo().join("tests/emulator/topology.py"))
+            .args(["--endpoint", &self.endpoint, "--wait-seconds", "60"])
+            .args(args)
+            .arg("--out-config")
+            .arg(&path);
+        let run = Run::from(cmd.output().expect("run topology.py"));
+        assert_eq!(
+            run.code, 0,
+            "topology {args:?}: {}{}",
+            run.stdout, run.stderr
+        );
+        path.display().to_string()
+    }
+
     /// Writes a config file into this test's directory.
     pub fn write_config(&self, name: &str, text: &str) -> String {
         let path = self.dir.join(name);

@@ -60,8 +60,9 @@ fn readonly_policy_matches_the_calls_plan_makes() {
 }
 
 /// The daemon's steady pass (nothing drifted) makes exactly the lower
-/// bound of calls for the seed — one per read, the task definition not at
-/// all (a revision never changes, it was read once) — and no write. The
+/// bound of calls for the seed — one per read; the task definition and the
+/// running tasks not at all (a revision never changes, and a running task's
+/// binding never does: both were described once) — and no write. The
 /// client-side budgets show up in the status API and the metrics.
 #[test]
 fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
@@ -76,26 +77,13 @@ fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
     // two passes.
     let daemon = Daemon::start(&emu, &config, &["--resync", "3s"]);
     wait_converged(&emu, &config, Duration::from_secs(20), "startup", &daemon);
-    let passes = |daemon: &Daemon| {
-        daemon.get("/api/v1/status").1["daemon"]["passes"]
-            .as_u64()
-            .unwrap_or(0)
-    };
-    emu.wait_for("two passes", |_| passes(&daemon) >= 2);
-    // Calls between the end of one pass and the end of the next.
-    let before = passes(&daemon);
-    emu.wait_for("a pass ends", |_| passes(&daemon) > before);
-    emu.control("POST", "calls/reset", None);
-    let start = passes(&daemon);
-    emu.wait_for("one more pass", |_| passes(&daemon) > start);
-    let calls = emu.control("GET", "calls?client=reconciler", None);
+    let (calls, _) = calls_of_one_pass(&emu, &daemon, 2);
     let expected = [
         "ec2:DescribeInstances",
         "ec2:DescribeSecurityGroupRules",
         "ec2:DescribeSecurityGroups",
         "ecs:DescribeContainerInstances",
         "ecs:DescribeServices",
-        "ecs:DescribeTasks",
         "ecs:ListContainerInstances",
         "ecs:ListTasks",
         "elbv2:DescribeListeners",
@@ -129,6 +117,101 @@ fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("ecs_reconciler_api_budget_wait_seconds_total{class=\"ec2-write\"}"));
+}
+
+/// Target groups with nothing in motion are re-read in rotation: with
+/// `--target-health-rotation 1` and 4 quiet groups a steady pass reads one
+/// group's health (and describes no task), and a target deregistered by hand
+/// on a group whose read is being reused is still registered again within
+/// the stated bound, ceil(4 / 1) = 4 passes.
+#[test]
+fn quiet_target_groups_are_re_read_in_rotation_within_the_bound() {
+    use std::time::{Duration, Instant};
+
+    use crate::daemon::{Daemon, wait_converged};
+
+    let emu = Emulator::start();
+    let config = emu.generate(
+        "rotation.yaml",
+        &[
+            "--prefix",
+            "rot",
+            "--services",
+            "4",
+            "--targets-per-service",
+            "2",
+            "--groups",
+            "1",
+        ],
+    );
+    let daemon = Daemon::start(
+        &emu,
+        &config,
+        &["--resync", "1s", "--target-health-rotation", "1"],
+    );
+    wait_converged(&emu, &config, Duration::from_secs(30), "startup", &daemon);
+    // Past the passes that read everything once and saw it settled.
+    let (calls, passes_counted) = calls_of_one_pass(&emu, &daemon, 3);
+    let count = |name: &str| calls[name].as_u64().unwrap_or(0) as usize;
+    // The status read may land a pass late: count per pass.
+    assert_eq!(
+        count("elbv2:DescribeTargetHealth"),
+        passes_counted,
+        "one target group's health per steady pass: {calls}"
+    );
+    assert_eq!(
+        count("ecs:DescribeTasks"),
+        0,
+        "running tasks are described once: {calls}"
+    );
+    assert_eq!(
+        count("elbv2:DescribeTargetGroups"),
+        passes_counted,
+        "{calls}"
+    );
+
+    // A target deregistered by hand: no task changed, so only the
+    // rotation can see it.
+    let at = passes(&daemon);
+    emu.ctl("deregister-target rot-tg-0003");
+    let started = Instant::now();
+    let took = wait_converged(
+        &emu,
+        &config,
+        Duration::from_secs(30),
+        "deregistered target",
+        &daemon,
+    );
+    let passes_taken = passes(&daemon) - at;
+    assert!(
+        passes_taken <= 4 + 1,
+        "corrected {passes_taken} passes after the drift (bound 4, +1 for the pass in flight); {took:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+fn passes(daemon: &crate::daemon::Daemon) -> u64 {
+    daemon.get("/api/v1/status").1["daemon"]["passes"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// The controller's calls from the end of one pass to the end of the next,
+/// once `warm_up` passes are done, and how many passes that spanned (a
+/// status read may land a pass late with a short resync).
+fn calls_of_one_pass(
+    emu: &Emulator,
+    daemon: &crate::daemon::Daemon,
+    warm_up: u64,
+) -> (serde_json::Value, usize) {
+    emu.wait_for("warm-up passes", |_| passes(daemon) >= warm_up);
+    let before = passes(daemon);
+    emu.wait_for("a pass ends", |_| passes(daemon) > before);
+    emu.control("POST", "calls/reset", None);
+    let start = passes(daemon);
+    emu.wait_for("one more pass", |_| passes(daemon) > start);
+    let calls = emu.control("GET", "calls?client=reconciler", None);
+    (calls, (passes(daemon) - start) as usize)
 }
 
 /// A budget smaller than one pass paces the pass: the calls wait for

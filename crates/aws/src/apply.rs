@@ -72,6 +72,13 @@ pub async fn execute_until(
                 batch.len()
             ]
         } else {
+            if let Action::RegisterTarget { target_group, .. }
+            | Action::DeregisterTarget { target_group, .. }
+            | Action::SetHealthCheckPath { target_group, .. } = first
+            {
+                // Whatever the outcome, the next pass reads it afresh.
+                clients.target_reads.touched(target_group);
+            }
             run_batch(clients, batch).await
         };
         for (change, outcome) in batch.iter().zip(results) {

@@ -10,7 +10,14 @@ use aws_config::{BehaviorVersion, Region};
 use std::sync::Arc;
 
 use crate::budget::{ApiBudget, ApiClass, BudgetSettings};
+use crate::target_reads::TargetReads;
+use crate::task_cache::TaskCache;
 use crate::telemetry::{CallInterceptor, CallObserver};
+
+/// Quiet target groups re-read per pass by default: up to 10 groups are
+/// read every pass, 100 at least every 10 passes (5 min at the default
+/// resync), and a pass's ELBv2 reads stay within the default budget's burst.
+pub const DEFAULT_TARGET_HEALTH_ROTATION: usize = 10;
 
 /// Retry and timeout settings; the defaults suit a controller that would
 /// rather report "unknown" and retry next pass than hang.
@@ -32,6 +39,9 @@ pub struct ClientSettings {
     pub page_size: Option<i32>,
     /// Client-side API budgets (token buckets per rate class).
     pub budget: BudgetSettings,
+    /// Quiet target groups whose health is re-read per pass, in rotation
+    /// (see [`crate::target_reads`]); 0 = every group every pass.
+    pub target_health_rotation: usize,
 }
 
 impl Default for ClientSettings {
@@ -44,6 +54,7 @@ impl Default for ClientSettings {
             operation_timeout: Duration::from_secs(30),
             page_size: None,
             budget: BudgetSettings::default(),
+            target_health_rotation: DEFAULT_TARGET_HEALTH_ROTATION,
         }
     }
 }
@@ -69,6 +80,10 @@ pub struct AwsClients {
             std::collections::HashMap<String, ecs_reconciler_plan::LiveTaskDefinition>,
         >,
     >,
+    /// Target-health reads remembered across passes.
+    pub(crate) target_reads: Arc<TargetReads>,
+    /// Running tasks' descriptions, by cluster and ARN.
+    pub(crate) tasks: Arc<TaskCache>,
 }
 
 impl AwsClients {
@@ -114,6 +129,8 @@ impl AwsClients {
             page_size: settings.page_size,
             budget: Arc::new(ApiBudget::new(&settings.budget)),
             task_definitions: Default::default(),
+            target_reads: Arc::new(TargetReads::new(settings.target_health_rotation)),
+            tasks: Arc::default(),
         }
     }
 

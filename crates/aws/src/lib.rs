@@ -9,6 +9,8 @@ pub mod clients;
 pub mod error;
 pub mod leader;
 pub mod observe;
+pub mod target_reads;
+pub mod task_cache;
 pub mod telemetry;
 
 pub use apply::execute;

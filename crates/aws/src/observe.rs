@@ -5,7 +5,7 @@
 //!
 //! A call that fails makes its part of the snapshot `Unknown`, never empty.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ecs::types::DesiredStatus;
@@ -17,6 +17,7 @@ use ecs_reconciler_plan::{
 use ecs_reconciler_spec::{DesiredState, PortRange, Protocol};
 
 use crate::error::{AwsError, ErrorKind};
+use crate::target_reads::{self, Decision};
 use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
 
 /// DescribeServices takes at most 10 services per call.
@@ -47,7 +48,7 @@ pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
     let (target_groups, load_balancers) = elb;
     add_stopping_tasks(clients, desired, &target_groups, &mut clusters).await;
     let instances = observe_instances(clients, &clusters).await;
-    Snapshot {
+    let snapshot = Snapshot {
         security_groups: groups,
         services,
         task_definitions,
@@ -55,7 +56,9 @@ pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
         instances,
         target_groups,
         load_balancers,
-    }
+    };
+    note_settled_groups(clients, desired, &snapshot);
+    snapshot
 }
 
 /// Reads the tasks being stopped, but only for clusters where a target
@@ -326,42 +329,62 @@ async fn list_tasks(
     services: &BTreeSet<String>,
     status: DesiredStatus,
 ) -> Result<Vec<LiveTask>> {
-    let arns = list_task_arns(clients, cluster, None, status).await?;
+    let arns = list_task_arns(clients, cluster, None, status.clone()).await?;
+    // Only the list of tasks meant to run is served from the cache: a task
+    // leaves it the moment ECS decides to stop it.
+    let cached = status == DesiredStatus::Running;
+    let mut known: HashMap<String, LiveTask> = if cached {
+        clients.tasks.take(cluster, &arns)
+    } else {
+        HashMap::new()
+    };
+    let missing: Vec<String> = arns
+        .iter()
+        .filter(|arn| !known.contains_key(*arn))
+        .cloned()
+        .collect();
+    for task in &describe_tasks(clients, cluster, &missing).await? {
+        let task = live_task(task);
+        known.insert(task.arn.clone(), task);
+    }
+    if cached {
+        clients.tasks.keep(cluster, known.values());
+    }
+    Ok(arns
+        .iter()
+        .filter_map(|arn| known.remove(arn))
+        .filter(|task| task.service.as_ref().is_some_and(|s| services.contains(s)))
+        .collect())
+}
 
-    let mut tasks = Vec::new();
-    for task in &describe_tasks(clients, cluster, &arns).await? {
-        let service = task
-            .group()
-            .and_then(|g| g.strip_prefix("service:"))
-            .map(str::to_string);
-        if !service.as_ref().is_some_and(|s| services.contains(s)) {
-            continue;
-        }
-        let bindings = task
-            .containers()
-            .iter()
-            .flat_map(|c| {
-                let name = c.name().unwrap_or_default().to_string();
-                c.network_bindings().iter().filter_map(move |b| {
-                    Some(LiveBinding {
-                        container_name: name.clone(),
-                        container_port: b.container_port()?,
-                        host_port: b.host_port()?,
-                        protocol: b.protocol().map(|p| p.as_str().to_string()),
-                    })
+/// The parts of a described task the plan uses.
+fn live_task(task: &aws_sdk_ecs::types::Task) -> LiveTask {
+    let bindings = task
+        .containers()
+        .iter()
+        .flat_map(|c| {
+            let name = c.name().unwrap_or_default().to_string();
+            c.network_bindings().iter().filter_map(move |b| {
+                Some(LiveBinding {
+                    container_name: name.clone(),
+                    container_port: b.container_port()?,
+                    host_port: b.host_port()?,
+                    protocol: b.protocol().map(|p| p.as_str().to_string()),
                 })
             })
-            .collect();
-        tasks.push(LiveTask {
-            arn: task.task_arn().unwrap_or_default().to_string(),
-            service,
-            last_status: task.last_status().unwrap_or_default().to_string(),
-            desired_status: task.desired_status().unwrap_or_default().to_string(),
-            container_instance_arn: task.container_instance_arn().map(str::to_string),
-            bindings,
-        });
+        })
+        .collect();
+    LiveTask {
+        arn: task.task_arn().unwrap_or_default().to_string(),
+        service: task
+            .group()
+            .and_then(|g| g.strip_prefix("service:"))
+            .map(str::to_string),
+        last_status: task.last_status().unwrap_or_default().to_string(),
+        desired_status: task.desired_status().unwrap_or_default().to_string(),
+        container_instance_arn: task.container_instance_arn().map(str::to_string),
+        bindings,
     }
-    Ok(tasks)
 }
 
 /// Task ARNs of a cluster (optionally one service's) with a desired
@@ -855,6 +878,25 @@ async fn observe_elb(clients: &AwsClients, desired: &DesiredState) -> ElbPart {
         describe_by_names(&lb_names, |chunk| describe_load_balancers(clients, chunk)),
     );
 
+    // Which groups' health this pass reads, which reuse a quiet group's
+    // earlier read (see `target_reads`).
+    let candidates: Vec<target_reads::Candidate> = match &tgs {
+        Err(_) => Vec::new(),
+        Ok(found) => desired
+            .target_groups
+            .iter()
+            .filter_map(|spec| match found.get(&spec.name) {
+                Some(Ok((arn, _, _))) => Some(target_reads::Candidate {
+                    name: spec.name.clone(),
+                    arn: arn.clone(),
+                    fingerprint: format!("{spec:?}"),
+                }),
+                _ => None,
+            })
+            .collect(),
+    };
+    let mut decisions = clients.target_reads.plan_pass(&candidates);
+
     let mut target_groups = BTreeMap::new();
     for name in &tg_names {
         let observed = match &tgs {
@@ -863,15 +905,19 @@ async fn observe_elb(clients: &AwsClients, desired: &DesiredState) -> ElbPart {
                 None => Observed::Known(None),
                 Some(Err(err)) => unknown(err),
                 Some(Ok((arn, target_type, health_check_path))) => {
-                    let targets = match target_health(clients, arn).await {
-                        Ok(targets) => Observed::Known(targets),
-                        Err(err) => unknown(&err),
+                    let (targets, targets_read_passes_ago) = match decisions.remove(name) {
+                        Some(Decision::Reuse {
+                            targets,
+                            passes_ago,
+                        }) => (Observed::Known(targets), passes_ago),
+                        _ => (read_target_health(clients, &candidates, name, arn).await, 0),
                     };
                     Observed::Known(Some(LiveTargetGroup {
                         arn: arn.clone(),
                         target_type: target_type.clone(),
                         health_check_path: health_check_path.clone(),
                         targets,
+                        targets_read_passes_ago,
                     }))
                 }
             },
@@ -938,6 +984,37 @@ where
         }
     }
     Ok(out)
+}
+
+/// Reads one group's targets now and remembers the read for later passes.
+async fn read_target_health(
+    clients: &AwsClients,
+    candidates: &[target_reads::Candidate],
+    name: &str,
+    arn: &str,
+) -> Observed<Vec<LiveTarget>> {
+    match target_health(clients, arn).await {
+        Ok(targets) => {
+            if let Some(candidate) = candidates.iter().find(|c| c.name == name) {
+                clients.target_reads.record_read(candidate, &targets);
+            }
+            Observed::Known(targets)
+        }
+        Err(err) => {
+            clients.target_reads.forget(name);
+            unknown(&err)
+        }
+    }
+}
+
+/// After a pass: which groups' targets are exactly what their tasks give
+/// (so a later pass may reuse the read). Decided on the complete snapshot,
+/// tasks included.
+fn note_settled_groups(clients: &AwsClients, desired: &DesiredState, snapshot: &Snapshot) {
+    for spec in &desired.target_groups {
+        let settled = ecs_reconciler_plan::targets::is_settled(spec, snapshot);
+        clients.target_reads.set_quiet(&spec.name, settled);
+    }
 }
 
 type TargetGroupFacts = (String, Option<String>, Option<String>);

@@ -261,6 +261,10 @@ pub struct LiveTargetGroup {
     pub target_type: Option<String>,
     pub health_check_path: Option<String>,
     pub targets: Observed<Vec<LiveTarget>>,
+    /// 0 when `targets` was read in this pass; otherwise a quiet group's
+    /// earlier read, reused (see the aws crate's `target_reads`). The plan
+    /// deregisters nothing on a reused read.
+    pub targets_read_passes_ago: u64,
 }
 
 /// A listener of a load balancer.

@@ -8,7 +8,8 @@
 //! draining targets and the targets of tasks still starting or stopping,
 //! which ECS itself is moving. Nothing is deregistered unless the service,
 //! its tasks, the cluster's container instances and the targets were all read
-//! completely and every serving task could be placed.
+//! completely, the targets in this very pass, and every serving task could be
+//! placed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -83,6 +84,34 @@ pub fn task_targets(spec: &TargetGroupSpec, snapshot: &Snapshot) -> Option<TaskT
         }
     }
     Some(out)
+}
+
+/// Whether nothing about a group is in motion: its targets were read (in
+/// this pass or reused), every one is `healthy`, every serving task's target
+/// is among them, no task is starting or stopping, and — in `exclusive`
+/// membership — no target is foreign. Such a group's read shows nothing a
+/// fresh one would not, unless something outside ECS changed it; the
+/// observer may then reuse it for a bounded number of passes.
+pub fn is_settled(spec: &TargetGroupSpec, snapshot: &Snapshot) -> bool {
+    let Some(Observed::Known(Some(live))) = snapshot.target_groups.get(&spec.name) else {
+        return false;
+    };
+    let Observed::Known(targets) = &live.targets else {
+        return false;
+    };
+    let Some(tasks) = task_targets(spec, snapshot) else {
+        return false;
+    };
+    if tasks.incomplete || !tasks.in_motion.is_empty() {
+        return false;
+    }
+    if targets.iter().any(|t| t.state != "healthy") {
+        return false;
+    }
+    let registered: BTreeSet<&TargetKey> = targets.iter().map(|t| &t.key).collect();
+    tasks.expected.iter().all(|t| registered.contains(t))
+        && (spec.membership != TargetMembership::Exclusive
+            || registered.len() == tasks.expected.len())
 }
 
 /// Where a task receives the target group's traffic.
@@ -230,7 +259,12 @@ fn diff_target_group(spec: &TargetGroupSpec, snapshot: &Snapshot, changes: &mut 
         ));
     }
 
-    if spec.membership != TargetMembership::Exclusive || tasks.incomplete {
+    // A reused read is from before this pass's task read: a target it
+    // shows may since have been replaced, so it is never grounds to remove.
+    if spec.membership != TargetMembership::Exclusive
+        || tasks.incomplete
+        || live.targets_read_passes_ago > 0
+    {
         return;
     }
     for target in active {

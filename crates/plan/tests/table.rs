@@ -219,6 +219,28 @@ fn rogue_and_stale_targets_are_deregistered() {
 }
 
 #[test]
+fn a_reused_target_read_registers_but_never_deregisters() {
+    // Targets read some passes ago (a quiet group's reused read) predate
+    // this pass's tasks: a rogue target there may be gone, or a task since
+    // replaced, so it is no ground to deregister.
+    let mut s = converged();
+    targets_mut(&mut s).push(target(0, 40000, "healthy"));
+    targets_mut(&mut s).remove(0);
+    tg_mut(&mut s).targets_read_passes_ago = 3;
+    assert_eq!(
+        plan(&desired(), &s).actions(),
+        vec![&Action::RegisterTarget {
+            target_group: "nestjs-api-tg".into(),
+            arn: TG_ARN.into(),
+            target: TargetKey {
+                id: "i-0001".into(),
+                port: 32768
+            },
+        }]
+    );
+}
+
+#[test]
 fn draining_targets_and_tasks_in_motion_are_left_alone() {
     let mut s = converged();
     targets_mut(&mut s).push(target(0, 41000, "draining"));
