@@ -37,17 +37,22 @@ pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
     // the two reads then shows up as "running, not registered" (register:
     // harmless, ECS does the same) instead of "registered, matches no task"
     // (deregister: would take a new task out of service).
-    let ((elb, ecs), groups) = tokio::join!(
+    // Everything else is read concurrently with the targets: the three
+    // services have separate rate budgets, so a pass lasts as long as its
+    // slowest service, not their sum.
+    let (elb, (ecs, instances), groups) = tokio::join!(
+        observe_elb(clients, desired),
         async {
-            let elb = observe_elb(clients, desired).await;
-            (elb, observe_ecs(clients, desired).await)
+            let ecs = observe_ecs(clients, desired).await;
+            let instances = observe_instances(clients, &ecs.2).await;
+            (ecs, instances)
         },
         observe_security_groups(clients, desired),
     );
-    let (services, task_definitions, mut clusters) = ecs;
+    let (services, task_definitions, container_instances) = ecs;
     let (target_groups, load_balancers) = elb;
+    let mut clusters = observe_tasks(clients, desired, container_instances).await;
     add_stopping_tasks(clients, desired, &target_groups, &mut clusters).await;
-    let instances = observe_instances(clients, &clusters).await;
     let snapshot = Snapshot {
         security_groups: groups,
         services,
@@ -152,12 +157,13 @@ fn unknown<T>(err: &AwsError) -> Observed<T> {
 type EcsPart = (
     BTreeMap<(String, String), Observed<Option<LiveService>>>,
     BTreeMap<String, Observed<LiveTaskDefinition>>,
-    BTreeMap<String, LiveCluster>,
+    BTreeMap<String, Observed<Vec<LiveContainerInstance>>>,
 );
 
+/// Services, task definitions and container instances, per cluster.
 async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
     let mut services = BTreeMap::new();
-    let mut clusters = BTreeMap::new();
+    let mut instances = BTreeMap::new();
     for cluster in desired.cluster_names() {
         let names: Vec<String> = desired
             .services
@@ -165,28 +171,17 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
             .filter(|s| s.cluster == cluster)
             .map(|s| s.name.clone())
             .collect();
-        // Tasks are only needed to derive target-group members, container
-        // instances also for instance attachments.
-        let bound = bound_services(desired, &cluster);
-        let attaches = desired
-            .clusters
-            .iter()
-            .any(|c| c.name == cluster && !c.instance_security_groups.is_empty());
+        // Container instances place tasks' targets and carry the instance
+        // attachments; a cluster with neither needs none.
+        let needed = !bound_services(desired, &cluster).is_empty()
+            || desired
+                .clusters
+                .iter()
+                .any(|c| c.name == cluster && !c.instance_security_groups.is_empty());
 
-        let (found, tasks, container_instances) = tokio::join!(
-            describe_services(clients, &cluster, &names),
-            async {
-                if bound.is_empty() {
-                    Observed::Known(Vec::new())
-                } else {
-                    match list_tasks(clients, &cluster, &bound, DesiredStatus::Running).await {
-                        Ok(tasks) => Observed::Known(tasks),
-                        Err(err) => unknown(&err),
-                    }
-                }
-            },
-            async {
-                if bound.is_empty() && !attaches {
+        let (found, container_instances) =
+            tokio::join!(describe_services(clients, &cluster, &names), async {
+                if !needed {
                     Observed::Known(Vec::new())
                 } else {
                     match container_instances(clients, &cluster).await {
@@ -194,8 +189,7 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
                         Err(err) => unknown(&err),
                     }
                 }
-            },
-        );
+            },);
         for name in &names {
             let observed = match &found {
                 Ok(map) => Observed::Known(map.get(name).cloned()),
@@ -203,13 +197,7 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
             };
             services.insert((cluster.clone(), name.clone()), observed);
         }
-        clusters.insert(
-            cluster.clone(),
-            LiveCluster {
-                tasks,
-                container_instances,
-            },
-        );
+        instances.insert(cluster.clone(), container_instances);
     }
 
     // Task definitions, only where the file asks to check a container.
@@ -258,7 +246,36 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .retain(|arn, _| task_definitions.contains_key(arn));
-    (services, task_definitions, clusters)
+    (services, task_definitions, instances)
+}
+
+/// The running tasks of the services a target group follows, per cluster;
+/// read after the targets (see [`observe`]).
+async fn observe_tasks(
+    clients: &AwsClients,
+    desired: &DesiredState,
+    container_instances: BTreeMap<String, Observed<Vec<LiveContainerInstance>>>,
+) -> BTreeMap<String, LiveCluster> {
+    let mut clusters = BTreeMap::new();
+    for (cluster, container_instances) in container_instances {
+        let bound = bound_services(desired, &cluster);
+        let tasks = if bound.is_empty() {
+            Observed::Known(Vec::new())
+        } else {
+            match list_tasks(clients, &cluster, &bound, DesiredStatus::Running).await {
+                Ok(tasks) => Observed::Known(tasks),
+                Err(err) => unknown(&err),
+            }
+        };
+        clusters.insert(
+            cluster,
+            LiveCluster {
+                tasks,
+                container_instances,
+            },
+        );
+    }
+    clusters
 }
 
 async fn describe_services(
@@ -769,11 +786,11 @@ fn rule_key(rule: &aws_sdk_ec2::types::SecurityGroupRule) -> Option<RuleKey> {
 
 async fn observe_instances(
     clients: &AwsClients,
-    clusters: &BTreeMap<String, LiveCluster>,
+    container_instances: &BTreeMap<String, Observed<Vec<LiveContainerInstance>>>,
 ) -> BTreeMap<String, Observed<LiveInstance>> {
-    let ids: BTreeSet<String> = clusters
+    let ids: BTreeSet<String> = container_instances
         .values()
-        .filter_map(|c| c.container_instances.known())
+        .filter_map(|c| c.known())
         .flatten()
         .filter_map(|ci| ci.ec2_instance_id.clone())
         .collect();
