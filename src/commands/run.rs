@@ -9,7 +9,7 @@ use std::time::Duration;
 use ecs_reconciler_aws::{AwsClients, CallObserver, CallRecord};
 use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
 use ecs_reconciler_runtime::audit::AuditLog;
-use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus, Leadership};
+use ecs_reconciler_runtime::controller::{Cloud, Controller, Coverage, DaemonStatus, Leadership};
 use ecs_reconciler_runtime::fights::{FightDetector, FightSettings};
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
 use ecs_reconciler_runtime::metrics::{BudgetHeadroom, Metrics};
@@ -36,8 +36,13 @@ struct AwsCloud {
 }
 
 impl Cloud for AwsCloud {
-    async fn observe(&self, desired: &DesiredState) -> Snapshot {
-        ecs_reconciler_aws::observe(&self.clients, desired).await
+    async fn observe(&self, desired: &DesiredState, coverage: Coverage) -> Snapshot {
+        match coverage {
+            Coverage::Full => ecs_reconciler_aws::observe(&self.clients, desired).await,
+            Coverage::Scoped => {
+                ecs_reconciler_aws::observe::observe_part(&self.clients, desired).await
+            }
+        }
     }
 
     async fn execute(&self, changes: Vec<Change>, stop: CancellationToken) -> Vec<ActionOutcome> {

@@ -187,7 +187,7 @@ pub(crate) fn wait_converged(
 }
 
 /// Writes `text` to `path` the way editors do: a temp file renamed over it.
-fn atomic_write(path: &str, text: &str) {
+pub(crate) fn atomic_write(path: &str, text: &str) {
     let tmp = format!("{path}.tmp-{}", unique());
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();

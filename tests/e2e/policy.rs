@@ -190,6 +190,67 @@ fn quiet_target_groups_are_re_read_in_rotation_within_the_bound() {
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
+/// An edit observes only what the edited resource needs: replicas 2 → 3
+/// is one DescribeServices and one UpdateService — no security group, EC2
+/// instance, target or load balancer read — and the status says the pass
+/// was scoped. The full passes (startup, resync) still read everything.
+#[test]
+fn an_edit_observes_only_what_the_edited_resource_needs() {
+    use std::time::Duration;
+
+    use crate::daemon::{Daemon, atomic_write, wait_converged};
+    use crate::harness::seed_text;
+
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    // No resync pass within the test: every pass after startup is the edit's.
+    let daemon = Daemon::start(&emu, &config, &["--resync", "120s"]);
+    wait_converged(&emu, &config, Duration::from_secs(20), "startup", &daemon);
+    emu.wait_for("the startup pass", |_| passes(&daemon) >= 1);
+    let (_, status) = daemon.get("/api/v1/status");
+    assert_eq!(
+        status["daemon"]["last_pass_scoped"], false,
+        "startup is a full pass"
+    );
+    let before = passes(&daemon);
+    emu.control("POST", "calls/reset", None);
+
+    atomic_write(&config, &seed_text().replace("replicas: 2", "replicas: 3"));
+    emu.wait_for("desiredCount 3", |emu| {
+        emu.ctl("show")["service"]["desiredCount"] == 3
+    });
+    emu.wait_for("the edit's pass is published", |_| passes(&daemon) > before);
+    let calls = emu.control("GET", "calls?client=reconciler", None);
+    let made: BTreeSet<String> = calls
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, v)| *k != "faulted" && v.as_u64().unwrap_or(0) > 0)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let expected: BTreeSet<String> = ["ecs:DescribeServices", "ecs:UpdateService"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(made, expected, "the edit's pass: {calls}");
+    assert_eq!(calls["ecs:UpdateService"], 1, "{calls}");
+    let (_, status) = daemon.get("/api/v1/status");
+    assert_eq!(
+        status["daemon"]["last_pass_scoped"], true,
+        "{}",
+        status["daemon"]
+    );
+    // The units outside the edit keep their status.
+    let units = status["daemon"]["units"].as_object().unwrap();
+    assert_eq!(units.len(), 6, "{units:?}");
+    assert!(
+        units
+            .values()
+            .all(|u| u["state"] == "in-sync" || u["state"] == "correcting"),
+        "{units:?}"
+    );
+}
+
 fn passes(daemon: &crate::daemon::Daemon) -> u64 {
     daemon.get("/api/v1/status").1["daemon"]["passes"]
         .as_u64()

@@ -31,8 +31,19 @@ const EC2_FILTER_VALUES: usize = 200;
 
 type Result<T> = std::result::Result<T, AwsError>;
 
-/// Observes everything the desired state names.
+/// Observes everything the desired state names: a full pass.
 pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
+    observe_with(clients, desired, true).await
+}
+
+/// Observes part of a file (`desired` is that part): what is remembered
+/// across passes about the rest — task definitions, target-health reads —
+/// is kept as it is.
+pub async fn observe_part(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
+    observe_with(clients, desired, false).await
+}
+
+async fn observe_with(clients: &AwsClients, desired: &DesiredState, full: bool) -> Snapshot {
     // Targets are read strictly before tasks. A task that starts between
     // the two reads then shows up as "running, not registered" (register:
     // harmless, ECS does the same) instead of "registered, matches no task"
@@ -41,9 +52,9 @@ pub async fn observe(clients: &AwsClients, desired: &DesiredState) -> Snapshot {
     // services have separate rate budgets, so a pass lasts as long as its
     // slowest service, not their sum.
     let (elb, (ecs, instances), groups) = tokio::join!(
-        observe_elb(clients, desired),
+        observe_elb(clients, desired, full),
         async {
-            let ecs = observe_ecs(clients, desired).await;
+            let ecs = observe_ecs(clients, desired, full).await;
             let instances = observe_instances(clients, &ecs.2).await;
             (ecs, instances)
         },
@@ -161,7 +172,7 @@ type EcsPart = (
 );
 
 /// Services, task definitions and container instances, per cluster.
-async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
+async fn observe_ecs(clients: &AwsClients, desired: &DesiredState, full: bool) -> EcsPart {
     let mut services = BTreeMap::new();
     let mut instances = BTreeMap::new();
     for cluster in desired.cluster_names() {
@@ -241,11 +252,13 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState) -> EcsPart {
     }
     // Revisions no declared service runs any more are forgotten, so the
     // cache holds at most one entry per service.
-    clients
-        .task_definitions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|arn, _| task_definitions.contains_key(arn));
+    if full {
+        clients
+            .task_definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|arn, _| task_definitions.contains_key(arn));
+    }
     (services, task_definitions, instances)
 }
 
@@ -879,7 +892,7 @@ type ElbPart = (
     BTreeMap<String, Observed<Option<LiveLoadBalancer>>>,
 );
 
-async fn observe_elb(clients: &AwsClients, desired: &DesiredState) -> ElbPart {
+async fn observe_elb(clients: &AwsClients, desired: &DesiredState, full: bool) -> ElbPart {
     let tg_names: Vec<String> = desired
         .target_groups
         .iter()
@@ -912,7 +925,7 @@ async fn observe_elb(clients: &AwsClients, desired: &DesiredState) -> ElbPart {
             })
             .collect(),
     };
-    let mut decisions = clients.target_reads.plan_pass(&candidates);
+    let mut decisions = clients.target_reads.plan_pass(&candidates, full);
 
     let mut target_groups = BTreeMap::new();
     for name in &tg_names {

@@ -85,16 +85,24 @@ impl TargetReads {
     }
 
     /// Starts a pass and decides, for each found group, read or reuse.
-    /// Groups not among `candidates` (gone from the file, or not found)
-    /// are forgotten.
-    pub fn plan_pass(&self, candidates: &[Candidate]) -> HashMap<String, Decision> {
+    /// When the pass covers the whole file (`full`), groups not among
+    /// `candidates` (gone from the file, or not found) are forgotten; a
+    /// pass over part of the file (an edit, a retry) forgets nothing.
+    pub fn plan_pass(&self, candidates: &[Candidate], full: bool) -> HashMap<String, Decision> {
         let mut state = self.lock();
         state.pass += 1;
         let pass = state.pass;
-        state
-            .groups
-            .retain(|name, _| candidates.iter().any(|c| &c.name == name));
-        decide(pass, self.rotation, &state.groups, candidates)
+        if full {
+            state
+                .groups
+                .retain(|name, _| candidates.iter().any(|c| &c.name == name));
+        }
+        let slots = if self.rotation == 0 {
+            usize::MAX
+        } else {
+            self.rotation
+        };
+        decide(pass, slots, &state.groups, candidates)
     }
 
     /// Remembers a read made this pass (not yet known to be quiet).
@@ -134,10 +142,10 @@ impl TargetReads {
 }
 
 /// The pure choice: every group that is not quiet is read; of the quiet
-/// ones, the `rotation` read longest ago (ties by name) are read too.
+/// ones, the `slots` read longest ago (ties by name) are read too.
 fn decide(
     pass: u64,
-    rotation: usize,
+    slots: usize,
     groups: &HashMap<String, Entry>,
     candidates: &[Candidate],
 ) -> HashMap<String, Decision> {
@@ -146,8 +154,7 @@ fn decide(
     for candidate in candidates {
         match groups.get(&candidate.name) {
             Some(entry)
-                if rotation > 0
-                    && entry.quiet
+                if entry.quiet
                     && entry.arn == candidate.arn
                     && entry.fingerprint == candidate.fingerprint =>
             {
@@ -160,7 +167,7 @@ fn decide(
     }
     quiet.sort_by(|a, b| (a.1.read_at, &a.0.name).cmp(&(b.1.read_at, &b.0.name)));
     for (i, (candidate, entry)) in quiet.into_iter().enumerate() {
-        let decision = if i < rotation {
+        let decision = if i < slots {
             Decision::Read
         } else {
             Decision::Reuse {
@@ -215,7 +222,7 @@ mod tests {
     ) -> Vec<Vec<String>> {
         (0..passes)
             .map(|_| {
-                let decisions = reads_state.plan_pass(all);
+                let decisions = reads_state.plan_pass(all, true);
                 for c in all {
                     if decisions[&c.name] == Decision::Read {
                         reads_state.record_read(c, &healthy(&c.name));
@@ -231,7 +238,7 @@ mod tests {
     fn the_first_pass_reads_everything() {
         let state = TargetReads::new(1);
         let all: Vec<_> = ["a", "b", "c"].map(candidate).to_vec();
-        assert_eq!(reads(&state.plan_pass(&all)), ["a", "b", "c"]);
+        assert_eq!(reads(&state.plan_pass(&all, true)), ["a", "b", "c"]);
     }
 
     #[test]
@@ -261,7 +268,7 @@ mod tests {
         let all: Vec<_> = ["a", "b", "c"].map(candidate).to_vec();
         quiet_passes(&state, &all, 1);
         state.set_quiet("c", false);
-        assert_eq!(reads(&state.plan_pass(&all)), ["a", "c"]);
+        assert_eq!(reads(&state.plan_pass(&all, true)), ["a", "c"]);
     }
 
     #[test]
@@ -270,7 +277,7 @@ mod tests {
         let all: Vec<_> = ["a", "b", "c"].map(candidate).to_vec();
         quiet_passes(&state, &all, 2);
         state.touched("c");
-        let decisions = state.plan_pass(&all);
+        let decisions = state.plan_pass(&all, true);
         assert_eq!(reads(&decisions), ["b", "c"]);
         assert_eq!(
             decisions["a"],
@@ -288,7 +295,7 @@ mod tests {
         quiet_passes(&state, &all, 1);
         all[1].arn = "arn:b-recreated".into();
         all[2].fingerprint = "edited".into();
-        assert_eq!(reads(&state.plan_pass(&all)), ["a", "b", "c"]);
+        assert_eq!(reads(&state.plan_pass(&all, true)), ["a", "b", "c"]);
     }
 
     #[test]
@@ -297,7 +304,7 @@ mod tests {
         let all: Vec<_> = ["a", "b"].map(candidate).to_vec();
         quiet_passes(&state, &all, 1);
         state.forget("b");
-        assert_eq!(reads(&state.plan_pass(&all)), ["a", "b"]);
+        assert_eq!(reads(&state.plan_pass(&all, true)), ["a", "b"]);
     }
 
     #[test]
@@ -310,11 +317,21 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_pass_forgets_nothing() {
+        let state = TargetReads::new(1);
+        let all: Vec<_> = ["a", "b", "c"].map(candidate).to_vec();
+        quiet_passes(&state, &all, 1);
+        state.touched("b");
+        assert_eq!(reads(&state.plan_pass(&all[..2], false)), ["a", "b"]);
+        assert_eq!(state.lock().groups.len(), 3);
+    }
+
+    #[test]
     fn groups_gone_from_the_file_are_forgotten() {
         let state = TargetReads::new(5);
         let all: Vec<_> = ["a", "b"].map(candidate).to_vec();
         quiet_passes(&state, &all, 1);
-        state.plan_pass(&all[..1]);
+        state.plan_pass(&all[..1], true);
         assert!(!state.lock().groups.contains_key("b"));
     }
 }

@@ -34,13 +34,21 @@ use crate::metrics::{
 };
 use crate::reload::LoadedConfig;
 use crate::scheduler::{DueReason, Scheduler, SchedulerSettings, UnitSchedule};
+pub use crate::scope::Coverage;
 use crate::timeline::{Timeline, TimelineEvent};
 
 /// The cloud as the loop sees it: read everything the config names, and
 /// execute changes. The binary implements it over the AWS SDK; tests fake
 /// it.
 pub trait Cloud: Send + Sync + 'static {
-    fn observe(&self, desired: &DesiredState) -> impl Future<Output = Snapshot> + Send;
+    /// Reads what `desired` names. A [`Coverage::Scoped`] read is of part
+    /// of the file: what the cloud remembers across passes about the rest
+    /// must be kept, not dropped.
+    fn observe(
+        &self,
+        desired: &DesiredState,
+        coverage: Coverage,
+    ) -> impl Future<Output = Snapshot> + Send;
     /// Executes in order; starts no new call once `stop` is cancelled.
     fn execute(
         &self,
@@ -153,6 +161,9 @@ pub struct DaemonStatus {
     pub passes: u64,
     pub last_pass_unix: Option<f64>,
     pub last_pass_seconds: Option<f64>,
+    /// The last pass observed only the units due and what they need (an
+    /// edit, a retry), not the whole file.
+    pub last_pass_scoped: bool,
     /// When the last observation with no unknown part finished.
     pub last_complete_observation_unix: Option<f64>,
     pub units: BTreeMap<String, UnitStatus>,
@@ -187,7 +198,8 @@ pub struct Controller<C: Cloud> {
     pub fights: FightDetector,
     /// Changes held by the destructive cap in the previous pass, if that
     /// pass's observation was complete: a second one agreeing releases them.
-    pub held_before: BTreeSet<String>,
+    /// (owner unit, change key).
+    pub held_before: BTreeSet<(String, String)>,
     /// Drastic config edits whose removals wait for SIGUSR1.
     pub drastic: DrasticHolds,
     /// An operator confirms every held removal (the binary forwards
@@ -314,8 +326,9 @@ impl<C: Cloud> Controller<C> {
             }
             let reasons: BTreeSet<DueReason> = due.values().copied().collect();
             let span = tracing::info_span!("pass", units = due.len(), reasons = ?reasons);
+            let started = Instant::now();
             let results = self.pass(&current, &due).instrument(span).await;
-            scheduler.finish(&results, Instant::now());
+            scheduler.finish_pass(&results, started, Instant::now());
             self.metrics.workqueue_depth.get_or_create(&queue).set(0);
             self.status.send_modify(|status| {
                 status.schedule = scheduler.schedules(Instant::now());
@@ -332,26 +345,44 @@ impl<C: Cloud> Controller<C> {
         due: &BTreeMap<String, DueReason>,
     ) -> BTreeMap<String, bool> {
         let started = Instant::now();
-        let snapshot = self.cloud.observe(&config.desired).await;
-        let mut plan = ecs_reconciler_plan::plan(&config.desired, &snapshot);
+        // Only some units due (an edit, a retry): observe what they need.
+        let scoped = crate::scope::scoped(&config.desired, due);
+        let coverage = if scoped.is_some() {
+            Coverage::Scoped
+        } else {
+            Coverage::Full
+        };
+        let desired = scoped.as_ref().unwrap_or(&config.desired);
+        let snapshot = self.cloud.observe(desired, coverage).await;
+        let mut plan = ecs_reconciler_plan::plan(desired, &snapshot);
+        // Everything below judges only what this pass saw.
+        let in_scope = |owner: &str| coverage == Coverage::Full || due.contains_key(owner);
+        if coverage == Coverage::Scoped {
+            plan.changes.retain(|c| due.contains_key(&c.owner));
+        }
+        let held_key = |c: &Change| (c.owner.clone(), change_key(c));
         if plan.unknowns.is_empty() {
             let agreed = std::mem::take(&mut self.held_before);
-            let released = plan.release_held(|c| agreed.contains(&change_key(c)));
+            let released = plan.release_held(|c| agreed.contains(&held_key(c)));
             if released > 0 {
                 tracing::info!(
                     released,
                     "a second complete observation agrees: applying held destructive changes"
                 );
             }
-            self.held_before = plan
-                .changes
-                .iter()
-                .filter(|c| c.disposition == Disposition::Held)
-                .map(change_key)
+            self.held_before = agreed
+                .into_iter()
+                .filter(|(owner, _)| !in_scope(owner))
+                .chain(
+                    plan.changes
+                        .iter()
+                        .filter(|c| c.disposition == Disposition::Held)
+                        .map(held_key),
+                )
                 .collect();
         } else {
             // Not two consecutive complete observations.
-            self.held_before.clear();
+            self.held_before.retain(|(owner, _)| !in_scope(owner));
         }
         if std::mem::take(&mut self.release_all_held) {
             plan.release_held(|_| true);
@@ -359,9 +390,10 @@ impl<C: Cloud> Controller<C> {
         hold_drastic(&mut plan, &self.drastic.changes());
         if plan.unknowns.is_empty() && !self.drastic.is_empty() {
             let dropped = self.drastic.retain_pending(|owner| {
-                plan.changes.iter().any(|c| {
-                    c.owner == owner && c.disposition == Disposition::Held && takes_away(c)
-                })
+                !in_scope(owner)
+                    || plan.changes.iter().any(|c| {
+                        c.owner == owner && c.disposition == Disposition::Held && takes_away(c)
+                    })
             });
             for owner in dropped {
                 tracing::info!(resource = %owner, "nothing left to remove: the drastic edit no longer waits for confirmation");
@@ -437,8 +469,10 @@ impl<C: Cloud> Controller<C> {
         let previous = self.status.borrow().units.clone();
         self.record_metrics(&previous, &plan, &outcomes, &results, started, &leadership);
         self.record_timeline(&previous, due, &plan, &outcomes);
-        let views = ecs_reconciler_plan::view::views(&config.desired, &snapshot);
-        self.publish(config, due, &plan, &outcomes, &results, started, views);
+        let views = ecs_reconciler_plan::view::views(desired, &snapshot);
+        self.publish(
+            config, coverage, due, &plan, &outcomes, &results, started, views,
+        );
         let fights = self.fights.fights();
         let awaiting = self.drastic.awaiting();
         self.status.send_modify(|status| {
@@ -602,9 +636,11 @@ impl<C: Cloud> Controller<C> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
         config: &LoadedConfig,
+        coverage: Coverage,
         due: &BTreeMap<String, DueReason>,
         plan: &Plan,
         outcomes: &[ActionOutcome],
@@ -613,17 +649,27 @@ impl<C: Cloud> Controller<C> {
         views: BTreeMap<String, ecs_reconciler_plan::view::UnitView>,
     ) {
         let now = unix_now();
-        // The views cover every declared unit: no need to re-derive them.
-        let known_units: BTreeSet<String> = views.keys().cloned().collect();
+        // A full pass's views cover every declared unit; a scoped one's
+        // only its part, and the rest keep what the last pass showed.
+        let known_units: BTreeSet<String> = match coverage {
+            Coverage::Full => views.keys().cloned().collect(),
+            Coverage::Scoped => units_of(&config.desired)
+                .into_iter()
+                .map(|(unit, _)| unit)
+                .collect(),
+        };
         self.status.send_modify(|status| {
             status.passes += 1;
             status.last_pass_unix = Some(now);
             status.last_pass_seconds = Some(started.elapsed().as_secs_f64());
-            if plan.unknowns.is_empty() {
-                status.last_complete_observation_unix = Some(now);
+            status.last_pass_scoped = coverage == Coverage::Scoped;
+            if coverage == Coverage::Full {
+                if plan.unknowns.is_empty() {
+                    status.last_complete_observation_unix = Some(now);
+                }
+                status.unknowns = plan.unknowns.clone();
+                status.addresses = plan.addresses.clone();
             }
-            status.unknowns = plan.unknowns.clone();
-            status.addresses = plan.addresses.clone();
             status.config_generation = config.generation;
             status.units.retain(|unit, _| known_units.contains(unit));
             // Every unit's desired/live comes from this pass's observation.

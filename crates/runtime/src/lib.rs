@@ -14,4 +14,5 @@ pub mod metadata;
 pub mod metrics;
 pub mod reload;
 pub mod scheduler;
+pub mod scope;
 pub mod timeline;

@@ -183,7 +183,31 @@ impl Scheduler {
     /// and have their backoff reset; each failed unit backs off on its own.
     /// Units whose spec changed during the pass are due again at once.
     pub fn finish(&mut self, results: &BTreeMap<String, bool>, now: Instant) {
-        let resync = self.jittered_resync();
+        self.finish_pass(results, now, now);
+    }
+
+    /// [`Scheduler::finish`] for a pass that started at `started`. The
+    /// resync period runs from pass start to pass start, so a long pass does
+    /// not stretch it (never sooner than the pass's end). Units that pass
+    /// while the rest of the file waits for its shared resync (an edit, a
+    /// retry) join that resync instead of starting a period of their own:
+    /// the file stays in one step and its resyncs stay full passes.
+    pub fn finish_pass(
+        &mut self,
+        results: &BTreeMap<String, bool>,
+        started: Instant,
+        now: Instant,
+    ) {
+        let shared = self
+            .units
+            .iter()
+            .filter(|(unit, state)| {
+                !results.contains_key(*unit) && state.reason == DueReason::Resync
+            })
+            .filter_map(|(_, state)| state.due)
+            .filter(|due| *due > now)
+            .min();
+        let resync = shared.unwrap_or_else(|| (started + self.jittered_resync()).max(now));
         for (unit, ok) in results {
             let Some(state) = self.units.get_mut(unit) else {
                 continue; // removed from the config during the pass
@@ -197,7 +221,7 @@ impl Scheduler {
                 continue;
             }
             if *ok {
-                state.due = Some(now + resync);
+                state.due = Some(resync);
                 state.reason = DueReason::Resync;
                 state.backoff = None;
                 state.failures = 0;
@@ -272,6 +296,20 @@ mod tests {
         }
     }
 
+    /// Units a, b and c after a successful startup pass: one shared resync.
+    fn three_units_in_step() -> Scheduler {
+        let mut s = Scheduler::new(settings());
+        let now = Instant::now();
+        s.set_units(
+            units(&[("a", 1), ("b", 1), ("c", 1)]),
+            now,
+            DueReason::Startup,
+        );
+        s.take_due(now);
+        s.finish(&results(&[("a", true), ("b", true), ("c", true)]), now);
+        s
+    }
+
     fn units(names: &[(&str, u64)]) -> Vec<(String, u64)> {
         names.iter().map(|(n, f)| (n.to_string(), *f)).collect()
     }
@@ -313,6 +351,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn resync_runs_from_pass_start_and_never_before_its_end() {
+        let mut s = Scheduler::new(SchedulerSettings {
+            jitter: 0.0,
+            ..settings()
+        });
+        let start = Instant::now();
+        s.set_units(units(&[("a", 1)]), start, DueReason::Startup);
+        s.take_due(start);
+        // A 10 s pass: due 30 s after it started.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        s.finish_pass(&results(&[("a", true)]), start, Instant::now());
+        assert_eq!(s.next_due().unwrap() - start, Duration::from_secs(30));
+        // A pass longer than the resync: due as it ends.
+        let start = s.next_due().unwrap();
+        tokio::time::advance(Duration::from_secs(20 + 45)).await;
+        s.take_due(start);
+        let end = Instant::now();
+        s.finish_pass(&results(&[("a", true)]), start, end);
+        assert_eq!(s.next_due().unwrap(), end);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn units_passing_between_resyncs_join_the_shared_resync() {
+        let mut s = three_units_in_step();
+        let shared = s.next_due().unwrap();
+        // An edit to `b` 7 s later: its pass ends, it rejoins a and c.
+        tokio::time::advance(Duration::from_secs(7)).await;
+        let now = Instant::now();
+        s.set_units(
+            units(&[("a", 1), ("b", 2), ("c", 1)]),
+            now,
+            DueReason::ConfigChanged,
+        );
+        assert_eq!(s.take_due(now).len(), 1);
+        s.finish(&results(&[("b", true)]), now);
+        assert!(
+            s.schedules(now)
+                .iter()
+                .all(|u| u.due_in_seconds == Some((shared - now).as_secs_f64()))
+        );
+        tokio::time::advance(shared - now).await;
+        assert_eq!(s.take_due(Instant::now()).len(), 3, "one full pass");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn failures_back_off_exponentially_capped_and_reset_on_success() {
         let mut s = Scheduler::new(settings());
         let now = Instant::now();
@@ -346,15 +429,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn config_change_makes_only_changed_units_due_now() {
-        let mut s = Scheduler::new(settings());
-        let now = Instant::now();
-        s.set_units(
-            units(&[("a", 1), ("b", 1), ("c", 1)]),
-            now,
-            DueReason::Startup,
-        );
-        s.take_due(now);
-        s.finish(&results(&[("a", true), ("b", true), ("c", true)]), now);
+        let mut s = three_units_in_step();
         tokio::time::advance(Duration::from_secs(5)).await;
         let now = Instant::now();
         let touched = s.set_units(

@@ -52,7 +52,11 @@ impl Cloud for FakeCloud {
             .unwrap_or(Leadership::Leader)
     }
 
-    async fn observe(&self, _desired: &ecs_reconciler_spec::DesiredState) -> Snapshot {
+    async fn observe(
+        &self,
+        _desired: &ecs_reconciler_spec::DesiredState,
+        _coverage: ecs_reconciler_runtime::controller::Coverage,
+    ) -> Snapshot {
         *self.observations.lock().unwrap() += 1;
         self.live.lock().unwrap().clone()
     }
