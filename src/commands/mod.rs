@@ -64,6 +64,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = u8>,
 {
+    ecs_reconciler_runtime::memory::limit_arenas();
     match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

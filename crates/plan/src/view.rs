@@ -2,11 +2,16 @@
 //! status API and the dashboard. Pure presentation of desired × snapshot:
 //! the diff itself lives in the other modules. `live` is `null` when that
 //! part could not be read or does not exist.
+//!
+//! The documents are kept as compact JSON text, not `Value` trees: the
+//! status holds one per unit for the life of the process, and at 2,000
+//! units the trees cost several times the text.
 
 use std::collections::BTreeMap;
 
 use ecs_reconciler_spec::{DesiredState, Mode};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::rules::desired_key;
@@ -27,14 +32,39 @@ fn rule_text(key: &RuleKey, group_name: &dyn Fn(&str) -> String) -> String {
 }
 
 /// One declared resource, as a person compares it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UnitView {
     /// `security-group`, `cluster`, `service`, `target-group`, `load-balancer`.
     pub kind: &'static str,
     pub name: String,
     pub mode: Mode,
-    pub desired: Value,
-    pub live: Value,
+    pub desired: Box<RawValue>,
+    pub live: Box<RawValue>,
+}
+
+/// A view while it is built; stored as [`UnitView`] right away, so the
+/// trees of all units never exist at once.
+struct Draft {
+    kind: &'static str,
+    name: String,
+    mode: Mode,
+    desired: Value,
+    live: Value,
+}
+
+fn insert(out: &mut BTreeMap<String, UnitView>, unit: String, draft: Draft) {
+    let compact =
+        |value: &Value| serde_json::value::to_raw_value(value).expect("JSON values serialize");
+    out.insert(
+        unit,
+        UnitView {
+            kind: draft.kind,
+            name: draft.name,
+            mode: draft.mode,
+            desired: compact(&draft.desired),
+            live: compact(&draft.live),
+        },
+    );
 }
 
 /// Views of every declared resource, keyed like `Change::owner`.
@@ -72,9 +102,10 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
             },
             _ => Value::Null,
         };
-        out.insert(
+        insert(
+            &mut out,
             format!("security-group/{}", spec.name),
-            UnitView {
+            Draft {
                 kind: "security-group",
                 name: spec.name.clone(),
                 mode: spec.mode,
@@ -113,9 +144,10 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
                 json!({ "instances": instances })
             })
             .unwrap_or(Value::Null);
-        out.insert(
+        insert(
+            &mut out,
             format!("cluster/{}", spec.name),
-            UnitView {
+            Draft {
                 kind: "cluster",
                 name: spec.name.clone(),
                 mode: spec.mode,
@@ -138,9 +170,10 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
             }),
             _ => Value::Null,
         };
-        out.insert(
+        insert(
+            &mut out,
             format!("service/{}/{}", spec.cluster, spec.name),
-            UnitView {
+            Draft {
                 kind: "service",
                 name: format!("{}/{}", spec.cluster, spec.name),
                 mode: spec.mode,
@@ -167,9 +200,10 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
             }),
             _ => Value::Null,
         };
-        out.insert(
+        insert(
+            &mut out,
             format!("target-group/{}", spec.name),
-            UnitView {
+            Draft {
                 kind: "target-group",
                 name: spec.name.clone(),
                 mode: spec.mode,
@@ -195,9 +229,10 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
             }),
             _ => Value::Null,
         };
-        out.insert(
+        insert(
+            &mut out,
             format!("load-balancer/{}", spec.name),
-            UnitView {
+            Draft {
                 kind: "load-balancer",
                 name: spec.name.clone(),
                 mode: spec.mode,

@@ -130,6 +130,9 @@ pub fn units_of(desired: &DesiredState) -> Vec<(String, u64)> {
     out
 }
 
+/// Per unit, the reasons of the drift the last pass reported.
+type ReportedDrift = BTreeMap<String, BTreeSet<String>>;
+
 /// One unit's last known state, for the status API and the dashboard.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct UnitStatus {
@@ -139,9 +142,10 @@ pub struct UnitStatus {
     pub name: String,
     /// `enforce` or `observe`.
     pub mode: String,
-    /// What the file says, and what was last seen (null when unknown).
-    pub desired: serde_json::Value,
-    pub live: serde_json::Value,
+    /// What the file says, and what was last seen (null when unknown), as
+    /// compact JSON text.
+    pub desired: Option<Box<serde_json::value::RawValue>>,
+    pub live: Option<Box<serde_json::value::RawValue>>,
     /// `in-sync`, `drifted` (observe/report drift left), `correcting`
     /// (changes applied this pass), `fighting` (another writer keeps
     /// undoing a correction: held), `error`.
@@ -329,6 +333,8 @@ impl<C: Cloud> Controller<C> {
             let started = Instant::now();
             let results = self.pass(&current, &due).instrument(span).await;
             scheduler.finish_pass(&results, started, Instant::now());
+            // What the pass freed goes back to the system, not to an arena.
+            crate::memory::release_free_memory();
             self.metrics.workqueue_depth.get_or_create(&queue).set(0);
             self.status.send_modify(|status| {
                 status.schedule = scheduler.schedules(Instant::now());
@@ -464,9 +470,21 @@ impl<C: Cloud> Controller<C> {
             audit.record_all(&outcomes);
         }
         let results = unit_results(due, &plan, &outcomes);
-        // What the previous pass reported, read once: new drift is drift it
-        // did not report.
-        let previous = self.status.borrow().units.clone();
+        // What the previous pass reported for these units: new drift is
+        // drift it did not report. (Only the reasons: a copy of every unit's
+        // status would cost megabytes per pass at a thousand services.)
+        let previous: ReportedDrift = {
+            let status = self.status.borrow();
+            due.keys()
+                .filter_map(|unit| {
+                    let reported = status.units.get(unit)?;
+                    Some((
+                        unit.clone(),
+                        reported.drift.iter().map(|d| d.reason.clone()).collect(),
+                    ))
+                })
+                .collect()
+        };
         self.record_metrics(&previous, &plan, &outcomes, &results, started, &leadership);
         self.record_timeline(&previous, due, &plan, &outcomes);
         let views = ecs_reconciler_plan::view::views(desired, &snapshot);
@@ -500,7 +518,7 @@ impl<C: Cloud> Controller<C> {
 
     fn record_metrics(
         &self,
-        previous: &BTreeMap<String, UnitStatus>,
+        previous: &ReportedDrift,
         plan: &Plan,
         outcomes: &[ActionOutcome],
         results: &BTreeMap<String, bool>,
@@ -540,7 +558,7 @@ impl<C: Cloud> Controller<C> {
                 .filter(|c| {
                     !previous
                         .get(unit)
-                        .is_some_and(|u| u.drift.iter().any(|d| d.reason == c.reason))
+                        .is_some_and(|reasons| reasons.contains(&c.reason))
                 })
                 .count();
             m.drift_detected_total
@@ -583,7 +601,7 @@ impl<C: Cloud> Controller<C> {
     /// made, and read errors go to the timeline.
     fn record_timeline(
         &self,
-        previous: &BTreeMap<String, UnitStatus>,
+        previous: &ReportedDrift,
         due: &BTreeMap<String, DueReason>,
         plan: &Plan,
         outcomes: &[ActionOutcome],
@@ -595,7 +613,7 @@ impl<C: Cloud> Controller<C> {
         {
             let seen = previous
                 .get(&change.owner)
-                .is_some_and(|u| u.drift.iter().any(|d| d.reason == change.reason));
+                .is_some_and(|reasons| reasons.contains(&change.reason));
             if !seen {
                 self.timeline.push(TimelineEvent::now(
                     "drift",
@@ -686,8 +704,8 @@ impl<C: Cloud> Controller<C> {
                 if view.mode == ecs_reconciler_spec::Mode::Paused {
                     entry.state = "paused".into();
                 }
-                entry.desired = view.desired;
-                entry.live = view.live;
+                entry.desired = Some(view.desired);
+                entry.live = Some(view.live);
             }
             for unit in due.keys() {
                 let drift: Vec<Change> = plan

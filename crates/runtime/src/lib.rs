@@ -10,6 +10,7 @@ pub mod controller;
 pub mod fights;
 pub mod holds;
 pub mod http;
+pub mod memory;
 pub mod metadata;
 pub mod metrics;
 pub mod reload;

@@ -131,21 +131,39 @@ async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
 }
 
 /// The whole status document (also the payload of `status` events).
-fn status_json(state: &ServerState) -> serde_json::Value {
-    let daemon = state.status.borrow().clone();
-    let config = state.config.borrow().clone();
-    json!({
-        "version": state.version,
-        "config": config,
-        "leadership": daemon.leadership,
-        "addresses": daemon.addresses,
-        "api": state.metrics.api_totals(),
-        "daemon": daemon,
+#[derive(serde::Serialize)]
+struct StatusDocument<'a, Addresses: serde::Serialize> {
+    version: &'a str,
+    config: &'a ConfigStatus,
+    leadership: &'a ecs_reconciler_runtime::controller::Leadership,
+    addresses: &'a Addresses,
+    api: std::collections::BTreeMap<String, ecs_reconciler_runtime::metrics::ApiTotals>,
+    daemon: &'a DaemonStatus,
+}
+
+/// Serialised straight from the live status, never copied first: at a
+/// thousand services a copy (and a `Value` tree of it) costs tens of
+/// megabytes per request.
+fn status_json(state: &ServerState) -> String {
+    let api = state.metrics.api_totals();
+    let daemon = state.status.borrow();
+    let config = state.config.borrow();
+    serde_json::to_string(&StatusDocument {
+        version: state.version,
+        config: &config,
+        leadership: &daemon.leadership,
+        addresses: &daemon.addresses,
+        api,
+        daemon: &daemon,
     })
+    .expect("the status serializes")
 }
 
 async fn status(State(state): State<ServerState>) -> impl IntoResponse {
-    Json(status_json(&state))
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        status_json(&state),
+    )
 }
 
 async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
@@ -172,9 +190,7 @@ struct EventStream {
 }
 
 fn status_event(state: &ServerState) -> Event {
-    Event::default()
-        .event("status")
-        .data(status_json(state).to_string())
+    Event::default().event("status").data(status_json(state))
 }
 
 fn timeline_event(entry: &TimelineEvent) -> Event {
