@@ -216,6 +216,7 @@ pub async fn run(args: &RunArgs) -> u8 {
         drastic: Default::default(),
         confirm: confirm.clone(),
         release_all_held: false,
+        abandoned_last: false,
     };
     tracing::info!(
         config = %args.config.config.display(),

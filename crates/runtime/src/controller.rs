@@ -12,7 +12,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ecs_reconciler_plan::{
     ActionOutcome, Change, Disposition, Outcome, Plan, Snapshot, change_key, hold_drastic,
@@ -211,10 +211,18 @@ pub struct Controller<C: Cloud> {
     pub confirm: Arc<tokio::sync::Notify>,
     /// Confirmed: the next pass applies every held change.
     pub release_all_held: bool,
+    /// The last full pass was abandoned for an edit: the next one runs to
+    /// the end whatever happens, so edits can delay the resync but never
+    /// starve it.
+    pub abandoned_last: bool,
 }
 
+/// How long after an edit's scoped pass the full pass it interrupted
+/// starts again.
+const ABANDONED_RETRY: Duration = Duration::from_secs(1);
+
 /// How often the idle loop beats.
-const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -331,7 +339,13 @@ impl<C: Cloud> Controller<C> {
             let reasons: BTreeSet<DueReason> = due.values().copied().collect();
             let span = tracing::info_span!("pass", units = due.len(), reasons = ?reasons);
             let started = Instant::now();
-            let results = self.pass(&current, &due).instrument(span).await;
+            let Some(results) = self.pass(&current, &due).instrument(span).await else {
+                // Abandoned while observing, before any write: the edit
+                // that interrupted it goes first (its scoped pass takes a
+                // few calls), the rest follows right after.
+                scheduler.requeue(due.keys(), Instant::now() + ABANDONED_RETRY);
+                continue;
+            };
             scheduler.finish_pass(&results, started, Instant::now());
             // What the pass freed goes back to the system, not to an arena.
             crate::memory::release_free_memory();
@@ -344,12 +358,14 @@ impl<C: Cloud> Controller<C> {
         tracing::info!("reconcile loop stopped");
     }
 
-    /// One pass over the due units: returns each unit's success.
+    /// One pass over the due units: returns each unit's success, or `None`
+    /// when a full pass was abandoned while observing because the file
+    /// changed (nothing was written).
     async fn pass(
         &mut self,
         config: &LoadedConfig,
         due: &BTreeMap<String, DueReason>,
-    ) -> BTreeMap<String, bool> {
+    ) -> Option<BTreeMap<String, bool>> {
         let started = Instant::now();
         // Only some units due (an edit, a retry): observe what they need.
         let scoped = crate::scope::scoped(&config.desired, due);
@@ -359,7 +375,30 @@ impl<C: Cloud> Controller<C> {
             Coverage::Full
         };
         let desired = scoped.as_ref().unwrap_or(&config.desired);
-        let snapshot = self.cloud.observe(desired, coverage).await;
+        let snapshot = if coverage == Coverage::Full && !self.abandoned_last {
+            // A full pass at a thousand services observes for tens of
+            // seconds; an edit arriving meanwhile should not wait for it.
+            let mut edits = self.config.clone();
+            let observed = tokio::select! {
+                snapshot = self.cloud.observe(desired, coverage) => Some(snapshot),
+                Ok(()) = edits.changed() => None,
+            };
+            match observed {
+                Some(snapshot) => snapshot,
+                None => {
+                    self.abandoned_last = true;
+                    tracing::info!(
+                        "the file changed while observing: the edit goes first, this pass starts again after it"
+                    );
+                    return None;
+                }
+            }
+        } else {
+            self.cloud.observe(desired, coverage).await
+        };
+        if coverage == Coverage::Full {
+            self.abandoned_last = false;
+        }
         let mut plan = ecs_reconciler_plan::plan(desired, &snapshot);
         // Everything below judges only what this pass saw.
         let in_scope = |owner: &str| coverage == Coverage::Full || due.contains_key(owner);
@@ -503,7 +542,7 @@ impl<C: Cloud> Controller<C> {
                 }
             }
         });
-        results
+        Some(results)
     }
 
     fn publish_budgets(&self) {

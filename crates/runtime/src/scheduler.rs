@@ -189,24 +189,25 @@ impl Scheduler {
     /// [`Scheduler::finish`] for a pass that started at `started`. The
     /// resync period runs from pass start to pass start, so a long pass does
     /// not stretch it (never sooner than the pass's end). Units that pass
-    /// while the rest of the file waits for its shared resync (an edit, a
-    /// retry) join that resync instead of starting a period of their own:
-    /// the file stays in one step and its resyncs stay full passes.
+    /// while the rest of the file waits for its next pass (an edit, a retry,
+    /// an abandoned pass queued again) join that pass instead of starting a
+    /// period of their own: the file stays in one step and its resyncs stay
+    /// full passes.
     pub fn finish_pass(
         &mut self,
         results: &BTreeMap<String, bool>,
         started: Instant,
         now: Instant,
     ) {
+        // The rest of the file's next pass (units backing off from a
+        // failure keep their own pace and are not followed).
         let shared = self
             .units
             .iter()
-            .filter(|(unit, state)| {
-                !results.contains_key(*unit) && state.reason == DueReason::Resync
-            })
+            .filter(|(unit, state)| !results.contains_key(*unit) && state.failures == 0)
             .filter_map(|(_, state)| state.due)
-            .filter(|due| *due > now)
-            .min();
+            .min()
+            .map(|due| due.max(now));
         let resync = shared.unwrap_or_else(|| (started + self.jittered_resync()).max(now));
         for (unit, ok) in results {
             let Some(state) = self.units.get_mut(unit) else {
@@ -244,6 +245,25 @@ impl Scheduler {
                 state.due = Some(now + delay);
                 state.reason = DueReason::Retry;
                 state.failures += 1;
+            }
+        }
+    }
+
+    /// Puts the units of a pass that was abandoned before it wrote
+    /// anything back in the queue, due at `at`, with their reasons; a unit
+    /// edited meanwhile is due at once.
+    pub fn requeue<'a>(&mut self, units: impl IntoIterator<Item = &'a String>, at: Instant) {
+        for unit in units {
+            let Some(state) = self.units.get_mut(unit) else {
+                continue;
+            };
+            if state.due.is_some() {
+                continue;
+            }
+            if std::mem::take(&mut state.rerun) {
+                state.due = Some(at.min(Instant::now()));
+            } else {
+                state.due = Some(at);
             }
         }
     }
@@ -393,6 +413,21 @@ mod tests {
         );
         tokio::time::advance(shared - now).await;
         assert_eq!(s.take_due(Instant::now()).len(), 3, "one full pass");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_pass_is_requeued_with_its_reasons() {
+        let mut s = Scheduler::new(settings());
+        let now = Instant::now();
+        s.set_units(units(&[("a", 1), ("b", 1)]), now, DueReason::Startup);
+        let taken = s.take_due(now);
+        // `b` is edited while the pass observes; the pass is abandoned.
+        s.set_units(units(&[("a", 1), ("b", 2)]), now, DueReason::ConfigChanged);
+        let later = now + Duration::from_secs(1);
+        s.requeue(taken.keys(), later);
+        assert_eq!(s.take_due(now).keys().collect::<Vec<_>>(), ["b"]);
+        let rest = s.take_due(later);
+        assert_eq!(rest.get("a"), Some(&DueReason::Startup));
     }
 
     #[tokio::test(start_paused = true)]

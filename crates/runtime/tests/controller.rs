@@ -10,7 +10,7 @@ use ecs_reconciler_plan::{
     ActionOutcome, Change, LiveRule, LiveSecurityGroup, LiveSource, Observed, Outcome, RuleKey,
     Snapshot, simulate,
 };
-use ecs_reconciler_runtime::controller::{Cloud, Controller, DaemonStatus, Leadership};
+use ecs_reconciler_runtime::controller::{Cloud, Controller, Coverage, DaemonStatus, Leadership};
 use ecs_reconciler_runtime::reload::LoadedConfig;
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
 use ecs_reconciler_spec::{PortRange, Protocol};
@@ -41,6 +41,10 @@ struct FakeCloud {
     fail_next: Mutex<u32>,
     /// What the election says; `None` = leader.
     role: Mutex<Option<Leadership>>,
+    /// How long a full observation takes (a large file under budget).
+    full_observe_takes: Duration,
+    /// Each observation's coverage, and whether it ran to the end.
+    coverages: Mutex<Vec<(Coverage, bool)>>,
 }
 
 impl Cloud for FakeCloud {
@@ -55,9 +59,18 @@ impl Cloud for FakeCloud {
     async fn observe(
         &self,
         _desired: &ecs_reconciler_spec::DesiredState,
-        _coverage: ecs_reconciler_runtime::controller::Coverage,
+        coverage: Coverage,
     ) -> Snapshot {
         *self.observations.lock().unwrap() += 1;
+        let index = {
+            let mut coverages = self.coverages.lock().unwrap();
+            coverages.push((coverage, false));
+            coverages.len() - 1
+        };
+        if coverage == Coverage::Full {
+            tokio::time::sleep(self.full_observe_takes).await;
+        }
+        self.coverages.lock().unwrap()[index].1 = true;
         self.live.lock().unwrap().clone()
     }
 
@@ -172,6 +185,7 @@ fn start_with(cloud: FakeCloud) -> Harness {
         drastic: Default::default(),
         confirm: confirm.clone(),
         release_all_held: false,
+        abandoned_last: false,
     };
     let task = tokio::spawn(controller.run());
     Harness {
@@ -221,6 +235,54 @@ async fn first_pass_corrects_drift_at_once_then_resyncs_with_one_observation_per
         status.units.values().all(|u| u.state == "in-sync"),
         "{status:#?}"
     );
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+/// A full pass that observes for 20 s is abandoned when the file changes:
+/// the edit's scoped pass runs at once, the full pass starts again a second
+/// later and — having given way once — runs to the end even if the file
+/// changes again.
+#[tokio::test(start_paused = true)]
+async fn an_edit_does_not_wait_for_a_long_full_pass_but_cannot_starve_it() {
+    let h = start_with(FakeCloud {
+        live: Mutex::new(drifted()),
+        full_observe_takes: Duration::from_secs(20),
+        ..Default::default()
+    });
+    run_for(Duration::from_secs(5)).await;
+    assert_eq!(passes(&h), 0, "the startup pass is still observing");
+    h.config
+        .send(loaded(&CONFIG.replace("ports: 5432", "ports: 5433"), 2))
+        .unwrap();
+    run_for(Duration::from_millis(600)).await;
+    assert_eq!(passes(&h), 1, "the edit's pass ran");
+    assert!(h.status.borrow().last_pass_scoped);
+    assert_eq!(
+        *h.cloud.coverages.lock().unwrap(),
+        [(Coverage::Full, false), (Coverage::Scoped, true)]
+    );
+    assert!(
+        h.cloud
+            .executed
+            .lock()
+            .unwrap()
+            .contains(&"authorize-ingress".to_string()),
+        "{:?}",
+        h.cloud.executed.lock().unwrap()
+    );
+
+    // The full pass starts again; another edit now waits for it.
+    run_for(Duration::from_secs(2)).await;
+    h.config.send(loaded(CONFIG, 3)).unwrap();
+    run_for(Duration::from_secs(25)).await;
+    let coverages = h.cloud.coverages.lock().unwrap().clone();
+    assert_eq!(
+        coverages[2..],
+        [(Coverage::Full, true), (Coverage::Scoped, true)],
+        "{coverages:?}"
+    );
+    assert!(!h.status.borrow().units.is_empty());
     h.shutdown.cancel();
     h.task.await.unwrap();
 }

@@ -239,7 +239,7 @@
     const d = s.daemon || {};
     fill($('daemon'), dl([
       ['Passes', String(d.passes ?? 0)],
-      ['Last pass', [when(d.last_pass_unix), d.last_pass_seconds != null ? ` (${Math.round(d.last_pass_seconds * 1000)} ms)` : '']],
+      ['Last pass', [when(d.last_pass_unix), d.last_pass_seconds != null ? ` (${Math.round(d.last_pass_seconds * 1000)} ms${d.last_pass_scoped ? ', scoped to the due resources' : ''})` : '']],
       ['Full observation', when(d.last_complete_observation_unix)],
     ]));
     const u = $('unknowns');
