@@ -443,10 +443,12 @@ TARGET_HEALTH_ROTATION = 10
 def steady_bound(topo: Any, rotation: int = TARGET_HEALTH_ROTATION) -> dict[str, int]:
     """What a steady pass of the daemon needs once nothing is in motion
     (docs/performance.md): the full-read bound above, except that running
-    tasks were described when they started (their bindings never change)
-    and quiet target groups are re-read `rotation` per pass."""
+    tasks and container instances were described once (their bindings and
+    EC2 instance never change) and quiet target groups are re-read
+    `rotation` per pass."""
     b = lower_bound(topo)
     b["ecs:DescribeTasks"] = 0
+    b["ecs:DescribeContainerInstances"] = 0
     b["elbv2:DescribeTargetHealth"] = min(b["elbv2:DescribeTargetHealth"], rotation)
     return b
 

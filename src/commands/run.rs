@@ -216,7 +216,7 @@ pub async fn run(args: &RunArgs) -> u8 {
         drastic: Default::default(),
         confirm: confirm.clone(),
         release_all_held: false,
-        abandoned_last: false,
+        full_pass_pending_since: None,
     };
     tracing::info!(
         config = %args.config.config.display(),

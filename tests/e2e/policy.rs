@@ -60,9 +60,10 @@ fn readonly_policy_matches_the_calls_plan_makes() {
 }
 
 /// The daemon's steady pass (nothing drifted) makes exactly the lower
-/// bound of calls for the seed — one per read; the task definition and the
-/// running tasks not at all (a revision never changes, and a running task's
-/// binding never does: both were described once) — and no write. The
+/// bound of calls for the seed — one per read; the task definition, the
+/// running tasks and the container instances not at all (a revision, a
+/// running task's bindings and a container instance's EC2 instance never
+/// change: each was described once) — and no write. The
 /// client-side budgets show up in the status API and the metrics.
 #[test]
 fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
@@ -82,7 +83,6 @@ fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
         "ec2:DescribeInstances",
         "ec2:DescribeSecurityGroupRules",
         "ec2:DescribeSecurityGroups",
-        "ecs:DescribeContainerInstances",
         "ecs:DescribeServices",
         "ecs:ListContainerInstances",
         "ecs:ListTasks",

@@ -10,8 +10,8 @@ use aws_config::{BehaviorVersion, Region};
 use std::sync::Arc;
 
 use crate::budget::{ApiBudget, ApiClass, BudgetSettings};
+use crate::described::Described;
 use crate::target_reads::TargetReads;
-use crate::task_cache::TaskCache;
 use crate::telemetry::{CallInterceptor, CallObserver};
 
 /// Quiet target groups re-read per pass by default: up to 10 groups are
@@ -83,7 +83,9 @@ pub struct AwsClients {
     /// Target-health reads remembered across passes.
     pub(crate) target_reads: Arc<TargetReads>,
     /// Running tasks' descriptions, by cluster and ARN.
-    pub(crate) tasks: Arc<TaskCache>,
+    pub(crate) tasks: Arc<Described<ecs_reconciler_plan::LiveTask>>,
+    /// Container instances' descriptions, by cluster and ARN.
+    pub(crate) container_instances: Arc<Described<ecs_reconciler_plan::LiveContainerInstance>>,
 }
 
 impl AwsClients {
@@ -131,6 +133,7 @@ impl AwsClients {
             task_definitions: Default::default(),
             target_reads: Arc::new(TargetReads::new(settings.target_health_rotation)),
             tasks: Arc::default(),
+            container_instances: Arc::default(),
         }
     }
 

@@ -6,11 +6,11 @@
 pub mod apply;
 pub mod budget;
 pub mod clients;
+pub mod described;
 pub mod error;
 pub mod leader;
 pub mod observe;
 pub mod target_reads;
-pub mod task_cache;
 pub mod telemetry;
 
 pub use apply::execute;

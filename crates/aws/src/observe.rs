@@ -378,7 +378,9 @@ async fn list_tasks(
         known.insert(task.arn.clone(), task);
     }
     if cached {
-        clients.tasks.keep(cluster, known.values());
+        clients
+            .tasks
+            .keep(cluster, known.iter().filter(|(_, task)| task.is_serving()));
     }
     Ok(arns
         .iter()
@@ -513,8 +515,14 @@ async fn container_instances(
         let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListContainerInstances", e))?;
         arns.extend(page.container_instance_arns().iter().cloned());
     }
-    let mut out = Vec::new();
-    for chunk in arns.chunks(ECS_DESCRIBE_PER_CALL) {
+    // Described once per ARN (see `described`); new ones in batches.
+    let mut known = clients.container_instances.take(cluster, &arns);
+    let missing: Vec<String> = arns
+        .iter()
+        .filter(|arn| !known.contains_key(*arn))
+        .cloned()
+        .collect();
+    for chunk in missing.chunks(ECS_DESCRIBE_PER_CALL) {
         clients.take("ecs", "DescribeContainerInstances").await;
         let described = clients
             .ecs
@@ -526,14 +534,18 @@ async fn container_instances(
             .map_err(|e| AwsError::from_sdk("ecs", "DescribeContainerInstances", e))?;
         failures_are_unknown("DescribeContainerInstances", described.failures())?;
         for ci in described.container_instances() {
-            out.push(LiveContainerInstance {
+            let instance = LiveContainerInstance {
                 arn: ci.container_instance_arn().unwrap_or_default().to_string(),
                 ec2_instance_id: ci.ec2_instance_id().map(str::to_string),
-                status: ci.status().unwrap_or_default().to_string(),
-            });
+            };
+            known.insert(instance.arn.clone(), instance);
         }
     }
-    Ok(out)
+    clients.container_instances.keep(
+        cluster,
+        known.iter().filter(|(_, ci)| ci.ec2_instance_id.is_some()),
+    );
+    Ok(arns.iter().filter_map(|arn| known.remove(arn)).collect())
 }
 
 async fn describe_task_definition(clients: &AwsClients, arn: &str) -> Result<LiveTaskDefinition> {

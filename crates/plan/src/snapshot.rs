@@ -202,8 +202,8 @@ impl LiveTask {
 #[serde(rename_all = "camelCase")]
 pub struct LiveContainerInstance {
     pub arn: String,
+    /// Fixed for the container instance's life (its ARN is never reused).
     pub ec2_instance_id: Option<String>,
-    pub status: String,
 }
 
 /// What was read for one cluster.

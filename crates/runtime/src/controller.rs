@@ -211,10 +211,11 @@ pub struct Controller<C: Cloud> {
     pub confirm: Arc<tokio::sync::Notify>,
     /// Confirmed: the next pass applies every held change.
     pub release_all_held: bool,
-    /// The last full pass was abandoned for an edit: the next one runs to
-    /// the end whatever happens, so edits can delay the resync but never
-    /// starve it.
-    pub abandoned_last: bool,
+    /// Since when a full pass has been trying to run (abandoned for edits
+    /// so far). Once that is a whole resync, the next one runs to the end
+    /// whatever happens: edits can delay the full re-read, never starve it
+    /// (the file is re-read whole at least every two resyncs).
+    pub full_pass_pending_since: Option<Instant>,
 }
 
 /// How long after an edit's scoped pass the full pass it interrupted
@@ -360,7 +361,7 @@ impl<C: Cloud> Controller<C> {
 
     /// One pass over the due units: returns each unit's success, or `None`
     /// when a full pass was abandoned while observing because the file
-    /// changed (nothing was written).
+    /// changed (nothing was written; see `full_pass_pending_since`).
     async fn pass(
         &mut self,
         config: &LoadedConfig,
@@ -375,7 +376,13 @@ impl<C: Cloud> Controller<C> {
             Coverage::Full
         };
         let desired = scoped.as_ref().unwrap_or(&config.desired);
-        let snapshot = if coverage == Coverage::Full && !self.abandoned_last {
+        let pending_since = if coverage == Coverage::Full {
+            *self.full_pass_pending_since.get_or_insert(started)
+        } else {
+            started
+        };
+        let may_give_way = started.duration_since(pending_since) < self.settings.resync;
+        let snapshot = if coverage == Coverage::Full && may_give_way {
             // A full pass at a thousand services observes for tens of
             // seconds; an edit arriving meanwhile should not wait for it.
             let mut edits = self.config.clone();
@@ -386,7 +393,6 @@ impl<C: Cloud> Controller<C> {
             match observed {
                 Some(snapshot) => snapshot,
                 None => {
-                    self.abandoned_last = true;
                     tracing::info!(
                         "the file changed while observing: the edit goes first, this pass starts again after it"
                     );
@@ -397,7 +403,7 @@ impl<C: Cloud> Controller<C> {
             self.cloud.observe(desired, coverage).await
         };
         if coverage == Coverage::Full {
-            self.abandoned_last = false;
+            self.full_pass_pending_since = None;
         }
         let mut plan = ecs_reconciler_plan::plan(desired, &snapshot);
         // Everything below judges only what this pass saw.
