@@ -82,6 +82,37 @@ pub enum Leadership {
     },
 }
 
+/// The units of a desired state, by name (what [`units_of`] names, without
+/// the cost of fingerprinting every spec).
+pub fn unit_names(desired: &DesiredState) -> Vec<String> {
+    let groups = desired
+        .security_groups
+        .iter()
+        .map(|g| format!("security-group/{}", g.name));
+    let clusters = desired
+        .clusters
+        .iter()
+        .map(|c| format!("cluster/{}", c.name));
+    let services = desired
+        .services
+        .iter()
+        .map(|s| format!("service/{}/{}", s.cluster, s.name));
+    let target_groups = desired
+        .target_groups
+        .iter()
+        .map(|t| format!("target-group/{}", t.name));
+    let load_balancers = desired
+        .load_balancers
+        .iter()
+        .map(|l| format!("load-balancer/{}", l.name));
+    groups
+        .chain(clusters)
+        .chain(services)
+        .chain(target_groups)
+        .chain(load_balancers)
+        .collect()
+}
+
 /// The units of a desired state with a fingerprint of each one's spec, so a
 /// config edit makes exactly the edited units due.
 pub fn units_of(desired: &DesiredState) -> Vec<(String, u64)> {
@@ -716,10 +747,7 @@ impl<C: Cloud> Controller<C> {
         // only its part, and the rest keep what the last pass showed.
         let known_units: BTreeSet<String> = match coverage {
             Coverage::Full => views.keys().cloned().collect(),
-            Coverage::Scoped => units_of(&config.desired)
-                .into_iter()
-                .map(|(unit, _)| unit)
-                .collect(),
+            Coverage::Scoped => unit_names(&config.desired).into_iter().collect(),
         };
         self.status.send_modify(|status| {
             status.passes += 1;

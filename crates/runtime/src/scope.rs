@@ -27,8 +27,10 @@ pub enum Coverage {
 /// The part of `desired` the `due` units need, or `None` when they are
 /// every unit of the file (a full pass).
 pub fn scoped<V>(desired: &DesiredState, due: &BTreeMap<String, V>) -> Option<DesiredState> {
-    let all = crate::controller::units_of(desired);
-    if all.iter().all(|(unit, _)| due.contains_key(unit)) {
+    if crate::controller::unit_names(desired)
+        .iter()
+        .all(|unit| due.contains_key(unit))
+    {
         return None;
     }
     let mut groups: BTreeSet<&str> = BTreeSet::new();
@@ -166,10 +168,13 @@ loadBalancers:
     }
 
     fn names(d: &DesiredState) -> Vec<String> {
-        crate::controller::units_of(d)
+        let names = crate::controller::unit_names(d);
+        let with_fingerprints: Vec<String> = crate::controller::units_of(d)
             .into_iter()
             .map(|(u, _)| u)
-            .collect()
+            .collect();
+        assert_eq!(names, with_fingerprints);
+        names
     }
 
     #[test]
