@@ -85,31 +85,9 @@ pub enum Leadership {
 /// The units of a desired state, by name (what [`units_of`] names, without
 /// the cost of fingerprinting every spec).
 pub fn unit_names(desired: &DesiredState) -> Vec<String> {
-    let groups = desired
-        .security_groups
-        .iter()
-        .map(|g| format!("security-group/{}", g.name));
-    let clusters = desired
-        .clusters
-        .iter()
-        .map(|c| format!("cluster/{}", c.name));
-    let services = desired
-        .services
-        .iter()
-        .map(|s| format!("service/{}/{}", s.cluster, s.name));
-    let target_groups = desired
-        .target_groups
-        .iter()
-        .map(|t| format!("target-group/{}", t.name));
-    let load_balancers = desired
-        .load_balancers
-        .iter()
-        .map(|l| format!("load-balancer/{}", l.name));
-    groups
-        .chain(clusters)
-        .chain(services)
-        .chain(target_groups)
-        .chain(load_balancers)
+    ecs_reconciler_plan::plan::unit_modes(desired)
+        .into_iter()
+        .map(|(unit, _)| unit)
         .collect()
 }
 
