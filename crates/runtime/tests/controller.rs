@@ -287,15 +287,18 @@ async fn an_edit_does_not_wait_for_a_long_full_pass_but_cannot_starve_it() {
     }
     // ...and the full pass ran to the end all the same, within two resyncs
     // (+ its own 20 s) of the first attempt.
+    // Only the attempts before the first completed full pass count: the
+    // next resync's full pass may again give way to edits for one resync,
+    // and how many of those fit before the loop ends depends on jitter.
     let coverages = h.cloud.coverages.lock().unwrap().clone();
-    let abandoned = coverages
+    let completed = coverages
+        .iter()
+        .position(|c| *c == (Coverage::Full, true))
+        .unwrap_or_else(|| panic!("the full pass was starved: {coverages:?}"));
+    let abandoned = coverages[..completed]
         .iter()
         .filter(|c| **c == (Coverage::Full, false))
         .count();
-    assert!(
-        coverages.contains(&(Coverage::Full, true)),
-        "the full pass was starved: {coverages:?}"
-    );
     assert!((2..=8).contains(&abandoned), "{coverages:?}");
     h.shutdown.cancel();
     h.task.await.unwrap();
