@@ -4,8 +4,8 @@
 Owns the process: applies the moto patches (ecs_patch, targets_patch,
 ec2_patch), starts the ECS scheduler thread, wraps moto's server app in the
 control/fault/call-count middleware and serves it on a threaded werkzeug
-server.  With --seed it builds the seed topology (seed.py) before announcing
-the port.  See README.md for the control API.
+server that keeps connections alive as AWS does (keepalive.py).  With
+--seed it builds the seed topology (seed.py) before announcing the port.  See README.md for the control API.
 
     emulator.py --host 127.0.0.1 --port 0 --port-file PATH [--seed]
                 [--seed-file PATH] [--scheduler-delay 1.0] [--draining-seconds 300]
@@ -81,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         app.calls.open_log(args.calls_log)
 
     import scheduler
+    from keepalive import KeepAliveRequestHandler
     from werkzeug.serving import make_server
 
     sched = scheduler.install()
     sched.start()
 
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=KeepAliveRequestHandler)
     port = server.server_address[1]
     endpoint = f"http://{args.host}:{port}"
     serve_thread = threading.Thread(

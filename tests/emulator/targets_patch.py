@@ -22,6 +22,8 @@ instance are several targets, so this module replaces the target bookkeeping:
   registered is a successful no-op, as in AWS (moto raised InvalidTarget).
 * ``HealthCheckPort`` of a description is the target's port when the group
   uses ``traffic-port`` (AWS reports the number, moto the literal string).
+* DescribeTargetGroups pages as AWS does (``PageSize`` 1..400, default 400,
+  ``Marker``/``NextMarker``); moto always returned every group at once.
 """
 
 from __future__ import annotations
@@ -187,9 +189,38 @@ def _patch() -> None:
     ELBv2Backend.describe_target_health = describe_target_health
 
 
+def _patch_target_group_pages() -> None:
+    from moto.core.responses import ActionResult
+    from moto.elbv2.exceptions import ELBClientError
+    from moto.elbv2.responses import ELBV2Response
+
+    from paging import BadToken, paginate
+
+    def describe_target_groups(self: Any) -> ActionResult:
+        page_size = self._get_param("PageSize")
+        if page_size is not None:
+            page_size = int(page_size)
+            if not 1 <= page_size <= 400:
+                raise ELBClientError("ValidationError", "Page size must be between 1 and 400")
+        groups = self.elbv2_backend.describe_target_groups(
+            self._get_param("LoadBalancerArn"), self._get_param("TargetGroupArns", []), self._get_param("Names", [])
+        )
+        try:
+            page, marker = paginate(groups, page_size, self._get_param("Marker"), 400)
+        except BadToken:
+            raise ELBClientError("ValidationError", "Invalid marker") from None
+        result: dict[str, Any] = {"TargetGroups": page}
+        if marker:
+            result["NextMarker"] = marker
+        return ActionResult(result)
+
+    ELBV2Response.describe_target_groups = describe_target_groups
+
+
 def apply() -> None:
     global _applied
     if _applied:
         return
     _applied = True
     _patch()
+    _patch_target_group_pages()

@@ -603,6 +603,25 @@ def test_load_balancer_and_target_group_ops(emu: Emu) -> None:
     emu.elbv2.modify_target_group(TargetGroupArn=emu.tg_arn, HealthCheckPath="/")
 
 
+def test_target_groups_are_paged(emu: Emu) -> None:
+    vpc = emu.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    extra = [emu.elbv2.create_target_group(Name=f"paging-tg-{i}", Protocol="HTTP", Port=80, VpcId=vpc)
+             ["TargetGroups"][0]["TargetGroupArn"] for i in range(3)]
+    try:
+        everything = [tg["TargetGroupName"] for tg in emu.elbv2.describe_target_groups()["TargetGroups"]]
+        assert len(everything) >= 4
+        pages = list(emu.elbv2.get_paginator("describe_target_groups").paginate(PaginationConfig={"PageSize": 2}))
+        assert len(pages) == (len(everything) + 1) // 2
+        assert all(len(p["TargetGroups"]) <= 2 for p in pages)
+        assert [tg["TargetGroupName"] for p in pages for tg in p["TargetGroups"]] == everything
+        assert "NextMarker" not in pages[-1]
+        with pytest.raises(botocore.exceptions.ClientError):
+            emu.elbv2.describe_target_groups(PageSize=401)
+    finally:
+        for arn in extra:
+            emu.elbv2.delete_target_group(TargetGroupArn=arn)
+
+
 # ----------------------------------------------------------------------------
 # EC2
 # ----------------------------------------------------------------------------
@@ -833,6 +852,42 @@ def test_concurrent_requests(emu: Emu) -> None:
     for t in threads:
         t.join(30)
     assert not errors, errors[:3]
+
+
+def test_connections_are_kept_alive(emu: Emu) -> None:
+    """Like AWS, the emulator keeps a connection open between calls, even
+    after a chunked body or an error, and closes it when the client asks."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(emu.endpoint)
+    headers = {"Content-Type": "application/x-amz-json-1.1",
+               "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+               "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ecs/aws4_request, "
+                                "SignedHeaders=host, Signature=0"}
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        def call(body: Any, extra: dict[str, str] | None = None, encode_chunked: bool = False) -> Any:
+            conn.request("POST", "/", body=body, headers={**headers, **(extra or {})},
+                         encode_chunked=encode_chunked)
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Connection"), resp.read()
+
+        status, connection, body = call(b"{}")
+        assert status == 200 and connection is None and b"clusterArns" in body
+        sock = conn.sock
+        # A chunked body, an injected 5xx, then a normal call: all answered
+        # on the same socket.
+        assert call(iter([b"{", b"}"]), encode_chunked=True)[0] == 200
+        emu.control("POST", "faults", {"service": "ecs", "operation": "ListClusters", "kind": "5xx", "count": 1})
+        assert call(b"{}")[0] == 500
+        assert call(b"{}")[0] == 200
+        assert conn.sock is sock
+        status, connection, _ = call(b"{}", {"Connection": "close"})
+        assert status == 200 and connection == "close"
+    finally:
+        conn.close()
+        emu.control("DELETE", "faults")
 
 
 # ----------------------------------------------------------------------------
