@@ -40,29 +40,38 @@ impl<T: Clone> Described<T> {
         self.clusters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The kept descriptions of the listed ARNs of `cluster`.
-    pub fn take(&self, cluster: &str, listed: &[String]) -> HashMap<String, T> {
-        let clusters = self.lock();
-        let Some(kept) = clusters.get(cluster) else {
-            return HashMap::new();
-        };
-        listed
+    /// The kept descriptions of a complete listing of `cluster`, in its
+    /// order (`None` where there is none), forgetting every kept one the
+    /// listing no longer shows. Kept entries move, they are not rebuilt:
+    /// the only copy made is the one handed out.
+    pub fn served(&self, cluster: &str, listed: &[String]) -> Vec<Option<T>> {
+        let mut clusters = self.lock();
+        let mut old = clusters.remove(cluster).unwrap_or_default();
+        let mut kept = HashMap::with_capacity(old.len().min(listed.len()));
+        let served = listed
             .iter()
-            .filter_map(|arn| Some((arn.clone(), kept.get(arn)?.clone())))
-            .collect()
+            .map(|arn| {
+                let (arn, item) = old.remove_entry(arn.as_str())?;
+                let copy = item.clone();
+                kept.insert(arn, item);
+                Some(copy)
+            })
+            .collect();
+        clusters.insert(cluster.to_string(), kept);
+        served
     }
 
-    /// Replaces what is kept for `cluster` with `keep`, drawn from a
-    /// complete listing: everything no longer listed is dropped.
-    pub fn keep<'a>(&self, cluster: &str, keep: impl Iterator<Item = (&'a String, &'a T)>)
+    /// Keeps new descriptions of `cluster` (drawn from the listing last
+    /// passed to [`Described::served`]).
+    pub fn add<'a>(&self, cluster: &str, items: impl Iterator<Item = (&'a String, &'a T)>)
     where
         T: 'a,
     {
-        let kept: HashMap<String, T> = keep
-            .filter(|(arn, _)| !arn.is_empty())
-            .map(|(arn, item)| (arn.clone(), item.clone()))
-            .collect();
-        self.lock().insert(cluster.to_string(), kept);
+        let mut clusters = self.lock();
+        let kept = clusters.entry(cluster.to_string()).or_default();
+        for (arn, item) in items.filter(|(arn, _)| !arn.is_empty()) {
+            kept.insert(arn.clone(), item.clone());
+        }
     }
 }
 
@@ -82,14 +91,25 @@ mod tests {
         }
     }
 
-    fn keep_serving(cache: &Described<LiveTask>, listed: &[LiveTask]) {
-        cache.keep(
+    /// One pass of `list_tasks`: serve what is kept, keep what is newly
+    /// described and serving.
+    fn pass(cache: &Described<LiveTask>, listed: &[LiveTask]) -> Vec<String> {
+        let arns: Vec<String> = listed.iter().map(|t| t.arn.clone()).collect();
+        let served = cache.served("main", &arns);
+        let fresh: Vec<&LiveTask> = listed
+            .iter()
+            .zip(&served)
+            .filter(|(_, kept)| kept.is_none())
+            .map(|(t, _)| t)
+            .collect();
+        cache.add(
             "main",
-            listed
-                .iter()
+            fresh
+                .into_iter()
                 .filter(|t| t.is_serving())
                 .map(|t| (&t.arn, t)),
         );
+        served.into_iter().flatten().map(|t| t.arn).collect()
     }
 
     #[test]
@@ -100,14 +120,20 @@ mod tests {
             task("b", "PENDING", "RUNNING"),
             task("c", "RUNNING", "RUNNING"),
         ];
-        keep_serving(&cache, &listed);
-        let arns: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let mut served: Vec<String> = cache.take("main", &arns).into_keys().collect();
-        served.sort();
-        assert_eq!(served, ["a", "c"], "a starting task is described again");
-        // "c" left the list (ECS is stopping it): dropped on the next keep.
-        keep_serving(&cache, &[task("a", "RUNNING", "RUNNING")]);
-        assert!(cache.take("main", &arns).keys().all(|arn| arn == "a"));
-        assert!(cache.take("other", &arns).is_empty());
+        assert!(pass(&cache, &listed).is_empty(), "nothing kept yet");
+        assert_eq!(
+            pass(&cache, &listed),
+            ["a", "c"],
+            "a starting task is described again"
+        );
+        // "c" left the list (ECS is stopping it): forgotten at once.
+        assert_eq!(pass(&cache, &[task("a", "RUNNING", "RUNNING")]), ["a"]);
+        assert_eq!(
+            pass(&cache, &listed),
+            ["a"],
+            "c was forgotten, b never kept"
+        );
+        let arns = ["a".to_string()];
+        assert!(cache.served("other", &arns).iter().all(Option::is_none));
     }
 }

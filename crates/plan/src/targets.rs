@@ -20,11 +20,60 @@ use crate::snapshot::{LiveTask, Observed, Snapshot, TargetKey};
 
 /// Plans every declared target group.
 pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
+    let index = TaskIndex::new(snapshot);
     let mut changes = Vec::new();
     for spec in &desired.target_groups {
-        diff_target_group(spec, snapshot, &mut changes);
+        diff_target_group(spec, snapshot, &index, &mut changes);
     }
     changes
+}
+
+/// A snapshot's tasks by cluster and service, and its container instances'
+/// EC2 instances by cluster, built once per plan: a group reads only its
+/// own service's tasks instead of scanning every task of its cluster
+/// (1,000 groups × 1,000 tasks per cluster at 1,000 services).
+pub struct TaskIndex<'a> {
+    clusters: BTreeMap<&'a str, ClusterIndex<'a>>,
+}
+
+struct ClusterIndex<'a> {
+    /// `None` when the cluster's tasks are unknown.
+    tasks_by_service: Option<BTreeMap<&'a str, Vec<&'a LiveTask>>>,
+    /// `None` when its container instances are unknown.
+    instances: Option<BTreeMap<&'a str, &'a str>>,
+}
+
+impl<'a> TaskIndex<'a> {
+    pub fn new(snapshot: &'a Snapshot) -> Self {
+        let clusters = snapshot
+            .clusters
+            .iter()
+            .map(|(name, cluster)| {
+                let tasks_by_service = cluster.tasks.known().map(|tasks| {
+                    let mut by_service: BTreeMap<&str, Vec<&LiveTask>> = BTreeMap::new();
+                    for task in tasks {
+                        if let Some(service) = task.service.as_deref() {
+                            by_service.entry(service).or_default().push(task);
+                        }
+                    }
+                    by_service
+                });
+                let instances = cluster.container_instances.known().map(|list| {
+                    list.iter()
+                        .filter_map(|ci| Some((ci.arn.as_str(), ci.ec2_instance_id.as_deref()?)))
+                        .collect()
+                });
+                (
+                    name.as_str(),
+                    ClusterIndex {
+                        tasks_by_service,
+                        instances,
+                    },
+                )
+            })
+            .collect();
+        TaskIndex { clusters }
+    }
 }
 
 /// What the bound service's tasks say about targets.
@@ -41,7 +90,11 @@ pub struct TaskTargets {
 }
 
 /// Derives targets from tasks; `None` when the reads it needs are unknown.
-pub fn task_targets(spec: &TargetGroupSpec, snapshot: &Snapshot) -> Option<TaskTargets> {
+pub fn task_targets(
+    spec: &TargetGroupSpec,
+    snapshot: &Snapshot,
+    index: &TaskIndex<'_>,
+) -> Option<TaskTargets> {
     let service_key = (spec.cluster.clone(), spec.service.clone());
     // Without a live, active service an empty task list would mean
     // "deregister everything": refuse to decide.
@@ -49,21 +102,16 @@ pub fn task_targets(spec: &TargetGroupSpec, snapshot: &Snapshot) -> Option<TaskT
         Some(Observed::Known(Some(service))) if service.status == "ACTIVE" => {}
         _ => return None,
     }
-    let cluster = snapshot.clusters.get(&spec.cluster)?;
-    let tasks = cluster.tasks.known()?;
-    let instances: BTreeMap<&str, &str> = cluster
-        .container_instances
-        .known()?
-        .iter()
-        .filter_map(|ci| Some((ci.arn.as_str(), ci.ec2_instance_id.as_deref()?)))
-        .collect();
+    let cluster = index.clusters.get(spec.cluster.as_str())?;
+    let tasks_by_service = cluster.tasks_by_service.as_ref()?;
+    let instances = cluster.instances.as_ref()?;
+    let tasks = tasks_by_service
+        .get(spec.service.as_str())
+        .map_or(&[][..], Vec::as_slice);
 
     let mut out = TaskTargets::default();
-    for task in tasks
-        .iter()
-        .filter(|t| t.service.as_deref() == Some(spec.service.as_str()))
-    {
-        match (target_of(task, spec, &instances), task.is_serving()) {
+    for task in tasks {
+        match (target_of(task, spec, instances), task.is_serving()) {
             (TaskTarget::One(target), true) => {
                 out.expected.insert(target);
             }
@@ -92,14 +140,14 @@ pub fn task_targets(spec: &TargetGroupSpec, snapshot: &Snapshot) -> Option<TaskT
 /// membership — no target is foreign. Such a group's read shows nothing a
 /// fresh one would not, unless something outside ECS changed it; the
 /// observer may then reuse it for a bounded number of passes.
-pub fn is_settled(spec: &TargetGroupSpec, snapshot: &Snapshot) -> bool {
+pub fn is_settled(spec: &TargetGroupSpec, snapshot: &Snapshot, index: &TaskIndex<'_>) -> bool {
     let Some(Observed::Known(Some(live))) = snapshot.target_groups.get(&spec.name) else {
         return false;
     };
     let Observed::Known(targets) = &live.targets else {
         return false;
     };
-    let Some(tasks) = task_targets(spec, snapshot) else {
+    let Some(tasks) = task_targets(spec, snapshot, index) else {
         return false;
     };
     if tasks.incomplete || !tasks.in_motion.is_empty() {
@@ -161,7 +209,12 @@ fn target_of(
     }
 }
 
-fn diff_target_group(spec: &TargetGroupSpec, snapshot: &Snapshot, changes: &mut Vec<Change>) {
+fn diff_target_group(
+    spec: &TargetGroupSpec,
+    snapshot: &Snapshot,
+    index: &TaskIndex<'_>,
+    changes: &mut Vec<Change>,
+) {
     let resource = format!("target-group/{}", spec.name);
     let live = match snapshot.target_groups.get(&spec.name) {
         Some(Observed::Known(Some(live))) => live,
@@ -221,7 +274,7 @@ fn diff_target_group(spec: &TargetGroupSpec, snapshot: &Snapshot, changes: &mut 
     let Observed::Known(targets) = &live.targets else {
         return;
     };
-    let Some(tasks) = task_targets(spec, snapshot) else {
+    let Some(tasks) = task_targets(spec, snapshot, index) else {
         return;
     };
 
