@@ -68,6 +68,7 @@ CONTAINER_INSTANCES_PER_PAGE = 100
 EC2_FILTER_VALUES = 200
 RULES_PER_PAGE = 1000
 ELB_NAMES_PER_CALL = 20
+TARGET_GROUPS_PER_PAGE = 400
 
 GOALS = {
     "calls_ratio": 1.00,
@@ -424,7 +425,10 @@ def lower_bound(topo: Any) -> dict[str, int]:
         rules_calls += max(1, math.ceil(rules / RULES_PER_PAGE))
     add("ec2:DescribeSecurityGroupRules", rules_calls)
     n_tg = len(topo.services)  # one target group per service
-    add("elbv2:DescribeTargetGroups", math.ceil(n_tg / ELB_NAMES_PER_CALL))
+    # By name (20 per call) up to 20 groups; past that, listing the account
+    # (400 per page) is cheaper, and this account holds only these groups.
+    by_name = math.ceil(n_tg / ELB_NAMES_PER_CALL)
+    add("elbv2:DescribeTargetGroups", by_name if by_name <= 1 else min(by_name, math.ceil(n_tg / TARGET_GROUPS_PER_PAGE)))
     add("elbv2:DescribeTargetHealth", n_tg)
     n_lb = len(topo.load_balancers)
     add("elbv2:DescribeLoadBalancers", math.ceil(n_lb / ELB_NAMES_PER_CALL))

@@ -8,6 +8,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use crate::budget::{ApiBudget, ApiClass, BudgetSettings};
 use crate::described::Described;
@@ -86,6 +87,9 @@ pub struct AwsClients {
     pub(crate) tasks: Arc<Described<ecs_reconciler_plan::LiveTask>>,
     /// Container instances' descriptions, by cluster and ARN.
     pub(crate) container_instances: Arc<Described<ecs_reconciler_plan::LiveContainerInstance>>,
+    /// Target groups in the account at the last complete listing (0 =
+    /// never listed), which decides between listing and lookups by name.
+    pub(crate) target_groups_in_account: Arc<AtomicUsize>,
 }
 
 impl AwsClients {
@@ -134,6 +138,7 @@ impl AwsClients {
             target_reads: Arc::new(TargetReads::new(settings.target_health_rotation)),
             tasks: Arc::default(),
             container_instances: Arc::default(),
+            target_groups_in_account: Arc::default(),
         }
     }
 

@@ -6,13 +6,14 @@
 //! A call that fails makes its part of the snapshot `Unknown`, never empty.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ecs::types::DesiredStatus;
 use ecs_reconciler_plan::{
     LiveBinding, LiveCluster, LiveContainerInstance, LiveInstance, LiveListener, LiveLoadBalancer,
     LivePortMapping, LiveRule, LiveSecurityGroup, LiveService, LiveSource, LiveTarget,
-    LiveTargetGroup, LiveTask, LiveTaskDefinition, Observed, RuleKey, Snapshot, TargetKey,
+    LiveTargetGroup, LiveTask, LiveTaskDefinition, Observed, RuleKey, Snapshot, TargetKey, targets,
 };
 use ecs_reconciler_spec::{DesiredState, PortRange, Protocol};
 
@@ -26,6 +27,8 @@ const SERVICES_PER_CALL: usize = 10;
 const ECS_DESCRIBE_PER_CALL: usize = 100;
 /// DescribeTargetGroups / DescribeLoadBalancers take at most 20 names.
 const ELB_NAMES_PER_CALL: usize = 20;
+/// The largest page of DescribeTargetGroups without names.
+const TARGET_GROUPS_PER_PAGE: usize = 400;
 /// EC2 filters take at most 200 values.
 const EC2_FILTER_VALUES: usize = 200;
 
@@ -363,28 +366,32 @@ async fn list_tasks(
     // Only the list of tasks meant to run is served from the cache: a task
     // leaves it the moment ECS decides to stop it.
     let cached = status == DesiredStatus::Running;
-    let mut known: HashMap<String, LiveTask> = if cached {
-        clients.tasks.take(cluster, &arns)
+    let served = if cached {
+        clients.tasks.served(cluster, &arns)
     } else {
-        HashMap::new()
+        vec![None; arns.len()]
     };
     let missing: Vec<String> = arns
         .iter()
-        .filter(|arn| !known.contains_key(*arn))
-        .cloned()
+        .zip(&served)
+        .filter(|(_, kept)| kept.is_none())
+        .map(|(arn, _)| arn.clone())
         .collect();
+    let mut described: HashMap<String, LiveTask> = HashMap::new();
     for task in &describe_tasks(clients, cluster, &missing).await? {
         let task = live_task(task);
-        known.insert(task.arn.clone(), task);
+        described.insert(task.arn.clone(), task);
     }
     if cached {
-        clients
-            .tasks
-            .keep(cluster, known.iter().filter(|(_, task)| task.is_serving()));
+        clients.tasks.add(
+            cluster,
+            described.iter().filter(|(_, task)| task.is_serving()),
+        );
     }
     Ok(arns
         .iter()
-        .filter_map(|arn| known.remove(arn))
+        .zip(served)
+        .filter_map(|(arn, kept)| kept.or_else(|| described.remove(arn)))
         .filter(|task| task.service.as_ref().is_some_and(|s| services.contains(s)))
         .collect())
 }
@@ -516,12 +523,14 @@ async fn container_instances(
         arns.extend(page.container_instance_arns().iter().cloned());
     }
     // Described once per ARN (see `described`); new ones in batches.
-    let mut known = clients.container_instances.take(cluster, &arns);
+    let served = clients.container_instances.served(cluster, &arns);
     let missing: Vec<String> = arns
         .iter()
-        .filter(|arn| !known.contains_key(*arn))
-        .cloned()
+        .zip(&served)
+        .filter(|(_, kept)| kept.is_none())
+        .map(|(arn, _)| arn.clone())
         .collect();
+    let mut known: HashMap<String, LiveContainerInstance> = HashMap::new();
     for chunk in missing.chunks(ECS_DESCRIBE_PER_CALL) {
         clients.take("ecs", "DescribeContainerInstances").await;
         let described = clients
@@ -541,11 +550,15 @@ async fn container_instances(
             known.insert(instance.arn.clone(), instance);
         }
     }
-    clients.container_instances.keep(
+    clients.container_instances.add(
         cluster,
         known.iter().filter(|(_, ci)| ci.ec2_instance_id.is_some()),
     );
-    Ok(arns.iter().filter_map(|arn| known.remove(arn)).collect())
+    Ok(arns
+        .iter()
+        .zip(served)
+        .filter_map(|(arn, kept)| kept.or_else(|| known.remove(arn)))
+        .collect())
 }
 
 async fn describe_task_definition(clients: &AwsClients, arn: &str) -> Result<LiveTaskDefinition> {
@@ -916,7 +929,7 @@ async fn observe_elb(clients: &AwsClients, desired: &DesiredState, full: bool) -
         .map(|l| l.name.clone())
         .collect();
     let (tgs, lbs) = tokio::join!(
-        describe_by_names(&tg_names, |chunk| describe_target_groups(clients, chunk)),
+        find_target_groups(clients, &tg_names),
         describe_by_names(&lb_names, |chunk| describe_load_balancers(clients, chunk)),
     );
 
@@ -1053,13 +1066,56 @@ async fn read_target_health(
 /// (so a later pass may reuse the read). Decided on the complete snapshot,
 /// tasks included.
 fn note_settled_groups(clients: &AwsClients, desired: &DesiredState, snapshot: &Snapshot) {
+    let index = targets::TaskIndex::new(snapshot);
     for spec in &desired.target_groups {
-        let settled = ecs_reconciler_plan::targets::is_settled(spec, snapshot);
+        let settled = targets::is_settled(spec, snapshot, &index);
         clients.target_reads.set_quiet(&spec.name, settled);
     }
 }
 
 type TargetGroupFacts = (String, Option<String>, Option<String>);
+
+/// The declared target groups, by name. DescribeTargetGroups takes at most
+/// 20 names per call but lists 400 groups per page, so past 20 names the
+/// account's whole list is usually cheaper (3 calls instead of 50 at 1,000
+/// groups). How many groups the account has is learned from the last
+/// listing; an account with many more groups than are declared is looked
+/// up by name again. A group absent from a complete listing is absent,
+/// exactly as a NotFound by name.
+async fn find_target_groups(
+    clients: &AwsClients,
+    names: &[String],
+) -> Result<BTreeMap<String, Result<TargetGroupFacts>>> {
+    let by_name = names.len().div_ceil(ELB_NAMES_PER_CALL);
+    let in_account = clients.target_groups_in_account.load(Ordering::Relaxed);
+    let listing = in_account.div_ceil(TARGET_GROUPS_PER_PAGE).max(1);
+    if by_name <= 1 || listing >= by_name {
+        return describe_by_names(names, |chunk| describe_target_groups(clients, chunk)).await;
+    }
+    let mut all = BTreeMap::new();
+    let mut pages = clients
+        .elbv2
+        .describe_target_groups()
+        .page_size(TARGET_GROUPS_PER_PAGE as i32)
+        .into_paginator()
+        .send();
+    while let Some(page) = {
+        clients.take("elbv2", "DescribeTargetGroups").await;
+        pages.next().await
+    } {
+        let page = page.map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetGroups", e))?;
+        all.extend(target_group_facts(page.target_groups()));
+    }
+    clients
+        .target_groups_in_account
+        .store(all.len(), Ordering::Relaxed);
+    let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    Ok(all
+        .into_iter()
+        .filter(|(name, _)| wanted.contains(name.as_str()))
+        .map(|(name, facts)| (name, Ok(facts)))
+        .collect())
+}
 
 async fn describe_target_groups(
     clients: &AwsClients,
@@ -1073,20 +1129,22 @@ async fn describe_target_groups(
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetGroups", e))?;
-    Ok(out
-        .target_groups()
-        .iter()
-        .filter_map(|tg| {
-            Some((
-                tg.target_group_name()?.to_string(),
-                (
-                    tg.target_group_arn()?.to_string(),
-                    tg.target_type().map(|t| t.as_str().to_string()),
-                    tg.health_check_path().map(str::to_string),
-                ),
-            ))
-        })
-        .collect())
+    Ok(target_group_facts(out.target_groups()).collect())
+}
+
+fn target_group_facts(
+    groups: &[aws_sdk_elasticloadbalancingv2::types::TargetGroup],
+) -> impl Iterator<Item = (String, TargetGroupFacts)> + '_ {
+    groups.iter().filter_map(|tg| {
+        Some((
+            tg.target_group_name()?.to_string(),
+            (
+                tg.target_group_arn()?.to_string(),
+                tg.target_type().map(|t| t.as_str().to_string()),
+                tg.health_check_path().map(str::to_string),
+            ),
+        ))
+    })
 }
 
 async fn target_health(clients: &AwsClients, arn: &str) -> Result<Vec<LiveTarget>> {
