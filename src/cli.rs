@@ -72,9 +72,10 @@ pub struct AwsArgs {
     #[arg(long, env = "ECS_RECONCILER_API_BUDGET_SHARE", default_value_t = 0.5, value_parser = parse_share)]
     pub api_budget_share: f64,
     /// Overrides one class's budget: CLASS=BURST/PER_SECOND, e.g.
-    /// elbv2-read=10/2.5 (classes: ecs-read, ecs-write, ec2-read,
-    /// ec2-write, elbv2-read, elbv2-write). Repeatable; comma-separated in
-    /// the environment variable.
+    /// elbv2-read=10/2.5 (classes: ecs-service-read,
+    /// ecs-cluster-resource-read, ecs-read, ecs-write, ec2-read, ec2-write,
+    /// elbv2-read, elbv2-write). Repeatable; comma-separated in the
+    /// environment variable.
     #[arg(
         long = "api-budget",
         env = "ECS_RECONCILER_API_BUDGET",

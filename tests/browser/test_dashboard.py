@@ -270,9 +270,10 @@ def test_1_page_shows_the_seed_in_sync_and_the_api_address(stack, page):
     assert page.find_element(By.ID, "config-error").is_displayed() is False
     assert page.find_element(By.ID, "timeline").get_attribute("aria-live") == "polite"
     # The client-side API budgets: one row per AWS rate class, with headroom.
-    assert wait_page(page, "the budget table", "document.querySelectorAll('#budget-rows tr').length === 6")
+    assert wait_page(page, "the budget table", "document.querySelectorAll('#budget-rows tr').length === 8")
     classes = [r.get_attribute("data-class") for r in page.find_elements(By.CSS_SELECTOR, "#budget-rows tr")]
-    assert classes == ["ecs-read", "ecs-write", "ec2-read", "ec2-write", "elbv2-read", "elbv2-write"]
+    assert classes == ["ecs-service-read", "ecs-cluster-resource-read", "ecs-read", "ecs-write",
+                       "ec2-read", "ec2-write", "elbv2-read", "elbv2-write"]
     elb_read = page.find_element(By.CSS_SELECTOR, "#budget-rows tr[data-class='elbv2-read']")
     assert elb_read.find_element(By.TAG_NAME, "meter").get_attribute("max") == "20"
     assert "5/s" in elb_read.text

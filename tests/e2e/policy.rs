@@ -106,7 +106,7 @@ fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
 
     let (_, status) = daemon.get("/api/v1/status");
     let budgets = status["daemon"]["api_budgets"].as_array().expect("budgets");
-    assert_eq!(budgets.len(), 6, "{budgets:?}");
+    assert_eq!(budgets.len(), 8, "{budgets:?}");
     let elb_read = budgets.iter().find(|b| b["class"] == "elbv2-read").unwrap();
     assert_eq!(elb_read["burst"], 20.0);
     assert_eq!(elb_read["per_second"], 5.0);

@@ -16,12 +16,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The AWS rate buckets the controller draws from.
+/// The AWS rate buckets the controller draws from. ECS buckets are per
+/// category of actions, as AWS documents them ("Request throttling for the
+/// Amazon ECS API"): service reads and cluster-resource reads (tasks,
+/// container instances) fill from separate buckets, so they are budgeted
+/// separately too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ApiClass {
-    /// ECS Describe*/List*: DescribeServices, ListTasks, DescribeTasks, ...
+    /// ECS "service read actions": DescribeServices, ListServices.
+    EcsServiceRead,
+    /// ECS "cluster resource read actions": ListTasks, DescribeTasks,
+    /// ListContainerInstances, DescribeContainerInstances.
+    EcsClusterResourceRead,
+    /// Every other ECS read (DescribeTaskDefinition, DescribeClusters, ...).
     EcsRead,
-    /// ECS UpdateService.
+    /// ECS "service modify actions": UpdateService.
     EcsWrite,
     /// EC2 Describe* (non-mutating actions).
     Ec2Read,
@@ -34,7 +43,9 @@ pub enum ApiClass {
 }
 
 impl ApiClass {
-    pub const ALL: [ApiClass; 6] = [
+    pub const ALL: [ApiClass; 8] = [
+        ApiClass::EcsServiceRead,
+        ApiClass::EcsClusterResourceRead,
         ApiClass::EcsRead,
         ApiClass::EcsWrite,
         ApiClass::Ec2Read,
@@ -45,6 +56,8 @@ impl ApiClass {
 
     pub fn name(self) -> &'static str {
         match self {
+            ApiClass::EcsServiceRead => "ecs-service-read",
+            ApiClass::EcsClusterResourceRead => "ecs-cluster-resource-read",
             ApiClass::EcsRead => "ecs-read",
             ApiClass::EcsWrite => "ecs-write",
             ApiClass::Ec2Read => "ec2-read",
@@ -55,14 +68,16 @@ impl ApiClass {
     }
 
     /// AWS's documented bucket for this class: (burst, refill per second).
-    /// ECS: DescribeServices and friends 100/20, UpdateService assumed
-    /// 10/1 (conservative: writes are rare, a slow one costs nothing); EC2:
-    /// non-mutating 100/20, mutating 50/5; ELBv2: Describe* 40/10 for the
-    /// whole account, RegisterTargets 20/4.
+    /// ECS: service reads 100/20, cluster-resource reads 100/20, the other
+    /// read categories we call (task definitions, clusters) 50/20, service
+    /// modify 50/5; EC2: non-mutating 100/20, mutating 50/5; ELBv2:
+    /// Describe* 40/10 for the whole account, RegisterTargets 20/4.
     pub fn aws_limit(self) -> (f64, f64) {
         match self {
-            ApiClass::EcsRead => (100.0, 20.0),
-            ApiClass::EcsWrite => (10.0, 1.0),
+            ApiClass::EcsServiceRead => (100.0, 20.0),
+            ApiClass::EcsClusterResourceRead => (100.0, 20.0),
+            ApiClass::EcsRead => (50.0, 20.0),
+            ApiClass::EcsWrite => (50.0, 5.0),
             ApiClass::Ec2Read => (100.0, 20.0),
             ApiClass::Ec2Write => (50.0, 5.0),
             ApiClass::ElbRead => (40.0, 10.0),
@@ -76,7 +91,15 @@ impl ApiClass {
             .iter()
             .any(|p| operation.starts_with(p));
         match (service, read) {
-            ("ecs", true) => ApiClass::EcsRead,
+            ("ecs", true) => match operation {
+                "DescribeServices" | "ListServices" => ApiClass::EcsServiceRead,
+                "ListTasks"
+                | "DescribeTasks"
+                | "ListContainerInstances"
+                | "DescribeContainerInstances"
+                | "ListAttributes" => ApiClass::EcsClusterResourceRead,
+                _ => ApiClass::EcsRead,
+            },
             ("ecs", false) => ApiClass::EcsWrite,
             ("ec2", true) => ApiClass::Ec2Read,
             ("ec2", false) => ApiClass::Ec2Write,
@@ -299,7 +322,17 @@ mod tests {
 
     #[test]
     fn classes_defaults_and_overrides() {
-        assert_eq!(ApiClass::of("ecs", "DescribeServices"), ApiClass::EcsRead);
+        assert_eq!(
+            ApiClass::of("ecs", "DescribeServices"),
+            ApiClass::EcsServiceRead
+        );
+        for op in ["ListTasks", "DescribeTasks", "ListContainerInstances"] {
+            assert_eq!(ApiClass::of("ecs", op), ApiClass::EcsClusterResourceRead);
+        }
+        assert_eq!(
+            ApiClass::of("ecs", "DescribeTaskDefinition"),
+            ApiClass::EcsRead
+        );
         assert_eq!(ApiClass::of("ecs", "UpdateService"), ApiClass::EcsWrite);
         assert_eq!(
             ApiClass::of("ec2", "AuthorizeSecurityGroupIngress"),

@@ -73,7 +73,7 @@ pub struct ClassLabel {
 /// status API, the dashboard and the metrics show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetHeadroom {
-    /// `ecs-read`, `elbv2-write`, ...
+    /// `ecs-service-read`, `elbv2-write`, ...
     pub class: String,
     pub burst: f64,
     pub per_second: f64,
