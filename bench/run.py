@@ -216,6 +216,9 @@ class Emulator:
     def __init__(self, python: str, work: Path, name: str, calls_log: bool = True) -> None:
         self.work = work
         self.port_file = work / f"{name}.port"
+        # A port file left by an earlier run in the same directory names a
+        # dead emulator: wait for this one's.
+        self.port_file.unlink(missing_ok=True)
         self.calls_log = work / f"{name}.calls.jsonl" if calls_log else None
         cmd = [python, str(EMULATOR_DIR / "emulator.py"), "--host", "127.0.0.1", "--port", "0",
                "--port-file", str(self.port_file)]

@@ -10,6 +10,7 @@ pub mod described;
 pub mod error;
 pub mod leader;
 pub mod observe;
+mod service_events;
 pub mod target_reads;
 pub mod telemetry;
 

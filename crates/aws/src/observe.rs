@@ -18,6 +18,7 @@ use ecs_reconciler_plan::{
 use ecs_reconciler_spec::{DesiredState, PortRange, Protocol};
 
 use crate::error::{AwsError, ErrorKind};
+use crate::service_events::DropServiceEvents;
 use crate::target_reads::{self, Decision};
 use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
 
@@ -307,6 +308,8 @@ async fn describe_services(
             .describe_services()
             .cluster(cluster)
             .set_services(Some(chunk.to_vec()))
+            .customize()
+            .interceptor(DropServiceEvents)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs", "DescribeServices", e))?;
