@@ -61,6 +61,8 @@ pub struct Emulator {
     child: Child,
     pub endpoint: String,
     dir: PathBuf,
+    /// Every call, one JSON line each, in the order the emulator answered.
+    pub calls_log: PathBuf,
 }
 
 impl Emulator {
@@ -97,6 +99,7 @@ impl Emulator {
             child,
             endpoint: String::new(),
             dir,
+            calls_log,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -115,6 +118,23 @@ impl Emulator {
             std::thread::sleep(Duration::from_millis(100));
         }
         emulator
+    }
+
+    /// The controller's calls so far, as `service:Operation`, in order.
+    pub fn reconciler_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.calls_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|call| call["client"] == "reconciler")
+            .map(|call| {
+                format!(
+                    "{}:{}",
+                    call["service"].as_str().unwrap_or("?"),
+                    call["operation"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
     }
 
     pub fn log(&self) -> String {

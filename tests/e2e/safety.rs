@@ -27,6 +27,26 @@ fn seed_with_lb_group_option(option: &str) -> String {
     text.replace(anchor, &format!("{anchor}    {option}\n"))
 }
 
+/// Targets are read before tasks, so a task that starts between the two
+/// reads looks unregistered (register it: harmless) rather than a target
+/// that matches no task (deregister it: takes a new task out of service).
+#[test]
+fn every_target_is_read_before_the_first_task_listing() {
+    let emu = Emulator::start();
+    let plan = emu.reconciler(&["plan", "--config", &crate::harness::seed_config()]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let calls = emu.reconciler_calls();
+    let last_health = calls
+        .iter()
+        .rposition(|c| c == "elbv2:DescribeTargetHealth")
+        .expect("target health read");
+    let first_tasks = calls
+        .iter()
+        .position(|c| c == "ecs:ListTasks")
+        .expect("tasks listed");
+    assert!(last_health < first_tasks, "{calls:?}");
+}
+
 #[test]
 fn observe_resource_reports_and_changes_nothing() {
     let emu = Emulator::start();

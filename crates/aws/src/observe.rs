@@ -51,12 +51,15 @@ async fn observe_with(clients: &AwsClients, desired: &DesiredState, full: bool) 
     // Targets are read strictly before tasks. A task that starts between
     // the two reads then shows up as "running, not registered" (register:
     // harmless, ECS does the same) instead of "registered, matches no task"
-    // (deregister: would take a new task out of service).
+    // (deregister: would take a new task out of service). Tasks are listed
+    // as soon as the targets are read, alongside the load balancers'
+    // listeners and whatever ECS reads are left.
     // Everything else is read concurrently with the targets: the three
-    // services have separate rate budgets, so a pass lasts as long as its
-    // slowest service, not their sum.
-    let (elb, (ecs, instances), groups) = tokio::join!(
-        observe_elb(clients, desired, full),
+    // services, and ECS's service and cluster-resource reads, have separate
+    // rate budgets, so a pass lasts as long as its slowest chain of reads,
+    // not their sum.
+    let ((elb, running), (ecs, instances), groups) = tokio::join!(
+        observe_elb(clients, desired, full, list_running_tasks(clients, desired)),
         async {
             let ecs = observe_ecs(clients, desired, full).await;
             let instances = observe_instances(clients, &ecs.2).await;
@@ -66,7 +69,7 @@ async fn observe_with(clients: &AwsClients, desired: &DesiredState, full: bool) 
     );
     let (services, task_definitions, container_instances) = ecs;
     let (target_groups, load_balancers) = elb;
-    let mut clusters = observe_tasks(clients, desired, container_instances).await;
+    let mut clusters = clusters(running, container_instances);
     add_stopping_tasks(clients, desired, &target_groups, &mut clusters).await;
     let snapshot = Snapshot {
         security_groups: groups,
@@ -267,14 +270,13 @@ async fn observe_ecs(clients: &AwsClients, desired: &DesiredState, full: bool) -
 }
 
 /// The running tasks of the services a target group follows, per cluster;
-/// read after the targets (see [`observe`]).
-async fn observe_tasks(
+/// listed after the targets (see [`observe_with`]).
+async fn list_running_tasks(
     clients: &AwsClients,
     desired: &DesiredState,
-    container_instances: BTreeMap<String, Observed<Vec<LiveContainerInstance>>>,
-) -> BTreeMap<String, LiveCluster> {
-    let mut clusters = BTreeMap::new();
-    for (cluster, container_instances) in container_instances {
+) -> BTreeMap<String, Observed<Vec<LiveTask>>> {
+    let mut running = BTreeMap::new();
+    for cluster in desired.cluster_names() {
         let bound = bound_services(desired, &cluster);
         let tasks = if bound.is_empty() {
             Observed::Known(Vec::new())
@@ -284,15 +286,31 @@ async fn observe_tasks(
                 Err(err) => unknown(&err),
             }
         };
-        clusters.insert(
-            cluster,
-            LiveCluster {
-                tasks,
-                container_instances,
-            },
-        );
+        running.insert(cluster, tasks);
     }
-    clusters
+    running
+}
+
+/// Each cluster's running tasks beside its container instances.
+fn clusters(
+    mut running: BTreeMap<String, Observed<Vec<LiveTask>>>,
+    container_instances: BTreeMap<String, Observed<Vec<LiveContainerInstance>>>,
+) -> BTreeMap<String, LiveCluster> {
+    container_instances
+        .into_iter()
+        .map(|(name, container_instances)| {
+            let tasks = running
+                .remove(&name)
+                .unwrap_or_else(|| Observed::Known(Vec::new()));
+            (
+                name,
+                LiveCluster {
+                    tasks,
+                    container_instances,
+                },
+            )
+        })
+        .collect()
 }
 
 async fn describe_services(
@@ -920,7 +938,15 @@ type ElbPart = (
     BTreeMap<String, Observed<Option<LiveLoadBalancer>>>,
 );
 
-async fn observe_elb(clients: &AwsClients, desired: &DesiredState, full: bool) -> ElbPart {
+/// Target groups and their targets, then load balancers' listeners
+/// alongside `after_targets`, which therefore starts only once every
+/// target this pass reads has been read.
+async fn observe_elb<T>(
+    clients: &AwsClients,
+    desired: &DesiredState,
+    full: bool,
+    after_targets: impl Future<Output = T>,
+) -> (ElbPart, T) {
     let tg_names: Vec<String> = desired
         .target_groups
         .iter()
@@ -983,6 +1009,20 @@ async fn observe_elb(clients: &AwsClients, desired: &DesiredState, full: bool) -
         target_groups.insert(name.clone(), observed);
     }
 
+    let (load_balancers, after) = tokio::join!(
+        load_balancers_with_listeners(clients, desired, lbs),
+        after_targets
+    );
+    ((target_groups, load_balancers), after)
+}
+
+type FoundLoadBalancers = Result<BTreeMap<String, Result<LoadBalancerFacts>>>;
+
+async fn load_balancers_with_listeners(
+    clients: &AwsClients,
+    desired: &DesiredState,
+    lbs: FoundLoadBalancers,
+) -> BTreeMap<String, Observed<Option<LiveLoadBalancer>>> {
     let mut load_balancers = BTreeMap::new();
     for spec in &desired.load_balancers {
         let observed = match &lbs {
@@ -1010,7 +1050,7 @@ async fn observe_elb(clients: &AwsClients, desired: &DesiredState, full: bool) -
         };
         load_balancers.insert(spec.name.clone(), observed);
     }
-    (target_groups, load_balancers)
+    load_balancers
 }
 
 /// Looks names up in batches. ELBv2 fails a whole batch when one name does
