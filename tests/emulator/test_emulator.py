@@ -890,6 +890,32 @@ def test_connections_are_kept_alive(emu: Emu) -> None:
         emu.control("DELETE", "faults")
 
 
+def test_kept_connections_have_nagle_off() -> None:
+    """A response leaves in two writes (headers, then body); with Nagle on,
+    the body would wait for the client's delayed ACK of the headers, ~40 ms
+    per call on a kept-alive connection. Every accepted socket has it off."""
+    import socket
+
+    from keepalive import KeepAliveRequestHandler
+    from werkzeug.serving import make_server
+
+    seen: list[int] = []
+
+    class Probe(KeepAliveRequestHandler):
+        def handle(self) -> None:
+            seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    server = make_server("127.0.0.1", 0, lambda environ, start: [], request_handler=Probe)
+    serving = threading.Thread(target=server.handle_request)
+    serving.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5):
+            serving.join(5)
+    finally:
+        server.server_close()
+    assert seen and seen[0] != 0
+
+
 # ----------------------------------------------------------------------------
 # awsctl (drift injection CLI)
 # ----------------------------------------------------------------------------
