@@ -10,9 +10,12 @@ pub mod described;
 pub mod error;
 pub mod leader;
 pub mod observe;
+mod pages;
 mod service_events;
 pub mod target_reads;
 pub mod telemetry;
+#[cfg(test)]
+mod test_server;
 
 pub use apply::execute;
 pub use budget::{ApiBudget, ApiClass, BudgetOverride, BudgetSettings, BudgetState};

@@ -18,6 +18,7 @@ use ecs_reconciler_plan::{
 use ecs_reconciler_spec::{DesiredState, PortRange, Protocol};
 
 use crate::error::{AwsError, ErrorKind};
+use crate::pages;
 use crate::service_events::DropServiceEvents;
 use crate::target_reads::{self, Decision};
 use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
@@ -456,7 +457,7 @@ pub(crate) async fn list_task_arns(
     status: DesiredStatus,
 ) -> Result<Vec<String>> {
     let mut arns = Vec::new();
-    let mut pages = clients
+    let pages = clients
         .ecs
         .list_tasks()
         .cluster(cluster)
@@ -465,13 +466,17 @@ pub(crate) async fn list_task_arns(
         .set_max_results(clients.page_size.map(|n| n.clamp(1, 100)))
         .into_paginator()
         .send();
-    while let Some(page) = {
-        clients.take("ecs", "ListTasks").await;
-        pages.next().await
-    } {
-        let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListTasks", e))?;
-        arns.extend(page.task_arns().iter().cloned());
-    }
+    pages::each_page(
+        &clients.budget,
+        "ecs",
+        "ListTasks",
+        pages,
+        aws_sdk_ecs::operation::list_tasks::ListTasksOutput::next_token,
+        |page| {
+            arns.extend(page.task_arns().iter().cloned());
+        },
+    )
+    .await?;
     Ok(arns)
 }
 
@@ -529,20 +534,24 @@ async fn container_instances(
     cluster: &str,
 ) -> Result<Vec<LiveContainerInstance>> {
     let mut arns = Vec::new();
-    let mut pages = clients
+    let pages = clients
         .ecs
         .list_container_instances()
         .cluster(cluster)
         .set_max_results(clients.page_size.map(|n| n.clamp(1, 100)))
         .into_paginator()
         .send();
-    while let Some(page) = {
-        clients.take("ecs", "ListContainerInstances").await;
-        pages.next().await
-    } {
-        let page = page.map_err(|e| AwsError::from_sdk("ecs", "ListContainerInstances", e))?;
-        arns.extend(page.container_instance_arns().iter().cloned());
-    }
+    pages::each_page(
+        &clients.budget,
+        "ecs",
+        "ListContainerInstances",
+        pages,
+        aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput::next_token,
+        |page| {
+            arns.extend(page.container_instance_arns().iter().cloned());
+        },
+    )
+    .await?;
     // Described once per ARN (see `described`); new ones in batches.
     let served = clients.container_instances.served(cluster, &arns);
     let missing: Vec<String> = arns
@@ -717,7 +726,7 @@ async fn describe_groups(clients: &AwsClients, desired: &DesiredState) -> Result
     let mut out = Vec::new();
     for (filter, values) in [("group-name", names), ("group-id", ids)] {
         for chunk in values.chunks(EC2_FILTER_VALUES) {
-            let mut pages = clients
+            let pages = clients
                 .ec2
                 .describe_security_groups()
                 .filters(
@@ -728,12 +737,13 @@ async fn describe_groups(clients: &AwsClients, desired: &DesiredState) -> Result
                 )
                 .into_paginator()
                 .send();
-            while let Some(page) = {
-                clients.take("ec2", "DescribeSecurityGroups").await;
-                pages.next().await
-            } {
-                let page =
-                    page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroups", e))?;
+            pages::each_page(
+                &clients.budget,
+                "ec2",
+                "DescribeSecurityGroups",
+                pages,
+                aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput::next_token,
+                |page| {
                 for group in page.security_groups() {
                     out.push(Candidate {
                         id: group.group_id().unwrap_or_default().to_string(),
@@ -741,7 +751,9 @@ async fn describe_groups(clients: &AwsClients, desired: &DesiredState) -> Result
                         vpc_id: group.vpc_id().map(str::to_string),
                     });
                 }
-            }
+                },
+            )
+            .await?;
         }
     }
     Ok(out)
@@ -756,7 +768,7 @@ async fn describe_rules(
     let mut out: BTreeMap<String, Vec<LiveRule>> = BTreeMap::new();
     let mut unexpressible: BTreeMap<String, String> = BTreeMap::new();
     for chunk in group_ids.chunks(EC2_FILTER_VALUES) {
-        let mut pages = clients
+        let pages = clients
             .ec2
             .describe_security_group_rules()
             .filters(
@@ -768,12 +780,13 @@ async fn describe_rules(
             .max_results(clients.page_size.map_or(1000, |n| n.clamp(5, 1000)))
             .into_paginator()
             .send();
-        while let Some(page) = {
-            clients.take("ec2", "DescribeSecurityGroupRules").await;
-            pages.next().await
-        } {
-            let page =
-                page.map_err(|e| AwsError::from_sdk("ec2", "DescribeSecurityGroupRules", e))?;
+        pages::each_page(
+            &clients.budget,
+            "ec2",
+            "DescribeSecurityGroupRules",
+            pages,
+            aws_sdk_ec2::operation::describe_security_group_rules::DescribeSecurityGroupRulesOutput::next_token,
+            |page| {
             for rule in page.security_group_rules() {
                 if rule.is_egress() == Some(true) {
                     continue;
@@ -809,7 +822,9 @@ async fn describe_rules(
                     managed_by_us,
                 });
             }
-        }
+            },
+        )
+        .await?;
     }
     Ok(out
         .into_iter()
@@ -886,7 +901,7 @@ async fn describe_instances(
 ) -> Result<BTreeMap<String, LiveInstance>> {
     let mut out = BTreeMap::new();
     for chunk in ids.chunks(EC2_FILTER_VALUES) {
-        let mut pages = clients
+        let pages = clients
             .ec2
             .describe_instances()
             .filters(
@@ -900,33 +915,37 @@ async fn describe_instances(
             .max_results(1000)
             .into_paginator()
             .send();
-        while let Some(page) = {
-            clients.take("ec2", "DescribeInstances").await;
-            pages.next().await
-        } {
-            let page = page.map_err(|e| AwsError::from_sdk("ec2", "DescribeInstances", e))?;
-            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else {
-                    continue;
-                };
-                out.insert(
-                    id.to_string(),
-                    LiveInstance {
-                        id: id.to_string(),
-                        state: instance
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string())
-                            .unwrap_or_default(),
-                        security_group_ids: instance
-                            .security_groups()
-                            .iter()
-                            .filter_map(|g| g.group_id().map(str::to_string))
-                            .collect(),
-                    },
-                );
-            }
-        }
+        pages::each_page(
+            &clients.budget,
+            "ec2",
+            "DescribeInstances",
+            pages,
+            aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::next_token,
+            |page| {
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let Some(id) = instance.instance_id() else {
+                        continue;
+                    };
+                    out.insert(
+                        id.to_string(),
+                        LiveInstance {
+                            id: id.to_string(),
+                            state: instance
+                                .state()
+                                .and_then(|s| s.name())
+                                .map(|n| n.as_str().to_string())
+                                .unwrap_or_default(),
+                            security_group_ids: instance
+                                .security_groups()
+                                .iter()
+                                .filter_map(|g| g.group_id().map(str::to_string))
+                                .collect(),
+                        },
+                    );
+                }
+            },
+        )
+        .await?;
     }
     Ok(out)
 }
@@ -1136,19 +1155,23 @@ async fn find_target_groups(
         return describe_by_names(names, |chunk| describe_target_groups(clients, chunk)).await;
     }
     let mut all = BTreeMap::new();
-    let mut pages = clients
+    let pages = clients
         .elbv2
         .describe_target_groups()
         .page_size(TARGET_GROUPS_PER_PAGE as i32)
         .into_paginator()
         .send();
-    while let Some(page) = {
-        clients.take("elbv2", "DescribeTargetGroups").await;
-        pages.next().await
-    } {
-        let page = page.map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetGroups", e))?;
+    pages::each_page(
+        &clients.budget,
+        "elbv2",
+        "DescribeTargetGroups",
+        pages,
+        aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput::next_marker,
+        |page| {
         all.extend(target_group_facts(page.target_groups()));
-    }
+        },
+    )
+    .await?;
     clients
         .target_groups_in_account
         .store(all.len(), Ordering::Relaxed);
@@ -1251,17 +1274,19 @@ async fn describe_load_balancers(
 
 async fn describe_listeners(clients: &AwsClients, arn: &str) -> Result<Vec<LiveListener>> {
     let mut out = Vec::new();
-    let mut pages = clients
+    let pages = clients
         .elbv2
         .describe_listeners()
         .load_balancer_arn(arn)
         .into_paginator()
         .send();
-    while let Some(page) = {
-        clients.take("elbv2", "DescribeListeners").await;
-        pages.next().await
-    } {
-        let page = page.map_err(|e| AwsError::from_sdk("elbv2", "DescribeListeners", e))?;
+    pages::each_page(
+        &clients.budget,
+        "elbv2",
+        "DescribeListeners",
+        pages,
+        aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput::next_marker,
+        |page| {
         for listener in page.listeners() {
             if let Some(port) = listener.port() {
                 out.push(LiveListener {
@@ -1270,6 +1295,8 @@ async fn describe_listeners(clients: &AwsClients, arn: &str) -> Result<Vec<LiveL
                 });
             }
         }
-    }
+        },
+    )
+    .await?;
     Ok(out)
 }

@@ -345,50 +345,6 @@ mod tests {
         );
     }
 
-    /// Answers every request on `listener` with `body`, keeping the
-    /// connection open for the next one.
-    async fn serve(listener: tokio::net::TcpListener, body: &'static str) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = stream.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    let Some(head_end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length: usize = text[..head_end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if request.len() < head_end + 4 + length {
-                        continue;
-                    }
-                    request.drain(..head_end + 4 + length);
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if stream.write_all(response.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    }
-
     /// Events the SDK cannot parse (a timestamp that is not one): the call
     /// succeeds only if they are cut before the SDK sees them.
     const UNPARSABLE_EVENTS: &str = r#"{"services":[{"serviceName":"api","status":"ACTIVE","desiredCount":2,"events":[{"id":"1","createdAt":"not a timestamp","message":"m"}]}],"failures":[]}"#;
@@ -397,16 +353,12 @@ mod tests {
     async fn the_interceptor_cuts_events_before_the_sdk_parses_them() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(serve(listener, UNPARSABLE_EVENTS));
-        let config = aws_sdk_ecs::Config::builder()
-            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
-            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                "a", "b", None, None, "test",
-            ))
-            .endpoint_url(endpoint)
-            .build();
-        let ecs = aws_sdk_ecs::Client::from_conf(config);
+        tokio::spawn(crate::test_server::serve(
+            listener,
+            vec![UNPARSABLE_EVENTS],
+            Default::default(),
+        ));
+        let ecs = crate::test_server::ecs_client(endpoint);
 
         let plain = ecs
             .describe_services()
