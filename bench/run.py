@@ -496,11 +496,11 @@ class SizeRun:
         self.max_rss_kib = max(self.max_rss_kib, mem.get("VmRSS", 0), mem.get("VmHWM", 0))
 
     # ---- helpers
-    def wait_passes(self, target: int, timeout: float, quiet: float = 2.0) -> dict[str, Any]:
+    def wait_passes(self, target: int, timeout: float, quiet: float = 2.0, every: float = 30.0) -> dict[str, Any]:
         """Waits until the daemon has finished `target` passes. The status
         document is big at 1,000 services, so it is only asked for when the
         controller's calls have paused for `quiet` s (between passes, as
-        the emulator's calls log shows), or every 30 s."""
+        the emulator's calls log shows), or every `every` s."""
         assert self.daemon is not None and self.emu is not None and self.emu.calls_log is not None
         tail = CallsTail(self.emu.calls_log)
         deadline = time.monotonic() + timeout
@@ -514,7 +514,7 @@ class SizeRun:
                 if line.get("client") == "reconciler":
                     last_call = max(last_call, float(line.get("t", 0)))
             now = time.time()
-            if (now - last_call >= quiet and now - last_get >= 2.0) or now - last_get >= 30.0:
+            if (now - last_call >= quiet and now - last_get >= 2.0) or now - last_get >= every:
                 st = self.daemon.status()
                 last_get = time.time()
                 self.note_rss(proc_mem_kib(self.daemon.pid))
@@ -594,8 +594,12 @@ class SizeRun:
         log(f"size {self.size}: daemon pid {self.daemon.pid} on {self.daemon.base}; waiting for 2 passes "
             f"(resync {self.resync:.0f} s)")
         timeout = 2 * (self.pass_timeout() + 1.1 * self.resync) + 30
-        st1 = self.wait_passes(1, self.pass_timeout() + 30)
-        first = {"seconds": st1.get("last_pass_seconds"), "states": unit_states(st1)}
+        # A first pass longer than the resync runs straight into the second
+        # (no pause in the calls), so the status is polled every 2 s here;
+        # if it still shows 2 passes, the first one's wall time is unknown.
+        st1 = self.wait_passes(1, self.pass_timeout() + 30, every=2.0)
+        first = {"seconds": st1.get("last_pass_seconds") if daemon_passes(st1) == 1 else None,
+                 "states": unit_states(st1)}
         st2 = self.wait_passes(2, timeout)
         try:
             status_bytes = len(http_text(f"{self.daemon.base}/api/v1/status").encode())
@@ -607,7 +611,7 @@ class SizeRun:
             "pass2_seconds": st2.get("last_pass_seconds"), "pass2_states": unit_states(st2),
             "units": len(st2.get("units") or {}),
         }
-        log(f"size {self.size}: pass 1 {first['seconds']:.2f} s, pass 2 {st2.get('last_pass_seconds'):.2f} s; "
+        log(f"size {self.size}: pass 1 {fmt(first['seconds'], 2)} s, pass 2 {st2.get('last_pass_seconds'):.2f} s; "
             f"units {unit_states(st2)}")
 
     def steady_pass(self) -> None:
@@ -1060,11 +1064,29 @@ def goals(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def checkout_commit() -> str | None:
+    """The commit of the checkout this script runs from."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def built_commit(version: str | None) -> str | None:
+    """The commit `--version` names: "ecs-reconciler 0.1.0 (commit abc123)"."""
+    m = re.search(r"\(commit ([0-9a-f]+)\)", version or "")
+    return m.group(1) if m else None
+
+
 def report(result: dict[str, Any]) -> str:
     out: list[str] = []
     b = result["binary"]
     out.append(f"ecs-reconciler benchmark  {result['started']}  ({result['machine']})")
     out.append(f"binary {b['path']}  mtime {b['mtime']}  sha256 {b['sha256'][:16]}  {b.get('version') or ''}")
+    built_from, checkout = built_commit(b.get("version")), b.get("checkout_commit")
+    if built_from and checkout and not checkout.startswith(built_from):
+        out.append(f"WARNING: binary built from commit {built_from}, checkout at {checkout[:12]}: figures are not this checkout's")
     sizes = result["sizes"]
     keys = sorted(sizes, key=int)
     if keys:
@@ -1210,11 +1232,19 @@ def main() -> int:
         version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
+    checkout = checkout_commit()
+    built_from = built_commit(version)
+    if checkout and built_from and not checkout.startswith(built_from):
+        # e.g. another checkout sharing CARGO_TARGET_DIR built it last: cargo
+        # then keeps that binary when this checkout's own build is fresh.
+        log(f"WARNING: the binary was built from commit {built_from}, this checkout is at {checkout[:12]}; "
+            "rebuild it here (touch a source file if cargo says it is fresh)")
     emu_python = sys.executable
     result: dict[str, Any] = {
         "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, Python {sys.version.split()[0]}",
-        "binary": {"path": str(src), "sha256": sha, "mtime": mtime, "version": version},
+        "binary": {"path": str(src), "sha256": sha, "mtime": mtime, "version": version,
+                   "checkout_commit": checkout},
         "goals": GOALS, "resync_s": DEFAULT_RESYNC, "sizes": {}, "work_dir": str(work) if args.keep else None,
     }
     log(f"binary {src} (sha256 {sha[:16]}, mtime {mtime}) copied to {binary}; work dir {work}")

@@ -5,10 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the release and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ECS_RECONCILER_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ecs-reconciler",
-    version,
+    version = VERSION,
     about = "Keeps an ECS service, its security groups, its ALB and target group true to a desired-state YAML file.",
     after_help = "Exit codes: 0 ok / no drift / converged, 1 error, 2 drift (plan) or not converged (apply), 64 usage, 78 invalid config.\nAWS access uses the default credential chain: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ECS task roles all work."
 )]
