@@ -17,9 +17,11 @@ use crate::budget::{ApiBudget, ApiClass};
 use crate::error::AwsError;
 
 /// Hands every page of `pages` to `each`, taking a token of
-/// `service:operation`'s class from `budget` before each request. `next_token` reads the page's
-/// continuation (`next_token`, or `next_marker` for ELBv2): without one, or
-/// with an empty one, the paginator stops, and so does this loop.
+/// `service:operation`'s class from `budget` before each request.
+/// `next_token` reads the page's continuation (`next_token`, or
+/// `next_marker` for ELBv2): without one, or with an empty one, the
+/// paginator stops, and so does this loop. (A repeated token also stops the
+/// paginator; that rare case costs one unused token.)
 pub(crate) async fn each_page<O, E, R>(
     budget: &ApiBudget,
     service: &'static str,
