@@ -1,8 +1,7 @@
 //! Stamps the binary with the commit it was built from, so a benchmark or
-//! an incident report can tell which code ran (`--version`, the status API,
-//! `ecs_reconciler_build_info`). Without a git checkout (a container build
-//! context) it is `ECS_RECONCILER_COMMIT` from the environment, or
-//! `unknown`.
+//! an incident report can tell which code ran (`--version`). Without a git
+//! checkout (a container build context) it is `ECS_RECONCILER_COMMIT` from
+//! the environment, or `unknown`.
 
 use std::path::Path;
 use std::process::Command;

@@ -1079,14 +1079,23 @@ def built_commit(version: str | None) -> str | None:
     return m.group(1) if m else None
 
 
+def commit_mismatch(version: str | None, checkout: str | None) -> str | None:
+    """Why the binary's figures are not this checkout's, or None when they
+    are (or either commit is unknown)."""
+    built_from = built_commit(version)
+    if not (built_from and checkout) or checkout.startswith(built_from):
+        return None
+    return f"the binary was built from commit {built_from}, this checkout is at {checkout[:12]}"
+
+
 def report(result: dict[str, Any]) -> str:
     out: list[str] = []
     b = result["binary"]
     out.append(f"ecs-reconciler benchmark  {result['started']}  ({result['machine']})")
     out.append(f"binary {b['path']}  mtime {b['mtime']}  sha256 {b['sha256'][:16]}  {b.get('version') or ''}")
-    built_from, checkout = built_commit(b.get("version")), b.get("checkout_commit")
-    if built_from and checkout and not checkout.startswith(built_from):
-        out.append(f"WARNING: binary built from commit {built_from}, checkout at {checkout[:12]}: figures are not this checkout's")
+    mismatch = commit_mismatch(b.get("version"), b.get("checkout_commit"))
+    if mismatch:
+        out.append(f"WARNING: {mismatch}: figures are not this checkout's")
     sizes = result["sizes"]
     keys = sorted(sizes, key=int)
     if keys:
@@ -1233,12 +1242,11 @@ def main() -> int:
     except (OSError, subprocess.SubprocessError):
         pass
     checkout = checkout_commit()
-    built_from = built_commit(version)
-    if checkout and built_from and not checkout.startswith(built_from):
+    mismatch = commit_mismatch(version, checkout)
+    if mismatch:
         # e.g. another checkout sharing CARGO_TARGET_DIR built it last: cargo
         # then keeps that binary when this checkout's own build is fresh.
-        log(f"WARNING: the binary was built from commit {built_from}, this checkout is at {checkout[:12]}; "
-            "rebuild it here (touch a source file if cargo says it is fresh)")
+        log(f"WARNING: {mismatch}; rebuild it here (touch a source file if cargo says it is fresh)")
     emu_python = sys.executable
     result: dict[str, Any] = {
         "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),

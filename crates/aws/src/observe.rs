@@ -17,6 +17,15 @@ use ecs_reconciler_plan::{
 };
 use ecs_reconciler_spec::{DesiredState, PortRange, Protocol};
 
+// The page types of the paginated reads (see `pages::each_page`).
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_security_group_rules::DescribeSecurityGroupRulesOutput;
+use aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput;
+use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput;
+use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput;
+
 use crate::error::{AwsError, ErrorKind};
 use crate::pages;
 use crate::service_events::DropServiceEvents;
@@ -471,7 +480,7 @@ pub(crate) async fn list_task_arns(
         "ecs",
         "ListTasks",
         pages,
-        aws_sdk_ecs::operation::list_tasks::ListTasksOutput::next_token,
+        ListTasksOutput::next_token,
         |page| {
             arns.extend(page.task_arns().iter().cloned());
         },
@@ -546,7 +555,7 @@ async fn container_instances(
         "ecs",
         "ListContainerInstances",
         pages,
-        aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput::next_token,
+        ListContainerInstancesOutput::next_token,
         |page| {
             arns.extend(page.container_instance_arns().iter().cloned());
         },
@@ -742,15 +751,15 @@ async fn describe_groups(clients: &AwsClients, desired: &DesiredState) -> Result
                 "ec2",
                 "DescribeSecurityGroups",
                 pages,
-                aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput::next_token,
+                DescribeSecurityGroupsOutput::next_token,
                 |page| {
-                for group in page.security_groups() {
-                    out.push(Candidate {
-                        id: group.group_id().unwrap_or_default().to_string(),
-                        name: group.group_name().unwrap_or_default().to_string(),
-                        vpc_id: group.vpc_id().map(str::to_string),
-                    });
-                }
+                    for group in page.security_groups() {
+                        out.push(Candidate {
+                            id: group.group_id().unwrap_or_default().to_string(),
+                            name: group.group_name().unwrap_or_default().to_string(),
+                            vpc_id: group.vpc_id().map(str::to_string),
+                        });
+                    }
                 },
             )
             .await?;
@@ -785,7 +794,7 @@ async fn describe_rules(
             "ec2",
             "DescribeSecurityGroupRules",
             pages,
-            aws_sdk_ec2::operation::describe_security_group_rules::DescribeSecurityGroupRulesOutput::next_token,
+            DescribeSecurityGroupRulesOutput::next_token,
             |page| {
             for rule in page.security_group_rules() {
                 if rule.is_egress() == Some(true) {
@@ -920,7 +929,7 @@ async fn describe_instances(
             "ec2",
             "DescribeInstances",
             pages,
-            aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::next_token,
+            DescribeInstancesOutput::next_token,
             |page| {
                 for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                     let Some(id) = instance.instance_id() else {
@@ -1166,9 +1175,9 @@ async fn find_target_groups(
         "elbv2",
         "DescribeTargetGroups",
         pages,
-        aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput::next_marker,
+        DescribeTargetGroupsOutput::next_marker,
         |page| {
-        all.extend(target_group_facts(page.target_groups()));
+            all.extend(target_group_facts(page.target_groups()));
         },
     )
     .await?;
@@ -1285,16 +1294,16 @@ async fn describe_listeners(clients: &AwsClients, arn: &str) -> Result<Vec<LiveL
         "elbv2",
         "DescribeListeners",
         pages,
-        aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput::next_marker,
+        DescribeListenersOutput::next_marker,
         |page| {
-        for listener in page.listeners() {
-            if let Some(port) = listener.port() {
-                out.push(LiveListener {
-                    port,
-                    protocol: listener.protocol().map(|p| p.as_str().to_string()),
-                });
+            for listener in page.listeners() {
+                if let Some(port) = listener.port() {
+                    out.push(LiveListener {
+                        port,
+                        protocol: listener.protocol().map(|p| p.as_str().to_string()),
+                    });
+                }
             }
-        }
         },
     )
     .await?;

@@ -50,8 +50,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
 
@@ -62,11 +61,7 @@ mod tests {
     /// Pages the SDK paginator fetches from `bodies`, with the tokens the
     /// ECS cluster-resource bucket gave out and the requests the server saw.
     async fn list(bodies: Vec<&'static str>) -> (Result<(), AwsError>, Vec<String>, u64, usize) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(test_server::serve(listener, bodies, requests.clone()));
-        let ecs = test_server::ecs_client(endpoint);
+        let (ecs, requests) = test_server::ecs_serving(bodies).await;
         let budget = ApiBudget::new(&BudgetSettings::default());
         let mut arns = Vec::new();
         let pages = ecs.list_tasks().cluster("c").into_paginator().send();

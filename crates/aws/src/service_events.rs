@@ -351,14 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_interceptor_cuts_events_before_the_sdk_parses_them() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(crate::test_server::serve(
-            listener,
-            vec![UNPARSABLE_EVENTS],
-            Default::default(),
-        ));
-        let ecs = crate::test_server::ecs_client(endpoint);
+        let (ecs, _) = crate::test_server::ecs_serving(vec![UNPARSABLE_EVENTS]).await;
 
         let plain = ecs
             .describe_services()

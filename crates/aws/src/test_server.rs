@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Answers the requests on `listener` with `bodies` in turn, counting them
 /// in `requests`.
-pub(crate) async fn serve(
+async fn serve(
     listener: tokio::net::TcpListener,
     bodies: Vec<&'static str>,
     requests: Arc<AtomicUsize>,
@@ -59,8 +59,20 @@ pub(crate) async fn serve(
     }
 }
 
+/// A server answering with `bodies` (see [`serve`]) on a free loopback
+/// port, an ECS client pointed at it, and its request count.
+pub(crate) async fn ecs_serving(
+    bodies: Vec<&'static str>,
+) -> (aws_sdk_ecs::Client, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(serve(listener, bodies, requests.clone()));
+    (ecs_client(endpoint), requests)
+}
+
 /// An ECS client for `endpoint` with test credentials.
-pub(crate) fn ecs_client(endpoint: String) -> aws_sdk_ecs::Client {
+fn ecs_client(endpoint: String) -> aws_sdk_ecs::Client {
     let config = aws_sdk_ecs::Config::builder()
         .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
         .region(aws_sdk_ecs::config::Region::new("us-east-1"))
