@@ -7,7 +7,9 @@ use std::fmt;
 /// A position in the file: 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters.
     pub col: usize,
 }
 
@@ -65,6 +67,7 @@ impl Diagnostic {
         }
     }
 
+    /// The error's line and column as one [`Pos`].
     pub fn pos(&self) -> Pos {
         Pos {
             line: self.line,
@@ -119,18 +122,25 @@ impl Diagnostics {
         Diagnostics { errors }
     }
 
+    /// The errors in document order: at most 100, plus one counting the
+    /// rest when there were more.
     pub fn errors(&self) -> &[Diagnostic] {
         &self.errors
     }
 
+    /// How many errors [`Diagnostics::errors`] holds (the "and N more"
+    /// entry counts as one).
     pub fn len(&self) -> usize {
         self.errors.len()
     }
 
+    /// Whether there are no errors; never true of the `Diagnostics` that
+    /// `load` returns.
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }
 
+    /// Iterates over the errors in document order.
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
         self.errors.iter()
     }

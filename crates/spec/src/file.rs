@@ -389,11 +389,14 @@ pub enum Membership {
 /// An ECS launch type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum LaunchType {
+    /// Tasks run on the EC2 container instances registered to the cluster.
     #[default]
     #[serde(rename = "EC2")]
     Ec2,
+    /// Tasks run on AWS Fargate, without instances to manage.
     #[serde(rename = "FARGATE")]
     Fargate,
+    /// Tasks run on external (ECS Anywhere) instances, e.g. on premises.
     #[serde(rename = "EXTERNAL")]
     External,
 }
@@ -422,8 +425,10 @@ pub enum TargetType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ListenerProtocol {
+    /// Plain HTTP.
     #[default]
     Http,
+    /// HTTPS: TLS ends at the load balancer.
     Https,
 }
 
@@ -431,10 +436,14 @@ pub enum ListenerProtocol {
 /// `"6"` alike; serializes as the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
+    /// TCP (`tcp` or `6`).
     #[default]
     Tcp,
+    /// UDP (`udp` or `17`).
     Udp,
+    /// ICMP for IPv4 (`icmp` or `1`).
     Icmp,
+    /// ICMP for IPv6 (`icmpv6` or `58`).
     Icmpv6,
     /// Every protocol (`-1`).
     All,
@@ -464,6 +473,7 @@ impl Protocol {
             .map(|(_, p)| *p)
     }
 
+    /// The lower-case name (`tcp` ... `all`), as serde writes it.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",

@@ -48,9 +48,13 @@ pub enum TargetMembership {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// TCP (6): `ports` is a port range.
     Tcp,
+    /// UDP (17): `ports` is a port range.
     Udp,
+    /// ICMP for IPv4 (1): `ports` is (type, code).
     Icmp,
+    /// ICMP for IPv6 (58): `ports` is (type, code).
     Icmpv6,
     /// Every protocol (`-1`); ports are meaningless.
     All,
@@ -99,11 +103,13 @@ impl std::fmt::Display for Protocol {
     }
 }
 
-/// An inclusive port range, `from <= to`. For ICMP it is (type, code) as
-/// EC2 stores it; `-1` means "all".
+/// An inclusive port range, `from <= to` for tcp and udp. For ICMP it is
+/// (type, code) as EC2 stores it; `-1` means "all".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct PortRange {
+    /// First port, 0-65535; for ICMP the type, 0-255 or -1 (any).
     pub from: i32,
+    /// Last port, `from` to 65535; for ICMP the code, 0-255 or -1 (any).
     pub to: i32,
 }
 
@@ -111,6 +117,7 @@ impl PortRange {
     /// The range EC2 reports for "all ports / all types".
     pub const ALL: PortRange = PortRange { from: -1, to: -1 };
 
+    /// The range holding only `port`.
     pub fn single(port: i32) -> PortRange {
         PortRange {
             from: port,
@@ -159,9 +166,11 @@ impl std::fmt::Display for RuleSource {
 /// One desired ingress rule: exactly one protocol, port range and source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct IngressRule {
+    /// The IP protocol; decides what `ports` means.
     pub protocol: Protocol,
     /// `PortRange::ALL` for `all` and for ICMP without a type.
     pub ports: PortRange,
+    /// Where the traffic comes from; a CIDR is canonical.
     pub source: RuleSource,
     /// Written when the rule is created; never compared.
     pub description: Option<String>,
@@ -171,11 +180,20 @@ pub struct IngressRule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityGroupSpec {
+    /// The group's name (GroupName) as in the EC2 console: non-empty, not
+    /// starting with `sg-`; (`name`, `vpc_id`) is unique in the file.
     pub name: String,
+    /// The group's id (`sg-` and lower-case hex) when the file pins it;
+    /// unique in the file.
     pub id: Option<String>,
+    /// The group's VPC (`vpc-` and lower-case hex), when the file gives it.
     pub vpc_id: Option<String>,
+    /// Which existing ingress rules may be revoked (default `Exclusive`).
     pub management: RuleManagement,
+    /// The group's mode, resolved: `paused`, else its own, else the file's.
     pub mode: Mode,
+    /// The declared ingress rules in file order, no two alike; empty means
+    /// the group admits nothing.
     pub ingress: Vec<IngressRule>,
 }
 
@@ -184,9 +202,11 @@ pub struct SecurityGroupSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
+    /// The ECS cluster's name: non-empty, unique in the file.
     pub name: String,
     /// Names of groups declared in this file.
     pub instance_security_groups: Vec<String>,
+    /// The cluster's mode, resolved: `paused`, else its own, else the file's.
     pub mode: Mode,
 }
 
@@ -195,8 +215,12 @@ pub struct ClusterSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskDefinitionCheck {
+    /// The task definition family the service must use (any revision);
+    /// non-empty.
     pub family: String,
+    /// A container the task definition must have; non-empty when given.
     pub container_name: Option<String>,
+    /// A container port (1-65535) that must be mapped.
     pub container_port: Option<u16>,
     /// `Some(0)` means dynamic host port mapping.
     pub host_port: Option<u16>,
@@ -207,11 +231,14 @@ pub struct TaskDefinitionCheck {
 /// alone, outside it is clamped to the nearest bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ReplicaBounds {
+    /// Fewest tasks, 0-10000.
     pub min: u32,
+    /// Most tasks, `min` to 10000.
     pub max: u32,
 }
 
 impl ReplicaBounds {
+    /// Exactly `count` tasks (`min == max == count`).
     pub fn exact(count: u32) -> ReplicaBounds {
         ReplicaBounds {
             min: count,
@@ -219,6 +246,7 @@ impl ReplicaBounds {
         }
     }
 
+    /// Whether the count is exact (`min == max`) rather than a range.
     pub fn is_exact(&self) -> bool {
         self.min == self.max
     }
@@ -252,12 +280,22 @@ impl std::fmt::Display for ReplicaBounds {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
+    /// The ECS service's name: non-empty; (`cluster`, `name`) is unique in
+    /// the file.
     pub name: String,
+    /// The name of the cluster the service runs in; non-empty.
     pub cluster: String,
+    /// How many tasks must run (desiredCount); enforced.
     pub replicas: ReplicaBounds,
+    /// Expected launch type as ECS spells it (`EC2`, `FARGATE`,
+    /// `EXTERNAL`); reported if it differs.
     pub launch_type: Option<String>,
+    /// Expected scheduling strategy (`REPLICA` or `DAEMON`); reported if it
+    /// differs.
     pub scheduling_strategy: Option<String>,
+    /// Expectations on the task definition; checked, never changed.
     pub task_definition: Option<TaskDefinitionCheck>,
+    /// The service's mode, resolved: `paused`, else its own, else the file's.
     pub mode: Mode,
 }
 
@@ -265,20 +303,34 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetGroupSpec {
+    /// The target group's name: 1-32 letters, digits and hyphens, not
+    /// starting or ending with one; unique in the file.
     pub name: String,
+    /// The health check path, starting with `/`, at most 1024 characters;
+    /// set when it differs.
     pub health_check_path: Option<String>,
-    /// The bound service: (cluster, service name), both declared here.
+    /// The bound service's cluster: as written, or the one cluster that
+    /// declares a service of that name.
     pub cluster: String,
+    /// The bound service's name; (`cluster`, `service`) is a declared
+    /// service.
     pub service: String,
+    /// The container of the service's tasks that receives traffic;
+    /// non-empty.
     pub container_name: String,
+    /// That container's port, 1-65535.
     pub container_port: u16,
+    /// Which registrations may be deregistered (default `Exclusive`).
     pub membership: TargetMembership,
+    /// The target group's mode, resolved: `paused`, else its own, else the
+    /// file's.
     pub mode: Mode,
 }
 
 /// A listener the load balancer must have (checked and reported).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListenerCheck {
+    /// The listener's port, 1-65535; unique per load balancer.
     pub port: u16,
     /// Upper-case, e.g. `HTTP`.
     pub protocol: Option<String>,
@@ -289,10 +341,15 @@ pub struct ListenerCheck {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerSpec {
+    /// The load balancer's name: 1-32 letters, digits and hyphens, not
+    /// starting or ending with one nor with `internal-`; unique in the file.
     pub name: String,
     /// Names of groups declared in this file.
     pub security_groups: Vec<String>,
+    /// Listeners that must exist, one per port; checked and reported.
     pub listeners: Vec<ListenerCheck>,
+    /// The load balancer's mode, resolved: `paused`, else its own, else the
+    /// file's.
     pub mode: Mode,
 }
 
@@ -300,8 +357,11 @@ pub struct LoadBalancerSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
+    /// Most removals (revoked rules, deregistered targets) per resource and
+    /// pass, 0-10000; default 10.
     pub max_destructive_per_pass: u32,
-    /// Of the resource's current members.
+    /// The same cap as a percentage (0-100) of the resource's current
+    /// members; default 50.
     pub max_destructive_percent: u32,
 }
 
@@ -327,20 +387,30 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DesiredState {
+    /// The file's `mode` (default `Enforce`); never `Paused`.
     pub mode: Mode,
+    /// Caps on destructive changes; the defaults when the file has none.
     pub policy: Policy,
+    /// The declared security groups, in file order.
     pub security_groups: Vec<SecurityGroupSpec>,
+    /// The declared clusters, in file order.
     pub clusters: Vec<ClusterSpec>,
+    /// The declared services, in file order.
     pub services: Vec<ServiceSpec>,
+    /// The declared target groups, in file order.
     pub target_groups: Vec<TargetGroupSpec>,
+    /// The declared load balancers, in file order.
     pub load_balancers: Vec<LoadBalancerSpec>,
 }
 
 impl DesiredState {
+    /// The first declared security group named `name` (two may share a
+    /// name in different VPCs).
     pub fn security_group(&self, name: &str) -> Option<&SecurityGroupSpec> {
         self.security_groups.iter().find(|g| g.name == name)
     }
 
+    /// The declared service `name` in cluster `cluster`.
     pub fn service(&self, cluster: &str, name: &str) -> Option<&ServiceSpec> {
         self.services
             .iter()
