@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod exit;
 mod render;
+mod signals;
 
 use clap::Parser;
 

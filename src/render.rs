@@ -129,7 +129,7 @@ pub fn apply_text(outcomes: &[ActionOutcome], remaining: &Plan) -> String {
                 Outcome::Applied { .. } => "done".to_string(),
                 Outcome::AlreadyDone => "already so".to_string(),
                 Outcome::Skipped { reason } => format!("skipped: {reason}"),
-                Outcome::Failed { error } => format!("FAILED: {error}"),
+                Outcome::Failed { error, .. } => format!("FAILED: {error}"),
             };
             let change = &outcome.change;
             let _ = writeln!(

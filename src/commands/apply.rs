@@ -1,9 +1,10 @@
-//! `apply --once`: observe, plan, execute, observe again, report whether it
-//! converged.
+//! `apply --once`: observe, plan, gate (as the daemon does), execute,
+//! observe again, report whether it converged.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use ecs_reconciler_plan::Outcome;
+use ecs_reconciler_plan::{GateInput, Outcome, UnitId, gate, unit_ids};
 
 use crate::cli::{AwsArgs, OutputFormat};
 use crate::{exit, render};
@@ -21,14 +22,26 @@ pub async fn run(
     };
     let before = ecs_reconciler_aws::observe(&clients, &desired).await;
     let mut plan = ecs_reconciler_plan::plan(&desired, &before);
-    if allow_destructive {
-        let released = plan.release_held(|_| true);
-        if released > 0 {
-            tracing::warn!(
-                released,
-                "--allow-destructive: applying changes held by the policy's cap"
-            );
-        }
+    // The daemon's gate, for one pass over every unit with no history:
+    // the cap holds what it holds unless the operator says otherwise.
+    let every_unit: BTreeSet<UnitId> = unit_ids(&desired).into_iter().collect();
+    let gated = gate(
+        &mut plan,
+        &GateInput {
+            due: &every_unit,
+            scoped: false,
+            held_before: &BTreeSet::new(),
+            confirmed: allow_destructive,
+            drastic: &[],
+            fighting: &BTreeSet::new(),
+            leader: true,
+        },
+    );
+    if allow_destructive && gated.released > 0 {
+        tracing::warn!(
+            released = gated.released,
+            "--allow-destructive: applying changes held by the policy's cap"
+        );
     }
     if dry_run {
         match output {
@@ -38,12 +51,7 @@ pub async fn run(
         return super::plan::plan_exit_code(&plan);
     }
 
-    let to_apply: Vec<_> = plan
-        .changes
-        .iter()
-        .filter(|c| c.disposition == ecs_reconciler_plan::Disposition::Apply)
-        .cloned()
-        .collect();
+    let to_apply = gated.to_apply(&plan);
     let outcomes = ecs_reconciler_aws::execute(&clients, &to_apply).await;
     let after = ecs_reconciler_aws::observe(&clients, &desired).await;
     let remaining = ecs_reconciler_plan::plan(&desired, &after);

@@ -1,7 +1,7 @@
 //! `run`: the daemon. Loads the config (exit 78 if the first load fails),
-//! keeps it live, runs the reconcile loop until SIGTERM/SIGINT, then lets
-//! the pass in flight finish within `--shutdown-timeout`. A second signal
-//! exits at once.
+//! keeps it live, runs the reconcile loop until a shutdown control
+//! (SIGTERM/SIGINT, see `signals`), then lets the pass in flight finish
+//! within `--shutdown-timeout`. A second one exits at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +9,19 @@ use std::time::Duration;
 use ecs_reconciler_aws::{AwsClients, CallObserver, CallRecord};
 use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
 use ecs_reconciler_runtime::audit::AuditLog;
-use ecs_reconciler_runtime::controller::{Cloud, Controller, Coverage, DaemonStatus, Leadership};
-use ecs_reconciler_runtime::fights::{FightDetector, FightSettings};
+use ecs_reconciler_runtime::cloud::{Cloud, Leadership};
+use ecs_reconciler_runtime::control::{self, Routes};
+use ecs_reconciler_runtime::controller::Controller;
+use ecs_reconciler_runtime::fights::FightSettings;
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
 use ecs_reconciler_runtime::metrics::{BudgetHeadroom, Metrics};
 use ecs_reconciler_runtime::reload::ConfigStatus;
 use ecs_reconciler_runtime::reload::{self, ReloadSettings, WatchMode};
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
-use ecs_reconciler_runtime::timeline::{Timeline, TimelineEvent};
+use ecs_reconciler_runtime::scope::Coverage;
+use ecs_reconciler_runtime::timeline::{Timeline, TimelineEvent, TimelineKind};
 use ecs_reconciler_server::ServerState;
 use ecs_reconciler_spec::DesiredState;
-use std::sync::atomic::AtomicU64;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -132,7 +134,18 @@ pub async fn run(args: &RunArgs) -> u8 {
         None => None,
     };
 
+    // Every signal becomes a control on one channel (see `signals`);
+    // shutdown is acted on at once, the rest reach the loop.
+    let (controls, control_rx) = control::channel();
+    crate::signals::forward(&controls);
     let shutdown = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let reload_file = Arc::new(tokio::sync::Notify::new());
+    let loop_controls = control_rx.route(Routes {
+        shutdown: shutdown.clone(),
+        abort: abort.clone(),
+        reload_file: reload_file.clone(),
+    });
     let reload_settings = ReloadSettings {
         mode: match args.watch {
             WatchArg::Notify => WatchMode::Notify,
@@ -145,10 +158,30 @@ pub async fn run(args: &RunArgs) -> u8 {
         initial,
         reload_settings,
         shutdown.clone(),
+        reload_file,
     );
-    let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
-    let heartbeat = Arc::new(AtomicU64::new(0));
     let timeline = Arc::new(Timeline::default());
+    let cloud = Arc::new(AwsCloud {
+        clients,
+        metadata_uri: std::env::var(metadata::METADATA_ENV)
+            .ok()
+            .filter(|uri| !uri.is_empty()),
+        identity: tokio::sync::Mutex::new(None),
+    });
+    let mut controller = Controller::new(cloud, config_rx, loop_controls, shutdown.clone())
+        .with_schedule(SchedulerSettings {
+            resync: args.resync,
+            ..SchedulerSettings::default()
+        })
+        .with_fights(FightSettings {
+            threshold: args.fight_threshold as usize,
+            window: args.fight_window,
+        })
+        .with_metrics(metrics.clone())
+        .with_timeline(timeline.clone());
+    if let Some(audit) = audit {
+        controller = controller.with_audit(audit);
+    }
     tokio::spawn(follow_config(
         config_status.clone(),
         metrics.clone(),
@@ -157,13 +190,13 @@ pub async fn run(args: &RunArgs) -> u8 {
     let server = ecs_reconciler_server::serve(
         args.listen.listen,
         ServerState {
-            status: status_rx,
+            status: controller.status(),
             config: config_status,
-            heartbeat: heartbeat.clone(),
+            heartbeat: controller.heartbeat(),
             version: env!("CARGO_PKG_VERSION"),
-            metrics: metrics.clone(),
+            metrics,
             registry: Arc::new(registry),
-            timeline: timeline.clone(),
+            timeline,
         },
         shutdown.clone(),
     )
@@ -177,47 +210,6 @@ pub async fn run(args: &RunArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    // SIGUSR1: an operator confirms every held removal.
-    let confirm = Arc::new(tokio::sync::Notify::new());
-    if let Ok(mut usr1) =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-    {
-        let confirm = confirm.clone();
-        tokio::spawn(async move {
-            while usr1.recv().await.is_some() {
-                confirm.notify_one();
-            }
-        });
-    }
-    let controller = Controller {
-        cloud: Arc::new(AwsCloud {
-            clients,
-            metadata_uri: std::env::var(metadata::METADATA_ENV)
-                .ok()
-                .filter(|uri| !uri.is_empty()),
-            identity: tokio::sync::Mutex::new(None),
-        }),
-        config: config_rx,
-        settings: SchedulerSettings {
-            resync: args.resync,
-            ..SchedulerSettings::default()
-        },
-        shutdown: shutdown.clone(),
-        audit,
-        status: status_tx,
-        heartbeat,
-        timeline,
-        metrics,
-        fights: FightDetector::new(FightSettings {
-            threshold: args.fight_threshold as usize,
-            window: args.fight_window,
-        }),
-        held_before: Default::default(),
-        drastic: Default::default(),
-        confirm: confirm.clone(),
-        release_all_held: false,
-        full_pass_pending_since: None,
-    };
     tracing::info!(
         config = %args.config.config.display(),
         resync = ?args.resync,
@@ -225,28 +217,33 @@ pub async fn run(args: &RunArgs) -> u8 {
     );
     let mut loop_task = tokio::spawn(controller.run());
 
-    tokio::select! {
+    let loop_ended = tokio::select! {
         result = &mut loop_task => {
             // The loop only stops on shutdown; ending early is a bug worth
             // exiting non-zero for, so a supervisor restarts us.
-            tracing::error!(?result, "reconcile loop ended unexpectedly");
-            return exit::ERROR;
+            if !shutdown.is_cancelled() {
+                tracing::error!(?result, "reconcile loop ended unexpectedly");
+                return exit::ERROR;
+            }
+            true
         }
-        signal = shutdown_signal() => {
-            tracing::info!(signal, "shutting down: no new work, letting calls in flight finish");
+        () = shutdown.cancelled() => {
+            tracing::info!("shutting down: no new work, letting calls in flight finish");
+            false
         }
-    }
-    shutdown.cancel();
+    };
     tokio::select! {
         _ = tokio::time::timeout(args.shutdown_timeout, async {
-            let _ = (&mut loop_task).await;
+            if !loop_ended {
+                let _ = (&mut loop_task).await;
+            }
             let _ = server.await;
         }) => {
             tracing::info!("stopped");
             exit::OK
         }
-        signal = shutdown_signal() => {
-            tracing::warn!(signal, "second signal: exiting now");
+        () = abort.cancelled() => {
+            tracing::warn!("second shutdown signal: exiting now");
             exit::SIGNALLED
         }
     }
@@ -292,7 +289,7 @@ async fn follow_config(
             .set(now.loaded_at_unix);
         if now.generation != last.generation {
             timeline.push(TimelineEvent::now(
-                "config",
+                TimelineKind::Config,
                 None,
                 format!(
                     "config generation {} loaded from {}",
@@ -305,24 +302,9 @@ async fn follow_config(
                 Some(error) => format!("invalid config kept out (the last good one runs): {error}"),
                 None => "config error cleared".to_string(),
             };
-            timeline.push(TimelineEvent::now("config", None, message));
+            timeline.push(TimelineEvent::now(TimelineKind::Config, None, message));
         }
         last = now;
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT, with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
     }
 }
 

@@ -256,9 +256,12 @@ def test_1_page_shows_the_seed_in_sync_and_the_api_address(stack, page):
     assert page.title == "ecs-reconciler"
     wait_until("the six seed resources in sync",
                lambda: card_states(page) == {u: "in-sync" for u in UNITS}, timeout=WAIT)
-    # State is written out, not colour alone.
-    for card in page.find_elements(By.CSS_SELECTOR, "article.unit"):
-        assert card.find_element(By.CSS_SELECTOR, ".state-text").text == "In sync"
+    # State is written out, not colour alone. Read in one script: the cards
+    # are re-rendered on every status event, so an element found in one call
+    # may be stale by the next.
+    assert page.execute_script(
+        "return [...document.querySelectorAll('article.unit .state-text')].map(e => e.innerText)"
+    ) == ["In sync"] * len(UNITS)
     assert page.find_element(By.ID, "overall").text.endswith("All 6 resources in sync")
     assert wait_page(page, "the live connection badge", "document.getElementById('conn').dataset.conn === 'live'")
     assert page.find_element(By.ID, "leader").text == "leader"
@@ -271,12 +274,16 @@ def test_1_page_shows_the_seed_in_sync_and_the_api_address(stack, page):
     assert page.find_element(By.ID, "timeline").get_attribute("aria-live") == "polite"
     # The client-side API budgets: one row per AWS rate class, with headroom.
     assert wait_page(page, "the budget table", "document.querySelectorAll('#budget-rows tr').length === 8")
-    classes = [r.get_attribute("data-class") for r in page.find_elements(By.CSS_SELECTOR, "#budget-rows tr")]
-    assert classes == ["ecs-service-read", "ecs-cluster-resource-read", "ecs-read", "ecs-write",
-                       "ec2-read", "ec2-write", "elbv2-read", "elbv2-write"]
-    elb_read = page.find_element(By.CSS_SELECTOR, "#budget-rows tr[data-class='elbv2-read']")
-    assert elb_read.find_element(By.TAG_NAME, "meter").get_attribute("max") == "20"
-    assert "5/s" in elb_read.text
+    # The rows are re-rendered on every heartbeat: read them in one script.
+    rows = page.execute_script(
+        "return [...document.querySelectorAll('#budget-rows tr')].map(r => ({"
+        "  cls: r.dataset.class, text: r.innerText,"
+        "  max: r.querySelector('meter') && r.querySelector('meter').getAttribute('max')}))")
+    assert [r["cls"] for r in rows] == ["ecs-service-read", "ecs-cluster-resource-read", "ecs-read",
+                                        "ecs-write", "ec2-read", "ec2-write", "elbv2-read", "elbv2-write"]
+    elb_read = next(r for r in rows if r["cls"] == "elbv2-read")
+    assert elb_read["max"] == "20"
+    assert "5/s" in elb_read["text"]
     screenshot(page, "1-in-sync")
     screenshot(page, "1-in-sync-full", full=True)
     assert severe_console_messages(page) == []

@@ -6,29 +6,24 @@ use std::fmt;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// What kind of failure an AWS call had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Rate limited (`Throttling`, `RequestLimitExceeded`, ...).
-    Throttled,
-    /// The resource does not exist (`*NotFound*`).
-    NotFound,
-    /// Credentials or IAM refused it.
-    Denied,
-    /// Network, timeout, 5xx: worth retrying later.
-    Transient,
-    /// The request was rejected as invalid.
-    Invalid,
-}
+/// What kind of failure an AWS call had: the plan's [`ErrorClass`], so
+/// the scheduler can pace the retry by it without knowing AWS.
+pub use ecs_reconciler_plan::ErrorClass as ErrorKind;
 
 /// One failed AWS call, in one sentence.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct AwsError {
+    /// `ecs`, `ec2` or `elbv2`.
     pub service: &'static str,
+    /// The API operation, e.g. `DescribeServices`.
     pub operation: &'static str,
+    /// Its class.
     pub kind: ErrorKind,
+    /// AWS's error code, when the service answered with one.
     pub code: Option<String>,
+    /// AWS's message, or what went wrong on the way.
     pub message: String,
+    /// The request id, for AWS support.
     pub request_id: Option<String>,
 }
 
@@ -53,6 +48,11 @@ impl fmt::Display for AwsError {
 }
 
 impl AwsError {
+    /// The failed read, for a snapshot: unknown, with this error's class.
+    pub fn unread(&self) -> ecs_reconciler_plan::Unread {
+        ecs_reconciler_plan::Unread::new(self.kind, self.to_string())
+    }
+
     /// Classifies an SDK error from `service`'s `operation`.
     pub fn from_sdk<E, R>(
         service: &'static str,
@@ -116,6 +116,7 @@ impl AwsError {
         }
     }
 
+    /// Whether AWS answered with error code `code`.
     pub fn is_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }

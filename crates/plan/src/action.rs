@@ -3,7 +3,10 @@
 
 use serde::Serialize;
 
+use crate::failure::ErrorClass;
+use crate::gate::HoldReason;
 use crate::snapshot::{RuleKey, TargetKey};
+use crate::unit::UnitId;
 
 /// One mutating AWS call's worth of intent. Granular on purpose (one rule,
 /// one target) so a plan reads as a list of facts; the executor batches
@@ -147,23 +150,30 @@ pub struct Change {
     /// `security-group/NAME`, `service/CLUSTER/NAME`, `instance/ID`, ...
     pub resource: String,
     /// The declared resource this change belongs to — the unit the daemon
-    /// schedules: `security-group/NAME`, `cluster/NAME` (instance
-    /// attachments), `service/CLUSTER/NAME`, `target-group/NAME`,
-    /// `load-balancer/NAME`.
-    pub owner: String,
+    /// schedules.
+    pub owner: UnitId,
+    /// The state found.
     pub before: String,
+    /// The state the file asks for.
     pub after: String,
+    /// Why, for a person.
     pub reason: String,
+    /// Whether it is applied, held, or only reported.
     pub disposition: Disposition,
+    /// Why a change that would otherwise be applied is not (set with
+    /// [`Disposition::Held`], and on paused resources' drift).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldReason>,
+    /// The call that fixes it, if ecs-reconciler makes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<Action>,
 }
 
 impl Change {
-    /// A change that an action fixes, with the disposition its resource's
-    /// mode gives it.
+    /// A change of `owner` that an action fixes, with the disposition its
+    /// resource's mode gives it.
     pub fn fix(
-        resource: String,
+        owner: &UnitId,
         before: String,
         after: String,
         reason: String,
@@ -172,8 +182,8 @@ impl Change {
     ) -> Change {
         Change {
             kind: action.kind().to_string(),
-            owner: resource.clone(),
-            resource,
+            resource: owner.to_string(),
+            owner: owner.clone(),
             before,
             after,
             reason,
@@ -182,34 +192,81 @@ impl Change {
             } else {
                 Disposition::Observe
             },
+            hold: None,
             action: Some(action),
         }
     }
 
-    /// The same change, attributed to another declared resource.
-    pub fn owned_by(mut self, owner: String) -> Change {
-        self.owner = owner;
+    /// The same change, on a resource other than its owner itself (an
+    /// instance of a cluster's attachments).
+    pub fn on_resource(mut self, resource: String) -> Change {
+        self.resource = resource;
         self
     }
 
-    /// A change that only a person can make.
+    /// A change of `owner` that only a person can make.
     pub fn report(
         kind: &str,
-        resource: String,
+        owner: &UnitId,
         before: String,
         after: String,
         reason: String,
     ) -> Change {
         Change {
             kind: kind.to_string(),
-            owner: resource.clone(),
-            resource,
+            resource: owner.to_string(),
+            owner: owner.clone(),
             before,
             after,
             reason,
             disposition: Disposition::Report,
+            hold: None,
             action: None,
         }
+    }
+
+    /// Holds the change for `hold`, saying why in its reason.
+    pub fn hold(&mut self, hold: HoldReason, why: &str) {
+        self.disposition = Disposition::Held;
+        self.reason = format!("{}; held: {why}", self.reason);
+        self.hold = Some(hold);
+    }
+
+    /// The field this change corrects: corrections of one field in
+    /// opposite directions (authorize/revoke, register/deregister) are the
+    /// same field, which is what fight detection counts.
+    pub fn field(&self) -> Option<String> {
+        let field = match self.action.as_ref()? {
+            Action::ScaleService {
+                cluster, service, ..
+            } => format!("replicas service/{cluster}/{service}"),
+            Action::AuthorizeIngress {
+                group_name, rule, ..
+            }
+            | Action::RevokeIngress {
+                group_name, rule, ..
+            } => format!("rule security-group/{group_name} {rule}"),
+            Action::SetInstanceGroups { instance_id, .. } => {
+                format!("groups instance/{instance_id}")
+            }
+            Action::SetLoadBalancerGroups { load_balancer, .. } => {
+                format!("groups load-balancer/{load_balancer}")
+            }
+            Action::RegisterTarget {
+                target_group,
+                target,
+                ..
+            }
+            | Action::DeregisterTarget {
+                target_group,
+                target,
+                ..
+            } => format!("target target-group/{target_group} {target}"),
+            Action::SetHealthCheckPath { target_group, .. } => {
+                format!("health-check-path target-group/{target_group}")
+            }
+        };
+        Some(field)
     }
 }
 
@@ -226,7 +283,12 @@ pub enum Outcome {
     /// process is shutting down.
     Skipped { reason: String },
     /// The call failed.
-    Failed { error: String },
+    Failed {
+        /// What failed, in one sentence.
+        error: String,
+        /// The class of the failure, which decides how soon it is retried.
+        class: ErrorClass,
+    },
 }
 
 /// One change and its outcome.

@@ -9,6 +9,7 @@ use ecs_reconciler_spec::{DesiredState, Mode};
 
 use crate::action::{Action, Change};
 use crate::snapshot::{Observed, Snapshot};
+use crate::unit::UnitId;
 
 /// Plans attachments for clusters' instances and load balancers.
 pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
@@ -98,7 +99,7 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
         let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
         changes.push(
             Change::fix(
-                format!("instance/{instance_id}"),
+                &UnitId::cluster(clusters[0]),
                 instance.security_group_ids.join(","),
                 group_ids.join(","),
                 format!(
@@ -112,20 +113,20 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
                     group_ids,
                 },
             )
-            .owned_by(format!("cluster/{}", clusters[0])),
+            .on_resource(format!("instance/{instance_id}")),
         );
     }
 }
 
 fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec<Change>) {
     for spec in &desired.load_balancers {
-        let resource = format!("load-balancer/{}", spec.name);
+        let unit = UnitId::load_balancer(&spec.name);
         let live = match snapshot.load_balancers.get(&spec.name) {
             Some(Observed::Known(Some(live))) => live,
             Some(Observed::Known(None)) => {
                 changes.push(Change::report(
                     "missing-resource",
-                    resource,
+                    &unit,
                     "absent".into(),
                     "present".into(),
                     format!("no load balancer named {} was found", spec.name),
@@ -143,7 +144,7 @@ fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mu
             group_ids.extend(missing.iter().map(|(_, id)| id.to_string()));
             let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
             changes.push(Change::fix(
-                resource.clone(),
+                &unit,
                 live.security_group_ids.join(","),
                 group_ids.join(","),
                 format!(
@@ -175,7 +176,7 @@ fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mu
                     };
                     changes.push(Change::report(
                         "check-listener",
-                        resource.clone(),
+                        &unit,
                         "absent".into(),
                         after.clone(),
                         format!(

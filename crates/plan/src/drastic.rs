@@ -17,14 +17,16 @@ use ecs_reconciler_spec::{
 use serde::Serialize;
 
 use crate::action::{Action, Change, Disposition};
+use crate::gate::HoldReason;
 use crate::plan::Plan;
+use crate::unit::UnitId;
 
 /// One resource whose declared members an edit cut by more than the cap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DrasticChange {
-    /// The `Change::owner` key: `security-group/NAME`, `service/C/NAME`, ...
-    pub owner: String,
+    /// The resource the edit cut.
+    pub owner: UnitId,
     /// What the edit did, for people: "ingress rules 5 → 0".
     pub what: String,
 }
@@ -70,7 +72,7 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
         let was: BTreeSet<String> = old.ingress.iter().map(rule_identity).collect();
         let removed = was.difference(&now).count();
         let added = now.difference(&was).count();
-        let owner = format!("security-group/{}", group.name);
+        let owner = UnitId::security_group(&group.name);
         // As with the live cap, the base counts what the edit adds, so
         // replacing a group's only rule is a swap, not a cut.
         if exceeds(policy, removed, was.len() + added) {
@@ -92,7 +94,7 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
             });
         }
     }
-    let group_lists = |owner: String, what: &str, was: &[String], now: &[String]| {
+    let group_lists = |owner: UnitId, what: &str, was: &[String], now: &[String]| {
         let (removed, base) = removed_names(was, now);
         exceeds(policy, removed, base).then(|| DrasticChange {
             owner,
@@ -102,7 +104,7 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
     for cluster in &after.clusters {
         if let Some(old) = before.clusters.iter().find(|c| c.name == cluster.name) {
             out.extend(group_lists(
-                format!("cluster/{}", cluster.name),
+                UnitId::cluster(&cluster.name),
                 "instance security groups",
                 &old.instance_security_groups,
                 &cluster.instance_security_groups,
@@ -112,7 +114,7 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
     for lb in &after.load_balancers {
         if let Some(old) = before.load_balancers.iter().find(|l| l.name == lb.name) {
             out.extend(group_lists(
-                format!("load-balancer/{}", lb.name),
+                UnitId::load_balancer(&lb.name),
                 "security groups",
                 &old.security_groups,
                 &lb.security_groups,
@@ -132,7 +134,7 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
         let removed = old.replicas.min.saturating_sub(service.replicas.max) as usize;
         if exceeds(policy, removed, old.replicas.min as usize) {
             out.push(DrasticChange {
-                owner: format!("service/{}/{}", service.cluster, service.name),
+                owner: UnitId::service(&service.cluster, &service.name),
                 what: format!("replicas {} → {}", old.replicas, service.replicas),
             });
         }
@@ -141,7 +143,7 @@ pub fn drastic_changes(before: &DesiredState, after: &DesiredState) -> Vec<Drast
         let Some(old) = before.target_groups.iter().find(|t| t.name == tg.name) else {
             continue;
         };
-        let owner = format!("target-group/{}", tg.name);
+        let owner = UnitId::target_group(&tg.name);
         if target_source(old) != target_source(tg) {
             out.push(DrasticChange {
                 owner,
@@ -191,10 +193,12 @@ pub fn hold_drastic(plan: &mut Plan, drastic: &[DrasticChange]) -> usize {
         let Some(edit) = drastic.iter().find(|d| d.owner == change.owner) else {
             continue;
         };
-        change.disposition = Disposition::Held;
-        change.reason = format!(
-            "{}; held: the config edit cut {} ({}) — confirm with SIGUSR1 to the daemon or `apply --once --allow-destructive`",
-            change.reason, edit.owner, edit.what
+        change.hold(
+            HoldReason::DrasticEdit,
+            &format!(
+                "the config edit cut {} ({}) — confirm with SIGUSR1 to the daemon or `apply --once --allow-destructive`",
+                edit.owner, edit.what
+            ),
         );
         held += 1;
     }

@@ -1,21 +1,28 @@
 //! The plan: every change desired × snapshot calls for, in execution order,
 //! plus what could not be observed and the addresses worth printing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ecs_reconciler_spec::{DesiredState, Mode, Policy};
 use serde::Serialize;
 
 use crate::action::{Action, Change, Disposition};
+use crate::failure::ErrorClass;
+use crate::gate::HoldReason;
 use crate::snapshot::{Observed, Snapshot};
+use crate::unit::{UnitId, unit_modes};
 use crate::{attachments, rules, services, targets};
 
 /// A part of the snapshot that could not be read: nothing destructive is
 /// planned from it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Unknown {
+    /// The part of the snapshot: `targets of api-tg`, `tasks of cluster main`.
     pub what: String,
+    /// Why it could not be read.
     pub why: String,
+    /// The class of the failure, which decides how soon it is retried.
+    pub class: ErrorClass,
 }
 
 /// A load balancer's DNS name: the API's address.
@@ -67,6 +74,7 @@ impl Plan {
         for change in &mut self.changes {
             if change.disposition == Disposition::Held && confirmed(change) {
                 change.disposition = Disposition::Apply;
+                change.hold = None;
                 released += 1;
             }
         }
@@ -77,7 +85,7 @@ impl Plan {
 /// `paused: true` resources: nothing is applied and their drift is shown,
 /// not counted.
 fn pause(desired: &DesiredState, changes: &mut [Change]) {
-    let paused: Vec<String> = unit_modes(desired)
+    let paused: BTreeSet<UnitId> = unit_modes(desired)
         .into_iter()
         .filter(|(_, mode)| *mode == Mode::Paused)
         .map(|(unit, _)| unit)
@@ -85,38 +93,8 @@ fn pause(desired: &DesiredState, changes: &mut [Change]) {
     for change in changes.iter_mut().filter(|c| paused.contains(&c.owner)) {
         change.disposition = Disposition::Info;
         change.reason = format!("paused: {}", change.reason);
+        change.hold = Some(HoldReason::Paused);
     }
-}
-
-/// Every declared resource as the `Change::owner` key it is known by, with
-/// its mode.
-pub fn unit_modes(desired: &DesiredState) -> Vec<(String, Mode)> {
-    let groups = desired
-        .security_groups
-        .iter()
-        .map(|g| (format!("security-group/{}", g.name), g.mode));
-    let clusters = desired
-        .clusters
-        .iter()
-        .map(|c| (format!("cluster/{}", c.name), c.mode));
-    let services = desired
-        .services
-        .iter()
-        .map(|s| (format!("service/{}/{}", s.cluster, s.name), s.mode));
-    let target_groups = desired
-        .target_groups
-        .iter()
-        .map(|t| (format!("target-group/{}", t.name), t.mode));
-    let load_balancers = desired
-        .load_balancers
-        .iter()
-        .map(|l| (format!("load-balancer/{}", l.name), l.mode));
-    groups
-        .chain(clusters)
-        .chain(services)
-        .chain(target_groups)
-        .chain(load_balancers)
-        .collect()
 }
 
 /// Identifies a change across passes (to tell whether two observations
@@ -130,27 +108,28 @@ pub fn change_key(change: &Change) -> String {
 
 /// How many members (rules, targets) a resource has now: the base of the
 /// percentage cap.
-fn members_of(owner: &str, snapshot: &Snapshot) -> usize {
-    if let Some(name) = owner.strip_prefix("security-group/") {
-        if let Some(Observed::Known(Some(group))) = snapshot.security_groups.get(name) {
-            return group.ingress.known().map_or(0, Vec::len);
-        }
-    } else if let Some(name) = owner.strip_prefix("target-group/")
-        && let Some(Observed::Known(Some(tg))) = snapshot.target_groups.get(name)
-    {
-        return tg
-            .targets
-            .known()
-            .map_or(0, |t| t.iter().filter(|t| !t.is_draining()).count());
+fn members_of(owner: &UnitId, snapshot: &Snapshot) -> usize {
+    match owner {
+        UnitId::SecurityGroup(name) => match snapshot.security_groups.get(name) {
+            Some(Observed::Known(Some(group))) => group.ingress.known().map_or(0, Vec::len),
+            _ => 0,
+        },
+        UnitId::TargetGroup(name) => match snapshot.target_groups.get(name) {
+            Some(Observed::Known(Some(tg))) => tg
+                .targets
+                .known()
+                .map_or(0, |t| t.iter().filter(|t| !t.is_draining()).count()),
+            _ => 0,
+        },
+        _ => 0,
     }
-    0
 }
 
 /// Above the policy's cap, a resource's destructive changes are all held:
 /// only its additive part is applied this pass.
 fn hold_over_cap(policy: &Policy, snapshot: &Snapshot, changes: &mut [Change]) {
-    let mut by_owner: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut additions: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_owner: BTreeMap<UnitId, Vec<usize>> = BTreeMap::new();
+    let mut additions: BTreeMap<UnitId, usize> = BTreeMap::new();
     for (i, change) in changes.iter().enumerate() {
         if change.disposition != Disposition::Apply {
             continue;
@@ -174,14 +153,14 @@ fn hold_over_cap(policy: &Policy, snapshot: &Snapshot, changes: &mut [Change]) {
             continue;
         }
         for i in indexes.iter().copied() {
-            let change = &mut changes[i];
-            change.disposition = Disposition::Held;
-            change.reason = format!(
-                "{}; held: {} removals exceed this resource's cap of {allowed} per pass (policy: at most {} and {}% of its {members} members) — applied once a second complete observation agrees, or with apply --allow-destructive",
-                change.reason,
-                indexes.len(),
-                policy.max_destructive_per_pass,
-                policy.max_destructive_percent,
+            changes[i].hold(
+                HoldReason::DestructiveCap,
+                &format!(
+                    "{} removals exceed this resource's cap of {allowed} per pass (policy: at most {} and {}% of its {members} members) — applied once a second complete observation agrees, or with apply --allow-destructive",
+                    indexes.len(),
+                    policy.max_destructive_per_pass,
+                    policy.max_destructive_percent,
+                ),
             );
         }
     }
@@ -208,7 +187,11 @@ pub fn plan(desired: &DesiredState, snapshot: &Snapshot) -> Plan {
     let unknowns = snapshot
         .unknowns()
         .into_iter()
-        .map(|(what, why)| Unknown { what, why })
+        .map(|(what, why)| Unknown {
+            what,
+            class: why.class,
+            why: why.message,
+        })
         .collect();
     let addresses = desired
         .load_balancers

@@ -13,6 +13,7 @@ use ecs_reconciler_spec::{
 
 use crate::action::{Action, Change, Disposition};
 use crate::snapshot::{LiveSource, Observed, RuleKey, Snapshot};
+use crate::unit::UnitId;
 
 /// Plans every declared group's ingress changes.
 pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
@@ -47,13 +48,13 @@ pub fn desired_key(rule: &IngressRule, snapshot: &Snapshot) -> Result<RuleKey, S
 }
 
 fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<Change>) {
-    let resource = format!("security-group/{}", spec.name);
+    let unit = UnitId::security_group(&spec.name);
     let group = match snapshot.security_groups.get(&spec.name) {
         Some(Observed::Known(Some(group))) => group,
         Some(Observed::Known(None)) => {
             changes.push(Change::report(
                 "missing-resource",
-                resource,
+                &unit,
                 "absent".into(),
                 "present".into(),
                 format!(
@@ -91,7 +92,7 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
             continue;
         }
         changes.push(Change::fix(
-            resource.clone(),
+            &unit,
             "absent".into(),
             key.to_string(),
             format!("ingress rule {key} is declared but missing"),
@@ -108,7 +109,7 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
     for why in &unresolved {
         changes.push(Change::report(
             "unresolved-rule",
-            resource.clone(),
+            &unit,
             "unknown".into(),
             "declared rule".into(),
             format!("{why}; extra rules of this group are not revoked until it resolves"),
@@ -125,8 +126,8 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
         if owned_by_other {
             changes.push(Change {
                 kind: "foreign-rule".into(),
-                owner: resource.clone(),
-                resource: resource.clone(),
+                resource: unit.to_string(),
+                owner: unit.clone(),
                 before: live.key.to_string(),
                 after: live.key.to_string(),
                 reason: format!(
@@ -134,6 +135,7 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
                     live.key
                 ),
                 disposition: Disposition::Info,
+                hold: None,
                 action: None,
             });
             continue;
@@ -152,7 +154,7 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
             ),
         };
         changes.push(Change::fix(
-            resource.clone(),
+            &unit,
             live.key.to_string(),
             "absent".into(),
             reason,

@@ -6,6 +6,7 @@ use ecs_reconciler_spec::{DesiredState, Mode, ServiceSpec, TaskDefinitionCheck};
 
 use crate::action::{Action, Change};
 use crate::snapshot::{LiveService, Observed, Snapshot};
+use crate::unit::UnitId;
 
 /// Plans every declared service.
 pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
@@ -25,14 +26,14 @@ pub fn family_of(task_definition_arn: &str) -> &str {
 }
 
 fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Change>) {
-    let resource = format!("service/{}/{}", spec.cluster, spec.name);
+    let unit = UnitId::service(&spec.cluster, &spec.name);
     let key = (spec.cluster.clone(), spec.name.clone());
     let live = match snapshot.services.get(&key) {
         Some(Observed::Known(Some(live))) => live,
         Some(Observed::Known(None)) => {
             changes.push(Change::report(
                 "missing-resource",
-                resource,
+                &unit,
                 "absent".into(),
                 "present".into(),
                 format!(
@@ -47,7 +48,7 @@ fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Chang
     if live.status != "ACTIVE" {
         changes.push(Change::report(
             "check-service-status",
-            resource,
+            &unit,
             live.status.clone(),
             "ACTIVE".into(),
             format!(
@@ -59,7 +60,7 @@ fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Chang
     }
     check_field(
         "check-launch-type",
-        &resource,
+        &unit,
         "launch type",
         spec.launch_type.as_deref(),
         live.launch_type.as_deref(),
@@ -67,14 +68,14 @@ fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Chang
     );
     check_field(
         "check-scheduling-strategy",
-        &resource,
+        &unit,
         "scheduling strategy",
         spec.scheduling_strategy.as_deref(),
         live.scheduling_strategy.as_deref(),
         changes,
     );
     if let Some(check) = &spec.task_definition {
-        check_task_definition(check, live, snapshot, &resource, changes);
+        check_task_definition(check, live, snapshot, &unit, changes);
     }
 
     let daemon = live.scheduling_strategy.as_deref() == Some("DAEMON");
@@ -96,7 +97,7 @@ fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Chang
         )
     };
     changes.push(Change::fix(
-        resource,
+        &unit,
         format!("desiredCount {}", live.desired_count),
         format!("desiredCount {wanted}"),
         reason,
@@ -111,7 +112,7 @@ fn diff_service(spec: &ServiceSpec, snapshot: &Snapshot, changes: &mut Vec<Chang
 
 fn check_field(
     kind: &str,
-    resource: &str,
+    unit: &UnitId,
     what: &str,
     wanted: Option<&str>,
     live: Option<&str>,
@@ -124,7 +125,7 @@ fn check_field(
     let live = live.unwrap_or("unset");
     changes.push(Change::report(
         kind,
-        resource.to_string(),
+        unit,
         live.to_string(),
         wanted.to_string(),
         format!("{what} is {live}, the file says {wanted}; changing it needs a new service"),
@@ -135,7 +136,7 @@ fn check_task_definition(
     check: &TaskDefinitionCheck,
     live: &LiveService,
     snapshot: &Snapshot,
-    resource: &str,
+    unit: &UnitId,
     changes: &mut Vec<Change>,
 ) {
     let Some(arn) = &live.task_definition_arn else {
@@ -145,7 +146,7 @@ fn check_task_definition(
     if family != check.family {
         changes.push(Change::report(
             "check-task-definition",
-            resource.to_string(),
+            unit,
             family.to_string(),
             check.family.clone(),
             format!(
@@ -164,7 +165,7 @@ fn check_task_definition(
     let Some(mappings) = definition.containers.get(container) else {
         changes.push(Change::report(
             "check-task-definition",
-            resource.to_string(),
+            unit,
             format!("containers {}", join_keys(&definition.containers)),
             format!("container {container}"),
             format!("task definition {family} has no container named {container}"),
@@ -180,7 +181,7 @@ fn check_task_definition(
     else {
         changes.push(Change::report(
             "check-task-definition",
-            resource.to_string(),
+            unit,
             "no mapping".into(),
             format!("container port {port}"),
             format!("container {container} of {family} does not map container port {port}"),
@@ -193,7 +194,7 @@ fn check_task_definition(
         if live_host != i32::from(host) {
             changes.push(Change::report(
                 "check-task-definition",
-                resource.to_string(),
+                unit,
                 format!("host port {live_host}"),
                 format!("host port {host}"),
                 format!(

@@ -11,14 +11,16 @@ use ecs_reconciler_spec::{PortRange, Protocol};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
+use crate::failure::Unread;
+
 /// The outcome of one read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", content = "value", rename_all = "lowercase")]
 pub enum Observed<T> {
     /// The read completed (every page).
     Known(T),
-    /// The read failed; the string says why, for the operator.
-    Unknown(String),
+    /// The read failed: why, and what class of failure.
+    Unknown(Unread),
 }
 
 impl<T> Observed<T> {
@@ -36,7 +38,7 @@ impl<T> Observed<T> {
         }
     }
 
-    pub fn unknown_reason(&self) -> Option<&str> {
+    pub fn unknown_reason(&self) -> Option<&Unread> {
         match self {
             Observed::Known(_) => None,
             Observed::Unknown(reason) => Some(reason),
@@ -328,14 +330,14 @@ impl Snapshot {
     }
 
     /// Every part that could not be read, as (what, why), for reports.
-    pub fn unknowns(&self) -> Vec<(String, String)> {
+    pub fn unknowns(&self) -> Vec<(String, Unread)> {
         let mut out = Vec::new();
         for (name, group) in &self.security_groups {
             match group {
                 Observed::Unknown(why) => out.push((format!("security group {name}"), why.clone())),
                 Observed::Known(Some(g)) => {
                     if let Some(why) = g.ingress.unknown_reason() {
-                        out.push((format!("ingress rules of {name}"), why.to_string()));
+                        out.push((format!("ingress rules of {name}"), why.clone()));
                     }
                 }
                 Observed::Known(None) => {}
@@ -343,28 +345,28 @@ impl Snapshot {
         }
         for ((cluster, service), observed) in &self.services {
             if let Some(why) = observed.unknown_reason() {
-                out.push((format!("service {cluster}/{service}"), why.to_string()));
+                out.push((format!("service {cluster}/{service}"), why.clone()));
             }
         }
         for (arn, observed) in &self.task_definitions {
             if let Some(why) = observed.unknown_reason() {
-                out.push((format!("task definition {arn}"), why.to_string()));
+                out.push((format!("task definition {arn}"), why.clone()));
             }
         }
         for (name, cluster) in &self.clusters {
             if let Some(why) = cluster.tasks.unknown_reason() {
-                out.push((format!("tasks of cluster {name}"), why.to_string()));
+                out.push((format!("tasks of cluster {name}"), why.clone()));
             }
             if let Some(why) = cluster.container_instances.unknown_reason() {
                 out.push((
                     format!("container instances of cluster {name}"),
-                    why.to_string(),
+                    why.clone(),
                 ));
             }
         }
         for (id, observed) in &self.instances {
             if let Some(why) = observed.unknown_reason() {
-                out.push((format!("instance {id}"), why.to_string()));
+                out.push((format!("instance {id}"), why.clone()));
             }
         }
         for (name, observed) in &self.target_groups {
@@ -372,7 +374,7 @@ impl Snapshot {
                 Observed::Unknown(why) => out.push((format!("target group {name}"), why.clone())),
                 Observed::Known(Some(tg)) => {
                     if let Some(why) = tg.targets.unknown_reason() {
-                        out.push((format!("targets of {name}"), why.to_string()));
+                        out.push((format!("targets of {name}"), why.clone()));
                     }
                 }
                 Observed::Known(None) => {}
@@ -383,7 +385,7 @@ impl Snapshot {
                 Observed::Unknown(why) => out.push((format!("load balancer {name}"), why.clone())),
                 Observed::Known(Some(lb)) => {
                     if let Some(why) = lb.listeners.unknown_reason() {
-                        out.push((format!("listeners of {name}"), why.to_string()));
+                        out.push((format!("listeners of {name}"), why.clone()));
                     }
                 }
                 Observed::Known(None) => {}

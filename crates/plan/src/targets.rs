@@ -17,6 +17,7 @@ use ecs_reconciler_spec::{DesiredState, Mode, TargetGroupSpec, TargetMembership}
 
 use crate::action::{Action, Change};
 use crate::snapshot::{LiveTask, Observed, Snapshot, TargetKey};
+use crate::unit::UnitId;
 
 /// Plans every declared target group.
 pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
@@ -215,13 +216,13 @@ fn diff_target_group(
     index: &TaskIndex<'_>,
     changes: &mut Vec<Change>,
 ) {
-    let resource = format!("target-group/{}", spec.name);
+    let unit = UnitId::target_group(&spec.name);
     let live = match snapshot.target_groups.get(&spec.name) {
         Some(Observed::Known(Some(live))) => live,
         Some(Observed::Known(None)) => {
             changes.push(Change::report(
                 "missing-resource",
-                resource,
+                &unit,
                 "absent".into(),
                 "present".into(),
                 format!(
@@ -243,7 +244,7 @@ fn diff_target_group(
             .clone()
             .unwrap_or_else(|| "unset".into());
         changes.push(Change::fix(
-            resource.clone(),
+            &unit,
             format!("health check {before}"),
             format!("health check {path}"),
             format!("health-check path is {before}, the file says {path}"),
@@ -261,7 +262,7 @@ fn diff_target_group(
     {
         changes.push(Change::report(
             "check-target-type",
-            resource,
+            &unit,
             kind.to_string(),
             "instance".into(),
             format!(
@@ -299,7 +300,7 @@ fn diff_target_group(
             format!("running task on {target} is not registered")
         };
         changes.push(Change::fix(
-            resource.clone(),
+            &unit,
             "absent".into(),
             target.to_string(),
             reason,
@@ -325,7 +326,7 @@ fn diff_target_group(
             continue;
         }
         changes.push(Change::fix(
-            resource.clone(),
+            &unit,
             target.to_string(),
             "absent".into(),
             format!(

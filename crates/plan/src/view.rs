@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::rules::desired_key;
 use crate::snapshot::{LiveSource, Observed, RuleKey, Snapshot};
+use crate::unit::{UnitId, UnitKind};
 
 /// A rule as a person reads it: a referenced group by its declared name.
 fn rule_text(key: &RuleKey, group_name: &dyn Fn(&str) -> String) -> String {
@@ -34,8 +35,8 @@ fn rule_text(key: &RuleKey, group_name: &dyn Fn(&str) -> String) -> String {
 /// One declared resource, as a person compares it.
 #[derive(Debug, Clone, Serialize)]
 pub struct UnitView {
-    /// `security-group`, `cluster`, `service`, `target-group`, `load-balancer`.
-    pub kind: &'static str,
+    /// What kind of resource it is.
+    pub kind: UnitKind,
     pub name: String,
     pub mode: Mode,
     pub desired: Box<RawValue>,
@@ -45,20 +46,20 @@ pub struct UnitView {
 /// A view while it is built; stored as [`UnitView`] right away, so the
 /// trees of all units never exist at once.
 struct Draft {
-    kind: &'static str,
     name: String,
     mode: Mode,
     desired: Value,
     live: Value,
 }
 
-fn insert(out: &mut BTreeMap<String, UnitView>, unit: String, draft: Draft) {
+fn insert(out: &mut BTreeMap<UnitId, UnitView>, unit: UnitId, draft: Draft) {
+    let kind = unit.kind();
     let compact =
         |value: &Value| serde_json::value::to_raw_value(value).expect("JSON values serialize");
     out.insert(
         unit,
         UnitView {
-            kind: draft.kind,
+            kind,
             name: draft.name,
             mode: draft.mode,
             desired: compact(&draft.desired),
@@ -68,7 +69,7 @@ fn insert(out: &mut BTreeMap<String, UnitView>, unit: String, draft: Draft) {
 }
 
 /// Views of every declared resource, keyed like `Change::owner`.
-pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, UnitView> {
+pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<UnitId, UnitView> {
     let mut out = BTreeMap::new();
     let group_name = |id: &str| -> String {
         snapshot
@@ -104,9 +105,8 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
         };
         insert(
             &mut out,
-            format!("security-group/{}", spec.name),
+            UnitId::security_group(&spec.name),
             Draft {
-                kind: "security-group",
                 name: spec.name.clone(),
                 mode: spec.mode,
                 desired: json!({"rules": rules, "management": spec.management}),
@@ -146,9 +146,8 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
             .unwrap_or(Value::Null);
         insert(
             &mut out,
-            format!("cluster/{}", spec.name),
+            UnitId::cluster(&spec.name),
             Draft {
-                kind: "cluster",
                 name: spec.name.clone(),
                 mode: spec.mode,
                 desired: json!({"groups": spec.instance_security_groups}),
@@ -172,9 +171,8 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
         };
         insert(
             &mut out,
-            format!("service/{}/{}", spec.cluster, spec.name),
+            UnitId::service(&spec.cluster, &spec.name),
             Draft {
-                kind: "service",
                 name: format!("{}/{}", spec.cluster, spec.name),
                 mode: spec.mode,
                 desired: json!({
@@ -202,9 +200,8 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
         };
         insert(
             &mut out,
-            format!("target-group/{}", spec.name),
+            UnitId::target_group(&spec.name),
             Draft {
-                kind: "target-group",
                 name: spec.name.clone(),
                 mode: spec.mode,
                 desired: json!({
@@ -231,9 +228,8 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<String, Un
         };
         insert(
             &mut out,
-            format!("load-balancer/{}", spec.name),
+            UnitId::load_balancer(&spec.name),
             Draft {
-                kind: "load-balancer",
                 name: spec.name.clone(),
                 mode: spec.mode,
                 desired: json!({"groups": spec.security_groups}),

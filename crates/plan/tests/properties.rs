@@ -140,7 +140,7 @@ fn hide() -> impl Strategy<Value = Hide> {
 }
 
 fn apply_hide(s: &mut Snapshot, h: &Hide) {
-    let why = || "injected: throttled".to_string();
+    let why = || Unread::new(ErrorClass::Throttled, "injected: throttled");
     for (i, hidden) in h.rules.iter().enumerate() {
         if *hidden {
             group_mut(s, group(i == 0)).ingress = Observed::Unknown(why());
@@ -213,14 +213,14 @@ proptest! {
         let d = desired();
         let s = drifted(&drifts);
         let p = plan(&d, &s);
-        let mut per_owner = std::collections::BTreeMap::<String, usize>::new();
+        let mut per_owner = std::collections::BTreeMap::<UnitId, usize>::new();
         for c in p.changes.iter().filter(|c| c.disposition == Disposition::Apply) {
             if c.action.as_ref().is_some_and(Action::is_destructive) {
                 *per_owner.entry(c.owner.clone()).or_default() += 1;
             }
         }
         for (owner, removed) in per_owner {
-            let members = if let Some(name) = owner.strip_prefix("security-group/") {
+            let members = if let UnitId::SecurityGroup(name) = &owner {
                 match s.security_groups.get(name) { Some(Observed::Known(Some(g))) => g.ingress.known().map_or(0, Vec::len), _ => 0 }
             } else {
                 match s.target_groups.get("nestjs-api-tg") { Some(Observed::Known(Some(t))) => t.targets.known().map_or(0, |t| t.iter().filter(|t| !t.is_draining()).count()), _ => 0 }

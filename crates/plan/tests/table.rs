@@ -336,7 +336,10 @@ fn owned_group_keeps_foreign_rules_and_revokes_its_own() {
 fn unknown_target_health_yields_no_target_actions() {
     let mut s = converged();
     targets_mut(&mut s).push(target(0, 40000, "healthy"));
-    tg_mut(&mut s).targets = Observed::Unknown("DescribeTargetHealth: throttled".into());
+    tg_mut(&mut s).targets = Observed::Unknown(Unread::new(
+        ErrorClass::Throttled,
+        "DescribeTargetHealth: throttled",
+    ));
     let plan = plan(&desired(), &s);
     assert!(plan.actions().is_empty());
     assert!(!plan.is_converged());
@@ -347,12 +350,14 @@ fn unknown_target_health_yields_no_target_actions() {
 fn unknown_tasks_or_instances_yield_no_deregistration() {
     let mut s = converged();
     targets_mut(&mut s).push(target(0, 40000, "healthy"));
-    cluster_mut(&mut s).tasks = Observed::Unknown("ListTasks failed".into());
+    cluster_mut(&mut s).tasks =
+        Observed::Unknown(Unread::new(ErrorClass::Throttled, "ListTasks failed"));
     assert!(plan(&desired(), &s).actions().is_empty());
 
     let mut s = converged();
     targets_mut(&mut s).push(target(0, 40000, "healthy"));
-    cluster_mut(&mut s).container_instances = Observed::Unknown("throttled".into());
+    cluster_mut(&mut s).container_instances =
+        Observed::Unknown(Unread::new(ErrorClass::Throttled, "throttled"));
     assert!(plan(&desired(), &s).actions().is_empty());
 }
 
@@ -361,7 +366,7 @@ fn unresolved_source_group_blocks_revokes_in_that_group() {
     let mut s = converged();
     s.security_groups.insert(
         "LoadBalancerGroup".into(),
-        Observed::Unknown("throttled".into()),
+        Observed::Unknown(Unread::new(ErrorClass::Throttled, "throttled")),
     );
     add_rogue_ssh(&mut s, "EC2InstanceWithLoadBalancer");
     let plan = plan(&desired(), &s);
@@ -634,7 +639,7 @@ fn drastic_config_edits_are_found_and_ordinary_ones_are_not() {
     let owners = |before: &DesiredState, after: &DesiredState| -> Vec<String> {
         drastic_changes(before, after)
             .into_iter()
-            .map(|d| d.owner)
+            .map(|d| d.owner.to_string())
             .collect()
     };
     // Rules 5 → 0: drastic. 5 → 4: within the cap (1 of 5 ≤ 50%).
@@ -739,7 +744,7 @@ fn a_drastic_edit_holds_its_removals_even_when_under_the_cap() {
     raised.services[0].replicas = ReplicaBounds { min: 5, max: 5 };
     let mut p = plan(&raised, &converged());
     let fake = vec![DrasticChange {
-        owner: "service/nestjs-cluster/nestjs-api".into(),
+        owner: UnitId::service("nestjs-cluster", "nestjs-api"),
         what: "test".into(),
     }];
     assert_eq!(hold_drastic(&mut p, &fake), 0);

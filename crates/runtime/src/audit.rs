@@ -51,7 +51,7 @@ pub fn audit_line(outcome: &ActionOutcome, at: SystemTime) -> serde_json::Value 
         Outcome::Applied { request_id } => ("applied", request_id.clone(), None),
         Outcome::AlreadyDone => ("already-done", None, None),
         Outcome::Skipped { reason } => ("skipped", None, Some(reason.clone())),
-        Outcome::Failed { error } => ("failed", None, Some(error.clone())),
+        Outcome::Failed { error, .. } => ("failed", None, Some(error.clone())),
     };
     let time = at
         .duration_since(UNIX_EPOCH)

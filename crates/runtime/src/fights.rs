@@ -6,10 +6,10 @@
 //! and the timeline with both values — until the config changes or an
 //! operator clears it (SIGHUP or restart).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use ecs_reconciler_plan::{Action, ActionOutcome, Change};
+use ecs_reconciler_plan::{ActionOutcome, UnitId, UnitKind};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -36,47 +36,15 @@ pub struct Fight {
     /// The field: `replicas service/c/n`, `rule security-group/g tcp 22 ...`.
     pub field: String,
     /// The declared resource (scheduler unit) it belongs to.
-    pub unit: String,
+    pub unit: UnitId,
     /// The resource kind, for metrics.
-    pub kind: String,
-    /// What the other writer keeps setting, and what the file says.
+    pub kind: UnitKind,
+    /// What the other writer keeps setting.
     pub theirs: String,
+    /// What the file says.
     pub ours: String,
+    /// Corrections within the window.
     pub corrections: usize,
-}
-
-/// The field an action changes: corrections of one field in opposite
-/// directions (authorize/revoke, register/deregister) are one fight.
-pub fn field_of(change: &Change) -> Option<String> {
-    let field = match change.action.as_ref()? {
-        Action::ScaleService {
-            cluster, service, ..
-        } => format!("replicas service/{cluster}/{service}"),
-        Action::AuthorizeIngress {
-            group_name, rule, ..
-        }
-        | Action::RevokeIngress {
-            group_name, rule, ..
-        } => format!("rule security-group/{group_name} {rule}"),
-        Action::SetInstanceGroups { instance_id, .. } => format!("groups instance/{instance_id}"),
-        Action::SetLoadBalancerGroups { load_balancer, .. } => {
-            format!("groups load-balancer/{load_balancer}")
-        }
-        Action::RegisterTarget {
-            target_group,
-            target,
-            ..
-        }
-        | Action::DeregisterTarget {
-            target_group,
-            target,
-            ..
-        } => format!("target target-group/{target_group} {target}"),
-        Action::SetHealthCheckPath { target_group, .. } => {
-            format!("health-check-path target-group/{target_group}")
-        }
-    };
-    Some(field)
 }
 
 /// Correction history per field, and the fields being fought over.
@@ -88,6 +56,7 @@ pub struct FightDetector {
 }
 
 impl FightDetector {
+    /// A detector with no history.
     pub fn new(settings: FightSettings) -> FightDetector {
         FightDetector {
             settings,
@@ -95,19 +64,19 @@ impl FightDetector {
         }
     }
 
-    /// Splits changes into those to apply and those held because their
-    /// field is being fought over.
-    pub fn filter(&self, changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
-        changes
-            .into_iter()
-            .partition(|c| field_of(c).is_none_or(|f| !self.fighting.contains_key(&f)))
+    /// The fields being fought over (see [`Change::field`]): the gate
+    /// holds their corrections.
+    ///
+    /// [`Change::field`]: ecs_reconciler_plan::Change::field
+    pub fn fighting(&self) -> BTreeSet<String> {
+        self.fighting.keys().cloned().collect()
     }
 
     /// Records the corrections that succeeded; returns fights that start now.
     pub fn record(&mut self, outcomes: &[ActionOutcome], now: Instant) -> Vec<Fight> {
         let mut started = Vec::new();
         for outcome in outcomes.iter().filter(|o| o.succeeded()) {
-            let Some(field) = field_of(&outcome.change) else {
+            let Some(field) = outcome.change.field() else {
                 continue;
             };
             let times = self.history.entry(field.clone()).or_default();
@@ -123,11 +92,7 @@ impl FightDetector {
                 let fight = Fight {
                     field: field.clone(),
                     unit: change.owner.clone(),
-                    kind: change
-                        .owner
-                        .split_once('/')
-                        .map_or(change.owner.as_str(), |(k, _)| k)
-                        .to_string(),
+                    kind: change.owner.kind(),
                     theirs: change.before.clone(),
                     ours: change.after.clone(),
                     corrections: times.len(),
@@ -145,6 +110,7 @@ impl FightDetector {
         self.fighting.clear();
     }
 
+    /// The fights going on.
     pub fn fights(&self) -> Vec<Fight> {
         self.fighting.values().cloned().collect()
     }
@@ -153,18 +119,19 @@ impl FightDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecs_reconciler_plan::{Disposition, Outcome};
+    use ecs_reconciler_plan::{Action, Change, Disposition, Outcome};
 
     fn scale(to: i32, from: i32) -> ActionOutcome {
         ActionOutcome {
             change: Change {
                 kind: "scale-service".into(),
                 resource: "service/c/api".into(),
-                owner: "service/c/api".into(),
+                owner: UnitId::service("c", "api"),
                 before: format!("desiredCount {from}"),
                 after: format!("desiredCount {to}"),
                 reason: "r".into(),
                 disposition: Disposition::Apply,
+                hold: None,
                 action: Some(Action::ScaleService {
                     cluster: "c".into(),
                     service: "api".into(),
@@ -192,12 +159,10 @@ mod tests {
             (started[0].theirs.as_str(), started[0].ours.as_str()),
             ("desiredCount 6", "desiredCount 2")
         );
-        let (apply, held) = d.filter(vec![scale(2, 6).change]);
-        assert!(apply.is_empty());
-        assert_eq!(held.len(), 1);
+        let field = scale(2, 6).change.field().unwrap();
+        assert_eq!(d.fighting(), BTreeSet::from([field]));
         d.clear();
-        let (apply, _) = d.filter(vec![scale(2, 6).change]);
-        assert_eq!(apply.len(), 1);
+        assert!(d.fighting().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ecs_reconciler_plan::{DrasticChange, drastic_changes};
+use ecs_reconciler_plan::{DrasticChange, UnitId, drastic_changes};
 use ecs_reconciler_spec::DesiredState;
 use serde::Serialize;
 
@@ -17,7 +17,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AwaitingConfirmation {
-    pub owner: String,
+    /// The resource the edit cut.
+    pub owner: UnitId,
+    /// What the edit did.
     pub what: String,
     /// The config generation that made the edit.
     pub generation: u64,
@@ -33,7 +35,7 @@ struct Hold {
 /// The holds, by `Change::owner`.
 #[derive(Default)]
 pub struct DrasticHolds {
-    holds: BTreeMap<String, Hold>,
+    holds: BTreeMap<UnitId, Hold>,
 }
 
 impl DrasticHolds {
@@ -83,25 +85,22 @@ impl DrasticHolds {
         n
     }
 
-    /// Drops holds with nothing left to hold (the removals were made some
-    /// other way, e.g. `apply --allow-destructive`, or the live state
-    /// already matches). Only call it after a complete observation.
-    pub fn retain_pending(&mut self, pending: impl Fn(&str) -> bool) -> Vec<String> {
-        let mut dropped = Vec::new();
-        self.holds.retain(|owner, _| {
-            let keep = pending(owner);
-            if !keep {
-                dropped.push(owner.clone());
-            }
-            keep
-        });
-        dropped
+    /// Drops the holds of `settled` resources: nothing is left to hold
+    /// (the removals were made some other way, e.g. `apply
+    /// --allow-destructive`, or the live state already matches; the gate
+    /// decides, after a complete observation).
+    pub fn settle(&mut self, settled: &[UnitId]) {
+        for owner in settled {
+            self.holds.remove(owner);
+        }
     }
 
+    /// The held edits, for the gate.
     pub fn changes(&self) -> Vec<DrasticChange> {
         self.holds.values().map(|h| h.change.clone()).collect()
     }
 
+    /// The held edits, for the status API.
     pub fn awaiting(&self) -> Vec<AwaitingConfirmation> {
         self.holds
             .values()
@@ -113,6 +112,7 @@ impl DrasticHolds {
             .collect()
     }
 
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.holds.is_empty()
     }
@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(new.len(), 1);
         assert_eq!(
             holds.awaiting()[0].owner,
-            "security-group/LoadBalancerGroup"
+            UnitId::security_group("LoadBalancerGroup")
         );
 
         // An unrelated edit keeps the hold (judged against the seed).
@@ -163,9 +163,7 @@ mod tests {
 
         // Nothing pending for an owner: the hold goes.
         holds.on_reload(&seed, &emptied, 6);
-        assert_eq!(
-            holds.retain_pending(|_| false),
-            vec!["security-group/LoadBalancerGroup".to_string()]
-        );
+        holds.settle(&[UnitId::security_group("LoadBalancerGroup")]);
+        assert!(holds.is_empty());
     }
 }

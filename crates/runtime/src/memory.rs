@@ -9,6 +9,10 @@
 //! arenas (the runtime has two worker threads) and a trim after every pass
 //! keep it close to the live heap. Elsewhere (musl, other systems) these are
 //! no-ops.
+//!
+//! The only `unsafe` in the project (two libc calls), allowed here alone:
+//! the workspace denies `unsafe_code` everywhere else.
+#![allow(unsafe_code)]
 
 /// Caps glibc's arenas at two; call before any thread starts.
 pub fn limit_arenas() {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
+use ecs_reconciler_plan::UnitKind;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -93,15 +94,6 @@ pub struct ApiTotals {
     pub throttled: u64,
 }
 
-/// The unit kinds, for pre-initialised series.
-pub const KINDS: [&str; 5] = [
-    "security-group",
-    "cluster",
-    "service",
-    "target-group",
-    "load-balancer",
-];
-
 /// The queue's name in `workqueue_*` series.
 pub const QUEUE: &str = "ecs-reconciler";
 
@@ -168,7 +160,7 @@ impl Metrics {
             budget_waited: Mutex::new(BTreeMap::new()),
         };
         // Pre-initialise so dashboards and alerts see 0, not "no data".
-        for kind in KINDS {
+        for kind in UnitKind::ALL.map(UnitKind::as_str) {
             for result in ["success", "error", "requeue", "requeue_after"] {
                 metrics
                     .reconcile_total

@@ -1,11 +1,15 @@
 //! Which managed resources are due for reconciliation, and when.
 //!
 //! Each declared resource (security group, cluster attachment set, service,
-//! target group, load balancer) is one unit of work, keyed by the plan's
-//! `owner` string. A unit is never in two passes at once (taking it moves
+//! target group, load balancer) is one unit of work, keyed by its
+//! [`UnitId`] (the plan's change owner). A unit is never in two passes at once (taking it moves
 //! its due time to "never" until the pass reports back), is resynced every
 //! `resync` with jitter, and after an error is retried with its own
-//! exponential backoff (backon), capped and reset on success.
+//! backoff, reset on success, whose pace depends on the class of the error
+//! (kube-rs's `error_policy`): transient failures retry soon, throttling
+//! backs off exponentially while the client-side API budget paces every
+//! call, and a refusal (access denied, invalid request) waits long — it
+//! will not succeed until a person acts.
 //!
 //! Units due close together are taken together, and units that succeed in
 //! one pass share one jittered resync time, so in steady state all units
@@ -16,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use ecs_reconciler_plan::{ErrorClass, UnitId};
 use rand::Rng;
 use tokio::time::Instant;
 
@@ -28,9 +33,13 @@ pub enum DueReason {
     ConfigChanged,
     Resync,
     Retry,
-    /// An operator asked (SIGHUP).
+    /// An operator asked (a reload or a resync-all control).
     Operator,
 }
+
+/// How one unit's pass went: `Err` carries the class of the failure,
+/// which sets how soon it is retried.
+pub type UnitResult = Result<(), ErrorClass>;
 
 /// Timing settings.
 #[derive(Debug, Clone)]
@@ -41,8 +50,12 @@ pub struct SchedulerSettings {
     pub jitter: f64,
     /// First retry delay after an error.
     pub backoff_min: Duration,
-    /// Retry delays never exceed this.
+    /// Retry delays never exceed this; a refused call (access denied,
+    /// invalid request) is retried after exactly this long.
     pub backoff_max: Duration,
+    /// Retry delays of transient failures (network, 5xx, not found yet)
+    /// never exceed this: they are worth retrying soon.
+    pub transient_max: Duration,
     /// Units due within this window of each other share a pass.
     pub coalesce: Duration,
 }
@@ -54,6 +67,7 @@ impl Default for SchedulerSettings {
             jitter: 0.1,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            transient_max: Duration::from_secs(30),
             coalesce: Duration::from_millis(500),
         }
     }
@@ -68,6 +82,8 @@ struct UnitState {
     fingerprint: u64,
     backoff: Option<ExponentialBackoff>,
     failures: u32,
+    /// The class of the last failure (`None` after a success).
+    last_error: Option<ErrorClass>,
     /// Its spec changed while it was in a pass: due again when it reports.
     rerun: bool,
 }
@@ -75,22 +91,28 @@ struct UnitState {
 /// A unit's schedule, for status reports.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UnitSchedule {
-    pub unit: String,
+    /// The unit.
+    pub unit: UnitId,
     /// Seconds until it is due; `None` while it is in a pass.
     pub due_in_seconds: Option<f64>,
+    /// Failed passes in a row.
     pub consecutive_failures: u32,
+    /// The class of the last failure, which set the retry delay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<ErrorClass>,
 }
 
 /// The schedule of every unit.
 #[derive(Debug)]
 pub struct Scheduler {
     settings: SchedulerSettings,
-    units: BTreeMap<String, UnitState>,
+    units: BTreeMap<UnitId, UnitState>,
     /// How long each unit of the last `take_due` waited past its due time.
     last_waits: Vec<Duration>,
 }
 
 impl Scheduler {
+    /// An empty schedule.
     pub fn new(settings: SchedulerSettings) -> Scheduler {
         Scheduler {
             settings,
@@ -99,6 +121,7 @@ impl Scheduler {
         }
     }
 
+    /// The timing settings.
     pub fn settings(&self) -> &SchedulerSettings {
         &self.settings
     }
@@ -108,10 +131,10 @@ impl Scheduler {
     /// Returns the units that became due because of this call.
     pub fn set_units(
         &mut self,
-        units: impl IntoIterator<Item = (String, u64)>,
+        units: impl IntoIterator<Item = (UnitId, u64)>,
         now: Instant,
         reason: DueReason,
-    ) -> Vec<String> {
+    ) -> Vec<UnitId> {
         let mut seen = BTreeSet::new();
         let mut touched = Vec::new();
         for (unit, fingerprint) in units {
@@ -130,6 +153,7 @@ impl Scheduler {
                     state.reason = reason;
                     state.backoff = None;
                     state.failures = 0;
+                    state.last_error = None;
                     touched.push(unit);
                 }
                 None => {
@@ -141,6 +165,7 @@ impl Scheduler {
                             fingerprint,
                             backoff: None,
                             failures: 0,
+                            last_error: None,
                             rerun: false,
                         },
                     );
@@ -159,7 +184,7 @@ impl Scheduler {
 
     /// Takes every unit due by `now` (plus the coalescing window), marking
     /// them in a pass. Returns them with the reason each was due.
-    pub fn take_due(&mut self, now: Instant) -> BTreeMap<String, DueReason> {
+    pub fn take_due(&mut self, now: Instant) -> BTreeMap<UnitId, DueReason> {
         let horizon = now + self.settings.coalesce;
         let mut taken = BTreeMap::new();
         self.last_waits.clear();
@@ -182,7 +207,7 @@ impl Scheduler {
     /// Reports a pass: units that succeeded share one jittered resync time
     /// and have their backoff reset; each failed unit backs off on its own.
     /// Units whose spec changed during the pass are due again at once.
-    pub fn finish(&mut self, results: &BTreeMap<String, bool>, now: Instant) {
+    pub fn finish(&mut self, results: &BTreeMap<UnitId, UnitResult>, now: Instant) {
         self.finish_pass(results, now, now);
     }
 
@@ -195,7 +220,7 @@ impl Scheduler {
     /// full passes.
     pub fn finish_pass(
         &mut self,
-        results: &BTreeMap<String, bool>,
+        results: &BTreeMap<UnitId, UnitResult>,
         started: Instant,
         now: Instant,
     ) {
@@ -209,7 +234,7 @@ impl Scheduler {
             .min()
             .map(|due| due.max(now));
         let resync = shared.unwrap_or_else(|| (started + self.jittered_resync()).max(now));
-        for (unit, ok) in results {
+        for (unit, result) in results {
             let Some(state) = self.units.get_mut(unit) else {
                 continue; // removed from the config during the pass
             };
@@ -221,30 +246,21 @@ impl Scheduler {
                 state.due = Some(now);
                 continue;
             }
-            if *ok {
-                state.due = Some(resync);
-                state.reason = DueReason::Resync;
-                state.backoff = None;
-                state.failures = 0;
-            } else {
-                let settings = &self.settings;
-                let delay = state
-                    .backoff
-                    .get_or_insert_with(|| {
-                        ExponentialBuilder::new()
-                            .with_min_delay(settings.backoff_min)
-                            .with_max_delay(settings.backoff_max)
-                            .with_factor(2.0)
-                            .with_jitter()
-                            .without_max_times()
-                            .build()
-                    })
-                    .next()
-                    .unwrap_or(settings.backoff_max)
-                    .min(settings.backoff_max);
-                state.due = Some(now + delay);
-                state.reason = DueReason::Retry;
-                state.failures += 1;
+            match result {
+                Ok(()) => {
+                    state.due = Some(resync);
+                    state.reason = DueReason::Resync;
+                    state.backoff = None;
+                    state.failures = 0;
+                    state.last_error = None;
+                }
+                Err(class) => {
+                    let delay = retry_delay(&self.settings, state, *class);
+                    state.due = Some(now + delay);
+                    state.reason = DueReason::Retry;
+                    state.failures += 1;
+                    state.last_error = Some(*class);
+                }
             }
         }
     }
@@ -252,7 +268,7 @@ impl Scheduler {
     /// Puts the units of a pass that was abandoned before it wrote
     /// anything back in the queue, due at `at`, with their reasons; a unit
     /// edited meanwhile is due at once.
-    pub fn requeue<'a>(&mut self, units: impl IntoIterator<Item = &'a String>, at: Instant) {
+    pub fn requeue<'a>(&mut self, units: impl IntoIterator<Item = &'a UnitId>, at: Instant) {
         for unit in units {
             let Some(state) = self.units.get_mut(unit) else {
                 continue;
@@ -268,7 +284,7 @@ impl Scheduler {
         }
     }
 
-    /// Marks every unit due now (e.g. an operator's SIGHUP).
+    /// Marks every unit due now (an operator's reload or resync-all).
     pub fn trigger_all(&mut self, now: Instant, reason: DueReason) {
         for state in self.units.values_mut() {
             if state.due.is_some() {
@@ -288,6 +304,7 @@ impl Scheduler {
                     .due
                     .map(|due| due.saturating_duration_since(now).as_secs_f64()),
                 consecutive_failures: state.failures,
+                error_class: state.last_error,
             })
             .collect()
     }
@@ -302,6 +319,38 @@ impl Scheduler {
     }
 }
 
+/// How long a unit waits after a failure of `class`. A class change
+/// starts the backoff over: a throttle after a network error is a new
+/// situation.
+fn retry_delay(settings: &SchedulerSettings, state: &mut UnitState, class: ErrorClass) -> Duration {
+    if class.needs_a_person() {
+        // Retrying sooner cannot help; retrying at all notices the fix.
+        state.backoff = None;
+        return settings.backoff_max;
+    }
+    let cap = match class {
+        ErrorClass::Throttled => settings.backoff_max,
+        _ => settings.transient_max.min(settings.backoff_max),
+    };
+    if state.last_error != Some(class) {
+        state.backoff = None;
+    }
+    state
+        .backoff
+        .get_or_insert_with(|| {
+            ExponentialBuilder::new()
+                .with_min_delay(settings.backoff_min)
+                .with_max_delay(cap)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times()
+                .build()
+        })
+        .next()
+        .unwrap_or(cap)
+        .min(cap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +361,7 @@ mod tests {
             jitter: 0.1,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            transient_max: Duration::from_secs(60),
             coalesce: Duration::from_millis(500),
         }
     }
@@ -330,12 +380,29 @@ mod tests {
         s
     }
 
-    fn units(names: &[(&str, u64)]) -> Vec<(String, u64)> {
-        names.iter().map(|(n, f)| (n.to_string(), *f)).collect()
+    /// A unit named `name` (the kind does not matter to the scheduler).
+    fn u(name: &str) -> UnitId {
+        UnitId::cluster(name)
     }
 
-    fn results(names: &[(&str, bool)]) -> BTreeMap<String, bool> {
-        names.iter().map(|(n, ok)| (n.to_string(), *ok)).collect()
+    fn units(names: &[(&str, u64)]) -> Vec<(UnitId, u64)> {
+        names.iter().map(|(n, f)| (u(n), *f)).collect()
+    }
+
+    fn results(names: &[(&str, bool)]) -> BTreeMap<UnitId, UnitResult> {
+        names
+            .iter()
+            .map(|(n, ok)| {
+                (
+                    u(n),
+                    if *ok {
+                        Ok(())
+                    } else {
+                        Err(ErrorClass::Throttled)
+                    },
+                )
+            })
+            .collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -409,7 +476,7 @@ mod tests {
         assert!(
             s.schedules(now)
                 .iter()
-                .all(|u| u.due_in_seconds == Some((shared - now).as_secs_f64()))
+                .all(|s| s.due_in_seconds == Some((shared - now).as_secs_f64()))
         );
         tokio::time::advance(shared - now).await;
         assert_eq!(s.take_due(Instant::now()).len(), 3, "one full pass");
@@ -425,9 +492,9 @@ mod tests {
         s.set_units(units(&[("a", 1), ("b", 2)]), now, DueReason::ConfigChanged);
         let later = now + Duration::from_secs(1);
         s.requeue(taken.keys(), later);
-        assert_eq!(s.take_due(now).keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(s.take_due(now).keys().collect::<Vec<_>>(), [&u("b")]);
         let rest = s.take_due(later);
-        assert_eq!(rest.get("a"), Some(&DueReason::Startup));
+        assert_eq!(rest.get(&u("a")), Some(&DueReason::Startup));
     }
 
     #[tokio::test(start_paused = true)]
@@ -439,10 +506,10 @@ mod tests {
         for _ in 0..10 {
             let now = Instant::now();
             let taken = s.take_due(now + Duration::from_secs(1000));
-            assert!(taken.contains_key("a"));
+            assert!(taken.contains_key(&u("a")));
             let mut r = results(&[("a", false)]);
-            if taken.contains_key("b") {
-                r.insert("b".into(), true);
+            if taken.contains_key(&u("b")) {
+                r.insert(u("b"), Ok(()));
             }
             s.finish(&r, now);
             let schedule = s.schedules(now);
@@ -472,12 +539,15 @@ mod tests {
             now,
             DueReason::ConfigChanged,
         );
-        assert_eq!(touched, vec!["b".to_string(), "d".to_string()]);
+        assert_eq!(touched, vec![u("b"), u("d")]);
         let taken = s.take_due(now);
-        assert_eq!(taken.keys().cloned().collect::<Vec<_>>(), vec!["b", "d"]);
+        assert_eq!(
+            taken.keys().cloned().collect::<Vec<_>>(),
+            vec![u("b"), u("d")]
+        );
         assert!(taken.values().all(|r| *r == DueReason::ConfigChanged));
         // `c` was removed from the config: forgotten.
-        assert!(s.schedules(now).iter().all(|u| u.unit != "c"));
+        assert!(s.schedules(now).iter().all(|s| s.unit != u("c")));
     }
 
     #[tokio::test(start_paused = true)]
@@ -492,6 +562,62 @@ mod tests {
         // ...due right after the pass reports, whatever its result.
         s.finish(&results(&[("a", true)]), now);
         let taken = s.take_due(now);
-        assert_eq!(taken.get("a"), Some(&DueReason::ConfigChanged));
+        assert_eq!(taken.get(&u("a")), Some(&DueReason::ConfigChanged));
+    }
+
+    /// One failure of `class` for unit `a` at `now`: the delay it got.
+    fn delay_after(s: &mut Scheduler, class: ErrorClass) -> f64 {
+        let now = Instant::now();
+        s.take_due(now + Duration::from_secs(1000));
+        s.finish(&BTreeMap::from([(u("a"), Err(class))]), now);
+        s.schedules(now)[0].due_in_seconds.unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_error_class_sets_the_retry_pace() {
+        let settings = SchedulerSettings {
+            backoff_max: Duration::from_secs(300),
+            transient_max: Duration::from_secs(30),
+            ..settings()
+        };
+        let start = |s: &mut Scheduler| {
+            s.set_units(units(&[("a", 1)]), Instant::now(), DueReason::Startup);
+        };
+        // A refusal waits the longest delay at once, every time, and the
+        // schedule says why.
+        for class in [ErrorClass::Denied, ErrorClass::Invalid] {
+            let mut s = Scheduler::new(settings.clone());
+            start(&mut s);
+            for _ in 0..3 {
+                assert_eq!(delay_after(&mut s, class), 300.0, "{class}");
+            }
+            assert_eq!(s.schedules(Instant::now())[0].error_class, Some(class));
+        }
+        // Transient failures start at a second and stay within 30 s.
+        let mut s = Scheduler::new(settings.clone());
+        start(&mut s);
+        let transient: Vec<f64> = (0..12)
+            .map(|_| delay_after(&mut s, ErrorClass::Transient))
+            .collect();
+        assert!(transient[0] <= 2.0, "{transient:?}");
+        assert!(transient.iter().all(|d| *d <= 30.0), "{transient:?}");
+        // Throttling grows past that, up to the cap.
+        let mut s = Scheduler::new(settings.clone());
+        start(&mut s);
+        let throttled: Vec<f64> = (0..12)
+            .map(|_| delay_after(&mut s, ErrorClass::Throttled))
+            .collect();
+        assert!(throttled[0] <= 2.0, "{throttled:?}");
+        assert!(throttled[11] > 60.0, "{throttled:?}");
+        assert!(throttled.iter().all(|d| *d <= 300.0), "{throttled:?}");
+        // A new class starts its own backoff: after long throttling, a
+        // network error is retried within seconds again.
+        let after = delay_after(&mut s, ErrorClass::Transient);
+        assert!(after <= 2.0, "{after}");
+        // Success clears the class.
+        let now = Instant::now();
+        s.take_due(now + Duration::from_secs(1000));
+        s.finish(&results(&[("a", true)]), now);
+        assert_eq!(s.schedules(now)[0].error_class, None);
     }
 }

@@ -13,24 +13,24 @@
 //! dropped or forgotten on the strength of a scoped observation. Every unit
 //! due (startup, the shared resync, SIGHUP) makes a full pass.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use ecs_reconciler_plan::{UnitId, unit_ids};
 use ecs_reconciler_spec::{DesiredState, RuleSource};
 
 /// Whether a pass observes the whole file or part of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coverage {
+    /// Every declared resource.
     Full,
+    /// The due units and what they read.
     Scoped,
 }
 
 /// The part of `desired` the `due` units need, or `None` when they are
 /// every unit of the file (a full pass).
-pub fn scoped<V>(desired: &DesiredState, due: &BTreeMap<String, V>) -> Option<DesiredState> {
-    if crate::controller::unit_names(desired)
-        .iter()
-        .all(|unit| due.contains_key(unit))
-    {
+pub fn scoped(desired: &DesiredState, due: &BTreeSet<UnitId>) -> Option<DesiredState> {
+    if unit_ids(desired).iter().all(|unit| due.contains(unit)) {
         return None;
     }
     let mut groups: BTreeSet<&str> = BTreeSet::new();
@@ -38,38 +38,32 @@ pub fn scoped<V>(desired: &DesiredState, due: &BTreeMap<String, V>) -> Option<De
     let mut services: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut target_groups: BTreeSet<&str> = BTreeSet::new();
     let mut load_balancers: BTreeSet<&str> = BTreeSet::new();
-    for unit in due.keys() {
-        let Some((kind, name)) = unit.split_once('/') else {
-            continue;
-        };
-        match kind {
-            "security-group" => {
-                groups.insert(name);
+    for unit in due {
+        match unit {
+            UnitId::SecurityGroup(name) => {
+                groups.insert(name.as_str());
             }
-            "cluster" => {
-                if let Some(spec) = desired.clusters.iter().find(|c| c.name == name) {
+            UnitId::Cluster(name) => {
+                if let Some(spec) = desired.clusters.iter().find(|c| &c.name == name) {
                     clusters.insert(&spec.name);
                     groups.extend(spec.instance_security_groups.iter().map(String::as_str));
                 }
             }
-            "service" => {
-                if let Some((cluster, service)) = name.split_once('/') {
-                    services.insert((cluster, service));
-                }
+            UnitId::Service { cluster, name } => {
+                services.insert((cluster.as_str(), name.as_str()));
             }
-            "target-group" => {
-                if let Some(spec) = desired.target_groups.iter().find(|t| t.name == name) {
+            UnitId::TargetGroup(name) => {
+                if let Some(spec) = desired.target_groups.iter().find(|t| &t.name == name) {
                     target_groups.insert(&spec.name);
                     services.insert((&spec.cluster, &spec.service));
                 }
             }
-            "load-balancer" => {
-                if let Some(spec) = desired.load_balancers.iter().find(|l| l.name == name) {
+            UnitId::LoadBalancer(name) => {
+                if let Some(spec) = desired.load_balancers.iter().find(|l| &l.name == name) {
                     load_balancers.insert(&spec.name);
                     groups.extend(spec.security_groups.iter().map(String::as_str));
                 }
             }
-            _ => {}
         }
     }
     // The groups the included groups' rules name: their ids are part of
@@ -163,24 +157,24 @@ loadBalancers:
         }
     }
 
-    fn due(units: &[&str]) -> BTreeMap<String, ()> {
-        units.iter().map(|u| (u.to_string(), ())).collect()
+    fn due(units: &[&str]) -> BTreeSet<UnitId> {
+        units.iter().map(|u| u.parse().unwrap()).collect()
     }
 
     fn names(d: &DesiredState) -> Vec<String> {
-        let names = crate::controller::unit_names(d);
-        let with_fingerprints: Vec<String> = crate::controller::units_of(d)
+        let ids = unit_ids(d);
+        let with_fingerprints: Vec<UnitId> = crate::units::units_of(d)
             .into_iter()
             .map(|(u, _)| u)
             .collect();
-        assert_eq!(names, with_fingerprints);
-        names
+        assert_eq!(ids, with_fingerprints);
+        ids.iter().map(UnitId::to_string).collect()
     }
 
     #[test]
     fn every_unit_due_is_a_full_pass() {
         let d = desired();
-        let all: BTreeMap<String, ()> = names(&d).into_iter().map(|u| (u, ())).collect();
+        let all: BTreeSet<UnitId> = unit_ids(&d).into_iter().collect();
         assert!(scoped(&d, &all).is_none());
     }
 

@@ -7,32 +7,61 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ecs_reconciler_plan::UnitId;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 /// Entries kept for replay to a new subscriber.
 pub const KEEP: usize = 100;
 
+/// What an entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimelineKind {
+    /// Drift found.
+    Drift,
+    /// A change made.
+    Action,
+    /// A config load, or a refused edit.
+    Config,
+    /// This copy started or stopped leading.
+    Leadership,
+    /// A failed read or change.
+    Error,
+    /// A drastic config edit's removals wait for confirmation.
+    Held,
+    /// An operator confirmed the held removals.
+    Confirmed,
+    /// Another writer keeps undoing a correction.
+    Fight,
+}
+
 /// One entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineEvent {
     /// Unix seconds.
     pub time: f64,
-    /// `drift`, `action`, `config`, `leadership`, `error`.
-    pub kind: &'static str,
+    /// What it is about.
+    pub kind: TimelineKind,
     /// The declared resource it is about, if any.
-    pub unit: Option<String>,
+    pub unit: Option<UnitId>,
+    /// What happened, for a person.
     pub message: String,
 }
 
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
 impl TimelineEvent {
-    pub fn now(kind: &'static str, unit: Option<String>, message: String) -> TimelineEvent {
-        let time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_default();
+    /// An entry stamped now.
+    pub fn now(kind: TimelineKind, unit: Option<UnitId>, message: String) -> TimelineEvent {
         TimelineEvent {
-            time,
+            time: unix_now(),
             kind,
             unit,
             message,
@@ -57,6 +86,7 @@ impl Default for Timeline {
 }
 
 impl Timeline {
+    /// Keeps `event` for replay and sends it to the live subscribers.
     pub fn push(&self, event: TimelineEvent) {
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() == KEEP {
@@ -91,14 +121,18 @@ mod tests {
     async fn keeps_the_last_entries_and_broadcasts_new_ones() {
         let timeline = Timeline::default();
         for i in 0..(KEEP + 5) {
-            timeline.push(TimelineEvent::now("drift", None, format!("e{i}")));
+            timeline.push(TimelineEvent::now(
+                TimelineKind::Drift,
+                None,
+                format!("e{i}"),
+            ));
         }
         let (recent, mut rx) = timeline.subscribe(3);
         let messages: Vec<_> = recent.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, vec!["e102", "e103", "e104"]);
         timeline.push(TimelineEvent::now(
-            "action",
-            Some("u".into()),
+            TimelineKind::Action,
+            Some(UnitId::cluster("u")),
             "live".into(),
         ));
         assert_eq!(rx.recv().await.unwrap().message, "live");

@@ -7,12 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ecs_reconciler_plan::{
-    ActionOutcome, Change, LiveRule, LiveSecurityGroup, LiveSource, Observed, Outcome, RuleKey,
-    Snapshot, simulate,
+    ActionOutcome, Change, ErrorClass, LiveRule, LiveSecurityGroup, LiveSource, Observed, Outcome,
+    RuleKey, Snapshot, UnitId, simulate,
 };
-use ecs_reconciler_runtime::controller::{Cloud, Controller, Coverage, DaemonStatus, Leadership};
+use ecs_reconciler_runtime::cloud::{Cloud, Leadership};
+use ecs_reconciler_runtime::control::{self, Control, ControlSender};
+use ecs_reconciler_runtime::controller::Controller;
 use ecs_reconciler_runtime::reload::LoadedConfig;
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
+use ecs_reconciler_runtime::scope::Coverage;
+use ecs_reconciler_runtime::status::{DaemonStatus, UnitState};
 use ecs_reconciler_spec::{PortRange, Protocol};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -37,8 +41,10 @@ struct FakeCloud {
     live: Mutex<Snapshot>,
     observations: Mutex<u32>,
     executed: Mutex<Vec<String>>,
-    /// The next N executes fail.
+    /// The next N executes fail...
     fail_next: Mutex<u32>,
+    /// ...with this class (throttled when unset).
+    fail_class: Mutex<Option<ErrorClass>>,
     /// What the election says; `None` = leader.
     role: Mutex<Option<Leadership>>,
     /// How long a full observation takes (a large file under budget).
@@ -82,7 +88,12 @@ impl Cloud for FakeCloud {
             let outcome = if *fail > 0 {
                 *fail -= 1;
                 Outcome::Failed {
-                    error: "ec2 AuthorizeSecurityGroupIngress was throttled".into(),
+                    error: "ec2 AuthorizeSecurityGroupIngress failed".into(),
+                    class: self
+                        .fail_class
+                        .lock()
+                        .unwrap()
+                        .unwrap_or(ErrorClass::Throttled),
                 }
             } else {
                 simulate::apply(&mut live, change.action.as_ref().unwrap());
@@ -146,8 +157,8 @@ struct Harness {
     config: watch::Sender<LoadedConfig>,
     status: watch::Receiver<DaemonStatus>,
     shutdown: CancellationToken,
-    /// What SIGUSR1 does in the binary.
-    confirm: Arc<tokio::sync::Notify>,
+    /// The daemon's control channel (the binary maps signals onto it).
+    controls: ControlSender,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -161,41 +172,40 @@ fn start(live: Snapshot) -> Harness {
 fn start_with(cloud: FakeCloud) -> Harness {
     let cloud = Arc::new(cloud);
     let (config, config_rx) = watch::channel(loaded(CONFIG, 1));
-    let (status_tx, status) = watch::channel(DaemonStatus::default());
     let shutdown = CancellationToken::new();
-    let confirm = Arc::new(tokio::sync::Notify::new());
-    let controller = Controller {
-        cloud: cloud.clone(),
-        config: config_rx,
-        settings: SchedulerSettings {
-            resync: Duration::from_secs(30),
-            jitter: 0.1,
-            backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
-            coalesce: Duration::from_millis(500),
-        },
-        shutdown: shutdown.clone(),
-        audit: None,
-        status: status_tx,
-        heartbeat: Default::default(),
-        timeline: Default::default(),
-        metrics: ecs_reconciler_runtime::metrics::Metrics::new("test").0,
-        fights: ecs_reconciler_runtime::fights::FightDetector::new(Default::default()),
-        held_before: Default::default(),
-        drastic: Default::default(),
-        confirm: confirm.clone(),
-        release_all_held: false,
-        full_pass_pending_since: None,
-    };
+    let (controls, control_rx) = control::channel();
+    let controller = Controller::new(
+        cloud.clone(),
+        config_rx,
+        control_rx.unrouted(),
+        shutdown.clone(),
+    )
+    .with_schedule(SchedulerSettings {
+        resync: Duration::from_secs(30),
+        jitter: 0.1,
+        backoff_min: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+        transient_max: Duration::from_secs(30),
+        coalesce: Duration::from_millis(500),
+    });
+    let status = controller.status();
     let task = tokio::spawn(controller.run());
     Harness {
         cloud,
         config,
         status,
         shutdown,
-        confirm,
+        controls,
         task,
     }
+}
+
+fn web() -> UnitId {
+    UnitId::security_group("web")
+}
+
+fn db() -> UnitId {
+    UnitId::security_group("db")
 }
 
 /// Lets the loop run until it is idle (time is paused: sleeping advances
@@ -218,10 +228,7 @@ async fn first_pass_corrects_drift_at_once_then_resyncs_with_one_observation_per
         *h.cloud.executed.lock().unwrap(),
         vec!["authorize-ingress", "revoke-ingress"]
     );
-    assert_eq!(
-        h.status.borrow().units["security-group/web"].state,
-        "correcting"
-    );
+    assert_eq!(h.status.borrow().units[&web()].state, UnitState::Correcting);
 
     // Nothing happens before the resync (30 s ± 10%)...
     run_for(Duration::from_secs(26)).await;
@@ -232,7 +239,7 @@ async fn first_pass_corrects_drift_at_once_then_resyncs_with_one_observation_per
     assert_eq!(*h.cloud.observations.lock().unwrap(), 2);
     let status = h.status.borrow().clone();
     assert!(
-        status.units.values().all(|u| u.state == "in-sync"),
+        status.units.values().all(|u| u.state == UnitState::InSync),
         "{status:#?}"
     );
     h.shutdown.cancel();
@@ -330,7 +337,7 @@ async fn failed_changes_are_retried_with_backoff_not_at_resync() {
     let h = start(drifted());
     *h.cloud.fail_next.lock().unwrap() = 2;
     run_for(Duration::from_millis(10)).await;
-    assert_eq!(h.status.borrow().units["security-group/web"].state, "error");
+    assert_eq!(h.status.borrow().units[&web()].state, UnitState::Error);
     assert!(h.cloud.executed.lock().unwrap().is_empty());
     // First retry after 1-2 s (jittered, per unit: the two units may retry
     // in one pass or two), not 30 s.
@@ -341,7 +348,10 @@ async fn failed_changes_are_retried_with_backoff_not_at_resync() {
     assert_eq!(executed, vec!["authorize-ingress", "revoke-ingress"]);
     let status = h.status.borrow().clone();
     assert!(
-        status.units.values().all(|u| u.state == "correcting"),
+        status
+            .units
+            .values()
+            .all(|u| u.state == UnitState::Correcting),
         "{status:#?}"
     );
     assert!(status.schedule.iter().all(|s| s.consecutive_failures == 0));
@@ -370,10 +380,10 @@ async fn a_config_edit_is_applied_at_once_for_the_changed_unit_only() {
     );
     let status = h.status.borrow().clone();
     assert_eq!(status.config_generation, 2);
-    assert_eq!(status.units["security-group/web"].state, "correcting");
+    assert_eq!(status.units[&web()].state, UnitState::Correcting);
     // db was not due in the edit's pass: its status is still the first
     // pass's (it would read in-sync had it been re-checked).
-    assert_eq!(status.units["security-group/db"].state, "correcting");
+    assert_eq!(status.units[&db()].state, UnitState::Correcting);
     h.shutdown.cancel();
     h.task.await.unwrap();
 }
@@ -413,7 +423,7 @@ async fn a_follower_or_an_unknown_election_observes_but_never_writes() {
         );
         let status = h.status.borrow().clone();
         assert_eq!(status.leadership, role);
-        assert_eq!(status.units["security-group/web"].state, "drifted");
+        assert_eq!(status.units[&web()].state, UnitState::Drifted);
         // Elected: the next pass corrects.
         *h.cloud.role.lock().unwrap() = None;
         run_for(Duration::from_secs(34)).await;
@@ -453,10 +463,10 @@ async fn a_field_another_writer_keeps_undoing_is_left_alone_until_the_config_cha
     );
     let status = h.status.borrow().clone();
     assert_eq!(status.fights.len(), 1, "{:#?}", status.fights);
-    assert_eq!(status.fights[0].unit, "security-group/web");
-    assert_eq!(status.units["security-group/web"].state, "fighting");
+    assert_eq!(status.fights[0].unit, web());
+    assert_eq!(status.units[&web()].state, UnitState::Fighting);
     // The db group's own correction was never held.
-    assert_eq!(status.units["security-group/db"].state, "in-sync");
+    assert_eq!(status.units[&db()].state, UnitState::InSync);
 
     // A config change is a new intent: the fight is cleared, and the edited
     // unit is reconciled at once.
@@ -488,7 +498,7 @@ async fn removals_over_the_cap_wait_for_a_second_agreeing_observation() {
     // two rules is within it.
     assert_eq!(*h.cloud.executed.lock().unwrap(), vec!["revoke-ingress"]);
     let status = h.status.borrow().clone();
-    let held = status.units["security-group/web"]
+    let held = status.units[&web()]
         .drift
         .iter()
         .filter(|c| c.disposition == ecs_reconciler_plan::Disposition::Held)
@@ -520,8 +530,8 @@ async fn a_paused_resource_is_shown_paused_and_left_alone() {
     h.config.send(loaded(&paused, 2)).unwrap();
     run_for(Duration::from_millis(10)).await;
     let status = h.status.borrow().clone();
-    assert_eq!(status.units["security-group/db"].state, "paused");
-    assert_eq!(status.units["security-group/db"].mode, "paused");
+    assert_eq!(status.units[&db()].state, UnitState::Paused);
+    assert_eq!(status.units[&db()].mode, ecs_reconciler_spec::Mode::Paused);
     // Only web's fix ran; db's rogue rule stays.
     let executed = h.cloud.executed.lock().unwrap().clone();
     assert!(
@@ -566,7 +576,7 @@ async fn a_drastic_config_edit_waits_for_an_operator_however_often_it_is_observe
     run_for(Duration::from_millis(10)).await;
     let awaiting = h.status.borrow().awaiting_confirmation.clone();
     assert_eq!(awaiting.len(), 1, "{awaiting:#?}");
-    assert_eq!(awaiting[0].owner, "security-group/web");
+    assert_eq!(awaiting[0].owner, web());
     assert_eq!(awaiting[0].generation, 2);
 
     // Five resyncs of complete, agreeing observations: still held.
@@ -574,7 +584,7 @@ async fn a_drastic_config_edit_waits_for_an_operator_however_often_it_is_observe
     assert!(passes(&h) >= 6, "{}", passes(&h));
     assert_eq!(h.cloud.executed.lock().unwrap().len(), 1);
     let status = h.status.borrow().clone();
-    let held: Vec<_> = status.units["security-group/web"]
+    let held: Vec<_> = status.units[&web()]
         .drift
         .iter()
         .filter(|c| c.disposition == ecs_reconciler_plan::Disposition::Held)
@@ -583,7 +593,7 @@ async fn a_drastic_config_edit_waits_for_an_operator_however_often_it_is_observe
     assert!(held[0].reason.contains("SIGUSR1"), "{}", held[0].reason);
 
     // The operator confirms: applied at once, nothing awaits any more.
-    h.confirm.notify_one();
+    assert!(h.controls.send(Control::ConfirmHeld));
     run_for(Duration::from_millis(10)).await;
     assert_eq!(
         *h.cloud.executed.lock().unwrap(),
@@ -606,6 +616,54 @@ async fn undoing_a_drastic_edit_lifts_its_hold() {
     run_for(Duration::from_millis(10)).await;
     assert!(h.status.borrow().awaiting_confirmation.is_empty());
     assert_eq!(*h.cloud.executed.lock().unwrap(), vec!["revoke-ingress"]);
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resync_control_rechecks_every_unit_now_and_a_reload_forgets_fights() {
+    let h = start(drifted());
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(passes(&h), 1);
+    assert!(h.controls.send(Control::ResyncAll));
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(passes(&h), 2, "re-checked without waiting for the resync");
+    assert!(
+        !h.status.borrow().last_pass_scoped,
+        "every unit: a full pass"
+    );
+    assert!(h.controls.send(Control::Reload));
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(passes(&h), 3);
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn access_denied_backs_off_long_and_says_so_while_throttling_retries_soon() {
+    let h = start_with(FakeCloud {
+        live: Mutex::new(drifted()),
+        fail_next: Mutex::new(2),
+        fail_class: Mutex::new(Some(ErrorClass::Denied)),
+        ..Default::default()
+    });
+    run_for(Duration::from_millis(10)).await;
+    let status = h.status.borrow().clone();
+    let web = &status.units[&web()];
+    assert_eq!(web.state, UnitState::Error);
+    assert_eq!(web.error_class, Some(ErrorClass::Denied));
+    assert!(
+        web.last_error.as_deref().unwrap().contains("access denied"),
+        "{:?}",
+        web.last_error
+    );
+    // The harness's longest delay is 60 s: nothing is retried before it.
+    run_for(Duration::from_secs(55)).await;
+    assert_eq!(passes(&h), 1);
+    assert!(h.cloud.executed.lock().unwrap().is_empty());
+    run_for(Duration::from_secs(10)).await;
+    assert_eq!(passes(&h), 2);
+    assert_eq!(h.cloud.executed.lock().unwrap().len(), 2);
     h.shutdown.cancel();
     h.task.await.unwrap();
 }

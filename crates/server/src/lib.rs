@@ -22,9 +22,9 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use ecs_reconciler_runtime::controller::DaemonStatus;
 use ecs_reconciler_runtime::metrics::Metrics;
 use ecs_reconciler_runtime::reload::ConfigStatus;
+use ecs_reconciler_runtime::status::DaemonStatus;
 use ecs_reconciler_runtime::timeline::{Timeline, TimelineEvent};
 use futures_util::Stream;
 use prometheus_client::registry::Registry;
@@ -135,7 +135,7 @@ async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
 struct StatusDocument<'a, Addresses: serde::Serialize> {
     version: &'a str,
     config: &'a ConfigStatus,
-    leadership: &'a ecs_reconciler_runtime::controller::Leadership,
+    leadership: &'a ecs_reconciler_runtime::cloud::Leadership,
     addresses: &'a Addresses,
     api: std::collections::BTreeMap<String, ecs_reconciler_runtime::metrics::ApiTotals>,
     daemon: &'a DaemonStatus,
