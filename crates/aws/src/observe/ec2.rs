@@ -357,3 +357,165 @@ async fn describe_instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String
     Ok(out)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{Reply, Script, Seen, aws_serving};
+
+    const FILE: &str = "
+version: 1
+securityGroups:
+  - name: app
+    ingress:
+      - protocol: tcp
+        ports: 80
+        cidr: 10.0.0.0/8
+";
+
+    fn group(id: &str, vpc: &str) -> String {
+        format!(
+            "<item><groupId>{id}</groupId><groupName>app</groupName><vpcId>{vpc}</vpcId></item>"
+        )
+    }
+
+    fn groups(items: &[String]) -> Reply {
+        Reply::xml(format!(
+            "<DescribeSecurityGroupsResponse><requestId>r</requestId><securityGroupInfo>{}</securityGroupInfo></DescribeSecurityGroupsResponse>",
+            items.concat()
+        ))
+    }
+
+    /// A page of group sg-1's rules with one rule for `port`.
+    fn rules_page(port: i32, next: Option<&str>) -> Reply {
+        let next = next
+            .map(|token| format!("<nextToken>{token}</nextToken>"))
+            .unwrap_or_default();
+        Reply::xml(format!(
+            "<DescribeSecurityGroupRulesResponse><requestId>r</requestId><securityGroupRuleSet><item><securityGroupRuleId>sgr-{port}</securityGroupRuleId><groupId>sg-1</groupId><isEgress>false</isEgress><ipProtocol>tcp</ipProtocol><fromPort>{port}</fromPort><toPort>{port}</toPort><cidrIpv4>10.0.0.0/8</cidrIpv4></item></securityGroupRuleSet>{next}</DescribeSecurityGroupRulesResponse>"
+        ))
+    }
+
+    /// The group `app` of [`FILE`] and what the EC2 server saw.
+    async fn app_group(ec2: Script) -> (Observed<Option<LiveSecurityGroup>>, Seen) {
+        let desired = ecs_reconciler_spec::load(FILE).expect("valid file");
+        let (aws, servers) = aws_serving(Script::default(), ec2, Script::default()).await;
+        let mut found = observe_security_groups(&aws, &desired).await;
+        (found.remove("app").expect("declared"), servers.ec2)
+    }
+
+    #[tokio::test]
+    async fn every_page_of_rules_is_read() {
+        let (group, ec2) = app_group(
+            Script::default()
+                .on(
+                    "DescribeSecurityGroups",
+                    [groups(&[group("sg-1", "vpc-1")])],
+                )
+                .on(
+                    "DescribeSecurityGroupRules",
+                    [rules_page(80, Some("page-2")), rules_page(443, None)],
+                ),
+        )
+        .await;
+        let group = group.known().cloned().flatten().expect("found");
+        assert_eq!(group.id, "sg-1");
+        let ports: Vec<i32> = group
+            .ingress
+            .known()
+            .expect("known")
+            .iter()
+            .map(|r| r.key.ports.from)
+            .collect();
+        assert_eq!(ports, [80, 443]);
+        assert!(ec2.bodies("DescribeSecurityGroupRules")[1].contains("page-2"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_second_page_of_rules_makes_the_groups_rules_unknown_not_fewer() {
+        let (group, ec2) = app_group(
+            Script::default()
+                .on(
+                    "DescribeSecurityGroups",
+                    [groups(&[group("sg-1", "vpc-1")])],
+                )
+                .on(
+                    "DescribeSecurityGroupRules",
+                    [
+                        rules_page(80, Some("page-2")),
+                        Reply::ec2_error(503, "Unavailable", "try again"),
+                    ],
+                ),
+        )
+        .await;
+        let group = group
+            .known()
+            .cloned()
+            .flatten()
+            .expect("the group is known");
+        let why = group
+            .ingress
+            .unknown_reason()
+            .expect("its rules are unknown, not the first page's");
+        assert!(
+            why.contains("DescribeSecurityGroupRules") && why.contains("Unavailable"),
+            "{why}"
+        );
+        assert_eq!(ec2.count("DescribeSecurityGroupRules"), 2);
+    }
+
+    #[tokio::test]
+    async fn two_groups_of_one_name_are_unknown_not_a_guess() {
+        let (group, ec2) = app_group(Script::default().on(
+            "DescribeSecurityGroups",
+            [groups(&[group("sg-1", "vpc-1"), group("sg-2", "vpc-2")])],
+        ))
+        .await;
+        let why = group.unknown_reason().expect("unknown");
+        assert!(why.contains("2 groups are named app"), "{why}");
+        assert_eq!(ec2.count("DescribeSecurityGroupRules"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_gone_instance_is_absent_and_a_failed_read_makes_every_instance_unknown() {
+        let instance = "<DescribeInstancesResponse><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet><item><instanceId>i-1</instanceId><instanceState><code>16</code><name>running</name></instanceState><groupSet><item><groupId>sg-1</groupId><groupName>app</groupName></item></groupSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>";
+        let (aws, servers) = aws_serving(
+            Script::default(),
+            Script::default().on(
+                "DescribeInstances",
+                [
+                    Reply::xml(instance),
+                    Reply::ec2_error(400, "UnauthorizedOperation", "denied"),
+                ],
+            ),
+            Script::default(),
+        )
+        .await;
+        let container = |arn: &str, id: &str| LiveContainerInstance {
+            arn: arn.into(),
+            ec2_instance_id: Some(id.into()),
+        };
+        let clusters = BTreeMap::from([(
+            "main".to_string(),
+            Observed::Known(vec![container("ci-1", "i-1"), container("ci-2", "i-2")]),
+        )]);
+
+        let found = observe_instances(&aws, &clusters).await;
+        let i1 = found["i-1"].known().expect("known");
+        assert_eq!(
+            (i1.state.as_str(), &i1.security_group_ids[..]),
+            ("running", &["sg-1".to_string()][..])
+        );
+        assert!(
+            !found.contains_key("i-2"),
+            "terminated: nothing to attach to"
+        );
+
+        let failed = observe_instances(&aws, &clusters).await;
+        assert_eq!(failed.len(), 2);
+        for (id, observed) in &failed {
+            let why = observed.unknown_reason().expect("unknown");
+            assert!(why.contains("UnauthorizedOperation"), "{id}: {why}");
+        }
+        assert_eq!(servers.ec2.count("DescribeInstances"), 2);
+    }
+}

@@ -570,3 +570,183 @@ async fn describe_task_definition(aws: &Aws, arn: &str) -> Result<LiveTaskDefini
     })
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{Reply, Script, Seen, aws_serving};
+
+    /// A service whose tasks a target group follows.
+    const BOUND: &str = "
+version: 1
+services:
+  - name: api
+    cluster: main
+    replicas: 2
+targetGroups:
+  - name: api-tg
+    service: api
+    cluster: main
+    containerName: web
+    containerPort: 80
+";
+
+    /// A service whose task definition's container is checked.
+    const CHECKED: &str = "
+version: 1
+services:
+  - name: api
+    cluster: main
+    replicas: 2
+    taskDefinition:
+      family: api
+      containerName: web
+      containerPort: 80
+";
+
+    fn task(arn: &str) -> String {
+        format!(
+            r#"{{"taskArn":"{arn}","group":"service:api","lastStatus":"RUNNING","desiredStatus":"RUNNING","containerInstanceArn":"ci-1","containers":[{{"name":"web","networkBindings":[{{"containerPort":80,"hostPort":32768,"protocol":"tcp"}}]}}]}}"#
+        )
+    }
+
+    /// The running tasks of cluster `main` for [`BOUND`], read `passes`
+    /// times, and what the ECS server saw.
+    async fn running(ecs: Script, passes: usize) -> (Observed<Vec<LiveTask>>, Seen) {
+        let desired = ecs_reconciler_spec::load(BOUND).expect("valid file");
+        let (aws, servers) = aws_serving(ecs, Script::default(), Script::default()).await;
+        let mut tasks = Observed::Known(Vec::new());
+        for _ in 0..passes {
+            let mut running = list_running_tasks(&aws, &desired).await;
+            tasks = running.remove("main").expect("the cluster is observed");
+        }
+        (tasks, servers.ecs)
+    }
+
+    #[tokio::test]
+    async fn running_tasks_are_described_once_while_they_are_listed() {
+        let (tasks, ecs) = running(
+            Script::default()
+                .on("ListTasks", [Reply::json(r#"{"taskArns":["t-1"]}"#)])
+                .on(
+                    "DescribeTasks",
+                    [Reply::json(format!(r#"{{"tasks":[{}]}}"#, task("t-1")))],
+                ),
+            2,
+        )
+        .await;
+        let tasks = tasks.known().expect("known");
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].service.as_deref(), Some("api"));
+        assert_eq!(tasks[0].bindings[0].host_port, 32768);
+        assert_eq!(ecs.count("ListTasks"), 2, "listed every pass");
+        assert_eq!(ecs.count("DescribeTasks"), 1, "described once");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_cannot_be_described_makes_the_tasks_unknown_not_fewer() {
+        let (tasks, ecs) = running(
+            Script::default()
+                .on("ListTasks", [Reply::json(r#"{"taskArns":["t-1","t-2"]}"#)])
+                .on(
+                    "DescribeTasks",
+                    [Reply::json(format!(
+                        r#"{{"tasks":[{}],"failures":[{{"arn":"t-2","reason":"MISSING"}}]}}"#,
+                        task("t-1")
+                    ))],
+                ),
+            1,
+        )
+        .await;
+        let why = tasks
+            .unknown_reason()
+            .expect("unknown, not a list without t-2");
+        assert!(
+            why.contains("DescribeTasks") && why.contains("t-2"),
+            "{why}"
+        );
+        assert_eq!(ecs.count("DescribeTasks"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_second_list_tasks_page_makes_the_tasks_unknown_not_fewer() {
+        let (tasks, ecs) = running(
+            Script::default().on(
+                "ListTasks",
+                [
+                    Reply::json(r#"{"taskArns":["t-1"],"nextToken":"page-2"}"#),
+                    Reply::ecs_error(500, "ServerException", "internal error"),
+                ],
+            ),
+            1,
+        )
+        .await;
+        let why = tasks
+            .unknown_reason()
+            .expect("unknown, not the first page's tasks");
+        assert!(
+            why.contains("ListTasks") && why.contains("ServerException"),
+            "{why}"
+        );
+        assert!(
+            ecs.bodies("ListTasks")[1].contains("page-2"),
+            "the second page was asked for"
+        );
+        assert_eq!(
+            ecs.count("DescribeTasks"),
+            0,
+            "nothing described from half a list"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_definition_is_read_once_per_revision_and_forgotten_when_unused() {
+        let service = |revision: &str| {
+            Reply::json(format!(
+                r#"{{"services":[{{"serviceName":"api","serviceArn":"arn:service/api","status":"ACTIVE","desiredCount":2,"runningCount":2,"pendingCount":0,"taskDefinition":"{revision}"}}],"failures":[]}}"#
+            ))
+        };
+        let definition = |revision: &str| {
+            Reply::json(format!(
+                r#"{{"taskDefinition":{{"taskDefinitionArn":"{revision}","family":"api","containerDefinitions":[{{"name":"web","portMappings":[{{"containerPort":80,"hostPort":0}}]}}]}}}}"#
+            ))
+        };
+        let desired = ecs_reconciler_spec::load(CHECKED).expect("valid file");
+        let (aws, servers) = aws_serving(
+            Script::default()
+                .on(
+                    "DescribeServices",
+                    [service("api:1"), service("api:1"), service("api:2")],
+                )
+                .on(
+                    "DescribeTaskDefinition",
+                    [definition("api:1"), definition("api:2")],
+                ),
+            Script::default(),
+            Script::default(),
+        )
+        .await;
+
+        for _ in 0..2 {
+            let ecs = observe_ecs(&aws, &desired, true).await;
+            let def = ecs.task_definitions["api:1"].known().expect("known");
+            assert_eq!(def.containers["web"][0].container_port, Some(80));
+        }
+        assert_eq!(
+            servers.ecs.count("DescribeTaskDefinition"),
+            1,
+            "a revision never changes"
+        );
+        assert_eq!(
+            servers.ecs.count("ListContainerInstances"),
+            0,
+            "no target needs them"
+        );
+
+        // The service moves to a new revision: read, and the old one forgotten.
+        let ecs = observe_ecs(&aws, &desired, true).await;
+        assert!(ecs.task_definitions["api:2"].known().is_some());
+        assert_eq!(servers.ecs.count("DescribeTaskDefinition"), 2);
+        assert_eq!(aws.memory.task_definitions.get("api:1"), None);
+        assert!(aws.memory.task_definitions.get("api:2").is_some());
+    }
+}

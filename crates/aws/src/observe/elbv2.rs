@@ -403,3 +403,205 @@ async fn describe_listeners(aws: &Aws, arn: &str) -> Result<Vec<LiveListener>> {
     Ok(out)
 }
 
+#[cfg(test)]
+mod tests {
+    use ecs_reconciler_plan::{
+        Action, LiveBinding, LiveCluster, LiveContainerInstance, LiveService, LiveTask,
+    };
+
+    use super::*;
+    use crate::ClientSettings;
+    use crate::test_server::{Reply, Script, aws_serving_with};
+
+    /// Two exclusive groups following one service.
+    const FILE: &str = "
+version: 1
+services:
+  - name: api
+    cluster: main
+    replicas: 1
+targetGroups:
+  - name: a-tg
+    service: api
+    cluster: main
+    containerName: web
+    containerPort: 80
+    membership: exclusive
+  - name: b-tg
+    service: api
+    cluster: main
+    containerName: web
+    containerPort: 80
+    membership: exclusive
+";
+
+    fn target_groups() -> Reply {
+        let member = |name: &str| {
+            format!(
+                "<member><TargetGroupName>{name}</TargetGroupName><TargetGroupArn>arn:{name}</TargetGroupArn><TargetType>instance</TargetType></member>"
+            )
+        };
+        Reply::xml(format!(
+            "<DescribeTargetGroupsResponse><DescribeTargetGroupsResult><TargetGroups>{}{}</TargetGroups></DescribeTargetGroupsResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeTargetGroupsResponse>",
+            member("a-tg"),
+            member("b-tg")
+        ))
+    }
+
+    /// One healthy target, i-1:32768.
+    fn healthy() -> Reply {
+        Reply::xml(
+            "<DescribeTargetHealthResponse><DescribeTargetHealthResult><TargetHealthDescriptions><member><Target><Id>i-1</Id><Port>32768</Port></Target><TargetHealth><State>healthy</State></TargetHealth></member></TargetHealthDescriptions></DescribeTargetHealthResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeTargetHealthResponse>",
+        )
+    }
+
+    fn desired() -> DesiredState {
+        ecs_reconciler_spec::load(FILE).expect("valid file")
+    }
+
+    fn group(observed: &ElbObservation, name: &str) -> LiveTargetGroup {
+        observed.target_groups[name]
+            .known()
+            .cloned()
+            .flatten()
+            .expect("found")
+    }
+
+    /// The snapshot a plan sees: the groups as observed, service `api`
+    /// active, and `tasks` running on instance i-1.
+    fn snapshot(observed: &ElbObservation, tasks: Vec<LiveTask>) -> Snapshot {
+        let service = LiveService {
+            arn: "arn:service/api".into(),
+            status: "ACTIVE".into(),
+            desired_count: 1,
+            running_count: tasks.len() as i32,
+            pending_count: 0,
+            launch_type: None,
+            scheduling_strategy: None,
+            task_definition_arn: None,
+        };
+        let cluster = LiveCluster {
+            tasks: Observed::Known(tasks),
+            container_instances: Observed::Known(vec![LiveContainerInstance {
+                arn: "ci-1".into(),
+                ec2_instance_id: Some("i-1".into()),
+            }]),
+        };
+        Snapshot {
+            services: BTreeMap::from([(
+                ("main".to_string(), "api".to_string()),
+                Observed::Known(Some(service)),
+            )]),
+            clusters: BTreeMap::from([("main".to_string(), cluster)]),
+            target_groups: observed.target_groups.clone(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// The task whose target is i-1:32768.
+    fn serving_task() -> LiveTask {
+        LiveTask {
+            arn: "t-1".into(),
+            service: Some("api".into()),
+            last_status: "RUNNING".into(),
+            desired_status: "RUNNING".into(),
+            container_instance_arn: Some("ci-1".into()),
+            bindings: vec![LiveBinding {
+                container_name: "web".into(),
+                container_port: 80,
+                host_port: 32768,
+                protocol: Some("tcp".into()),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_health_read_makes_that_groups_targets_unknown_and_tasks_wait_for_it() {
+        let (aws, servers) = aws_serving_with(
+            Script::default(),
+            Script::default(),
+            Script::default()
+                .on("DescribeTargetGroups", [target_groups()])
+                .on(
+                    "DescribeTargetHealth",
+                    [
+                        healthy(),
+                        Reply::elbv2_error(400, "Throttling", "Rate exceeded"),
+                    ],
+                ),
+            &ClientSettings::default(),
+        )
+        .await;
+        let elbv2 = servers.elbv2.clone();
+        let (observed, health_reads_before_tasks) = observe_elb(&aws, &desired(), true, async {
+            elbv2.count("DescribeTargetHealth")
+        })
+        .await;
+
+        let a = group(&observed, "a-tg");
+        assert_eq!(a.targets.known().expect("read").len(), 1);
+        let b = group(&observed, "b-tg");
+        assert_eq!(b.arn, "arn:b-tg", "the group itself is known");
+        let why = b
+            .targets
+            .unknown_reason()
+            .expect("its targets are unknown, not none");
+        assert!(
+            why.contains("DescribeTargetHealth") && why.contains("Throttling"),
+            "{why}"
+        );
+        assert_eq!(
+            health_reads_before_tasks, 2,
+            "tasks are listed only once every target was read"
+        );
+
+        // Unknown targets plan nothing, even with no task running.
+        let changes = targets::diff(&desired(), &snapshot(&observed, Vec::new()));
+        assert!(
+            changes.iter().all(|c| !c.resource.contains("b-tg")),
+            "{changes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reused_read_carries_its_age_and_never_deregisters() {
+        let settings = ClientSettings {
+            target_health_rotation: 1,
+            ..ClientSettings::default()
+        };
+        let (aws, servers) = aws_serving_with(
+            Script::default(),
+            Script::default(),
+            Script::default()
+                .on("DescribeTargetGroups", [target_groups()])
+                .on("DescribeTargetHealth", [healthy()]),
+            &settings,
+        )
+        .await;
+        let desired = desired();
+
+        // Pass 1 reads both groups; their targets are exactly the task's.
+        let (first, ()) = observe_elb(&aws, &desired, true, async {}).await;
+        assert_eq!(servers.elbv2.count("DescribeTargetHealth"), 2);
+        note_settled_groups(&aws, &desired, &snapshot(&first, vec![serving_task()]));
+
+        // Pass 2 re-reads one quiet group (rotation 1) and reuses the other.
+        let (second, ()) = observe_elb(&aws, &desired, true, async {}).await;
+        assert_eq!(servers.elbv2.count("DescribeTargetHealth"), 3);
+        let (a, b) = (group(&second, "a-tg"), group(&second, "b-tg"));
+        assert_eq!(a.targets_read_passes_ago, 0, "a-tg read in this pass");
+        assert_eq!(b.targets_read_passes_ago, 1, "b-tg reused from pass 1");
+        assert_eq!(a.targets, b.targets);
+
+        // The task has since stopped: only the fresh read may deregister.
+        let changes = targets::diff(&desired, &snapshot(&second, Vec::new()));
+        let deregistered: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match &c.action {
+                Some(Action::DeregisterTarget { target_group, .. }) => Some(target_group.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deregistered, ["a-tg"]);
+    }
+}
