@@ -98,18 +98,12 @@ pub(crate) fn client_settings(aws: &AwsArgs) -> ecs_reconciler_aws::ClientSettin
 pub(crate) async fn prepare(
     path: &std::path::Path,
     aws: &AwsArgs,
-) -> Result<
-    (
-        ecs_reconciler_spec::DesiredState,
-        ecs_reconciler_aws::AwsClients,
-    ),
-    u8,
-> {
+) -> Result<(ecs_reconciler_spec::DesiredState, ecs_reconciler_aws::Aws), u8> {
     let desired = config::load(path).map_err(|message| {
         eprintln!("{message}");
         exit::CONFIG
     })?;
-    let clients = ecs_reconciler_aws::AwsClients::from_env(&client_settings(aws)).await;
+    let clients = ecs_reconciler_aws::Aws::from_env(&client_settings(aws)).await;
     // AWS needs a region; say so plainly instead of failing every call.
     if clients.region.is_none() {
         eprintln!(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ecs_reconciler_aws::{AwsClients, CallObserver, CallRecord};
+use ecs_reconciler_aws::{Aws, CallObserver, CallRecord};
 use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
 use ecs_reconciler_runtime::audit::AuditLog;
 use ecs_reconciler_runtime::cloud::{Cloud, Leadership};
@@ -30,7 +30,7 @@ use crate::exit;
 
 /// The AWS SDK behind the loop's `Cloud` trait.
 struct AwsCloud {
-    clients: AwsClients,
+    clients: Aws,
     /// `ECS_CONTAINER_METADATA_URI_V4` when running in an ECS task: copies
     /// then elect a leader; outside ECS a single copy leads.
     metadata_uri: Option<String>,
@@ -109,7 +109,7 @@ pub async fn run(args: &RunArgs) -> u8 {
         }
     };
     let (metrics, registry) = Metrics::new(env!("CARGO_PKG_VERSION"));
-    let clients = AwsClients::from_env_observed(
+    let clients = Aws::from_env_observed(
         &super::client_settings(&args.aws),
         Some(Arc::new(MetricsObserver(metrics.clone()))),
     )

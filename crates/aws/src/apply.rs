@@ -21,20 +21,20 @@ use aws_sdk_ec2::operation::RequestId;
 
 use crate::budget::ApiClass;
 use crate::error::{AwsError, ErrorKind};
-use crate::{AwsClients, OWNER_TAG_KEY, OWNER_TAG_VALUE};
+use crate::{Aws, OWNER_TAG_KEY, OWNER_TAG_VALUE};
 
 /// RegisterTargets / DeregisterTargets: targets per call.
 pub const TARGETS_PER_CALL: usize = 200;
 
 /// Executes the changes that carry an action, in the given order.
-pub async fn execute(clients: &AwsClients, changes: &[Change]) -> Vec<ActionOutcome> {
-    execute_until(clients, changes, &|| false).await
+pub async fn execute(aws: &Aws, changes: &[Change]) -> Vec<ActionOutcome> {
+    execute_until(aws, changes, &|| false).await
 }
 
 /// Like [`execute`], but starts no new call once `stop` says so (shutdown):
 /// calls in flight finish, the rest are reported as skipped.
 pub async fn execute_until(
-    clients: &AwsClients,
+    aws: &Aws,
     changes: &[Change],
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Vec<ActionOutcome> {
@@ -77,9 +77,9 @@ pub async fn execute_until(
             | Action::SetHealthCheckPath { target_group, .. } = first
             {
                 // Whatever the outcome, the next pass reads it afresh.
-                clients.target_reads.touched(target_group);
+                aws.memory.target_reads.touched(target_group);
             }
-            run_batch(clients, batch).await
+            run_batch(aws, batch).await
         };
         for (change, outcome) in batch.iter().zip(results) {
             log_outcome(change, &outcome);
@@ -161,9 +161,9 @@ fn log_outcome(change: &Change, outcome: &Outcome) {
     }
 }
 
-async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
+async fn run_batch(aws: &Aws, batch: &[&Change]) -> Vec<Outcome> {
     let actions: Vec<&Action> = batch.iter().map(|c| action_of(c)).collect();
-    let result = run_actions(clients, &actions).await;
+    let result = run_actions(aws, &actions).await;
     match result {
         Ok(request_id) => vec![Outcome::Applied { request_id }; batch.len()],
         // One duplicate (or already-gone) rule fails the whole batch: retry
@@ -171,7 +171,7 @@ async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
         Err(err) if batch.len() > 1 && is_already_done(actions[0], &err) => {
             let mut out = Vec::with_capacity(batch.len());
             for action in actions {
-                out.push(single(clients, action).await);
+                out.push(single(aws, action).await);
             }
             out
         }
@@ -182,7 +182,7 @@ async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
         Err(_) if batch.len() > 1 => {
             let mut out = Vec::with_capacity(batch.len());
             for action in actions {
-                out.push(single(clients, action).await);
+                out.push(single(aws, action).await);
             }
             out
         }
@@ -192,8 +192,8 @@ async fn run_batch(clients: &AwsClients, batch: &[&Change]) -> Vec<Outcome> {
     }
 }
 
-async fn single(clients: &AwsClients, action: &Action) -> Outcome {
-    match run_actions(clients, &[action]).await {
+async fn single(aws: &Aws, action: &Action) -> Outcome {
+    match run_actions(aws, &[action]).await {
         Ok(request_id) => Outcome::Applied { request_id },
         Err(err) if is_already_done(action, &err) => Outcome::AlreadyDone,
         Err(err) => Outcome::Failed {
@@ -212,10 +212,7 @@ fn is_already_done(action: &Action, err: &AwsError) -> bool {
 
 /// One API call for a batch of same-kind actions on one resource; returns
 /// the request id AWS gave it (for the audit trail).
-async fn run_actions(
-    clients: &AwsClients,
-    actions: &[&Action],
-) -> Result<Option<String>, AwsError> {
+async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, AwsError> {
     // One call, one token of its class (the budget paces the writes too).
     let class = match actions[0] {
         Action::ScaleService { .. } => ApiClass::EcsWrite,
@@ -227,13 +224,14 @@ async fn run_actions(
         | Action::DeregisterTarget { .. }
         | Action::SetHealthCheckPath { .. } => ApiClass::ElbWrite,
     };
-    clients.budget.acquire(class).await;
+    aws.budget.acquire(class).await;
     let request_id = match actions[0] {
         Action::ScaleService {
             cluster,
             service,
             desired_count,
-        } => clients
+        } => aws
+            .sdk
             .ecs
             .update_service()
             .cluster(cluster)
@@ -254,7 +252,7 @@ async fn run_actions(
                     _ => None,
                 })
                 .collect();
-            clients
+            aws.sdk
                 .ec2
                 .authorize_security_group_ingress()
                 .group_id(group_id)
@@ -289,7 +287,8 @@ async fn run_actions(
             }
             let mut request_id = None;
             if !rule_ids.is_empty() {
-                request_id = clients
+                request_id = aws
+                    .sdk
                     .ec2
                     .revoke_security_group_ingress()
                     .group_id(group_id)
@@ -301,7 +300,8 @@ async fn run_actions(
                     .map(str::to_string);
             }
             if !permissions.is_empty() {
-                request_id = clients
+                request_id = aws
+                    .sdk
                     .ec2
                     .revoke_security_group_ingress()
                     .group_id(group_id)
@@ -317,7 +317,8 @@ async fn run_actions(
         Action::SetInstanceGroups {
             instance_id,
             group_ids,
-        } => clients
+        } => aws
+            .sdk
             .ec2
             .modify_instance_attribute()
             .instance_id(instance_id)
@@ -327,7 +328,8 @@ async fn run_actions(
             .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", e))?
             .request_id()
             .map(str::to_string),
-        Action::SetLoadBalancerGroups { arn, group_ids, .. } => clients
+        Action::SetLoadBalancerGroups { arn, group_ids, .. } => aws
+            .sdk
             .elbv2
             .set_security_groups()
             .load_balancer_arn(arn)
@@ -337,7 +339,8 @@ async fn run_actions(
             .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", e))?
             .request_id()
             .map(str::to_string),
-        Action::RegisterTarget { arn, .. } => clients
+        Action::RegisterTarget { arn, .. } => aws
+            .sdk
             .elbv2
             .register_targets()
             .target_group_arn(arn)
@@ -347,7 +350,8 @@ async fn run_actions(
             .map_err(|e| AwsError::from_sdk("elbv2", "RegisterTargets", e))?
             .request_id()
             .map(str::to_string),
-        Action::DeregisterTarget { arn, .. } => clients
+        Action::DeregisterTarget { arn, .. } => aws
+            .sdk
             .elbv2
             .deregister_targets()
             .target_group_arn(arn)
@@ -357,7 +361,8 @@ async fn run_actions(
             .map_err(|e| AwsError::from_sdk("elbv2", "DeregisterTargets", e))?
             .request_id()
             .map(str::to_string),
-        Action::SetHealthCheckPath { arn, path, .. } => clients
+        Action::SetHealthCheckPath { arn, path, .. } => aws
+            .sdk
             .elbv2
             .modify_target_group()
             .target_group_arn(arn)

@@ -1,6 +1,8 @@
-//! Building the three SDK clients from aws-config's default chain
-//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, ECS task credentials...),
-//! with the standard retry mode and explicit timeouts.
+//! Building the three SDK clients ([`SdkClients`]) from aws-config's
+//! default chain (`AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, ECS task
+//! credentials...), with the standard retry mode and explicit timeouts, and
+//! [`Aws`]: those clients together with the state every call shares (the
+//! API budget, what observation remembers across passes).
 
 use std::time::Duration;
 
@@ -8,11 +10,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use crate::budget::{ApiBudget, ApiClass, BudgetSettings};
-use crate::described::Described;
-use crate::target_reads::TargetReads;
+use crate::memory::ObservationMemory;
 use crate::telemetry::{CallInterceptor, CallObserver};
 
 /// Quiet target groups re-read per pass by default: up to 10 groups are
@@ -41,7 +41,7 @@ pub struct ClientSettings {
     /// Client-side API budgets (token buckets per rate class).
     pub budget: BudgetSettings,
     /// Quiet target groups whose health is re-read per pass, in rotation
-    /// (see [`crate::target_reads`]); 0 = every group every pass.
+    /// (see [`crate::memory::target_reads`]); 0 = every group every pass.
     pub target_health_rotation: usize,
 }
 
@@ -60,51 +60,23 @@ impl Default for ClientSettings {
     }
 }
 
-/// The SDK clients, cheap to clone.
+/// The three SDK clients and nothing else: no state, cheap to clone.
 #[derive(Debug, Clone)]
-pub struct AwsClients {
+pub struct SdkClients {
     pub ec2: aws_sdk_ec2::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
-    /// The region the clients talk to, for messages.
-    pub region: Option<String>,
-    /// See [`ClientSettings::page_size`].
-    pub page_size: Option<i32>,
-    /// Every call takes a token of its class first.
-    pub budget: Arc<ApiBudget>,
-    /// Task definitions by revision ARN. A revision never changes once
-    /// registered, so one read per ARN for the life of the process is
-    /// exact, not a staleness trade-off; ARNs no service uses any more are
-    /// dropped after each observation.
-    pub(crate) task_definitions: Arc<
-        std::sync::Mutex<
-            std::collections::HashMap<String, ecs_reconciler_plan::LiveTaskDefinition>,
-        >,
-    >,
-    /// Target-health reads remembered across passes.
-    pub(crate) target_reads: Arc<TargetReads>,
-    /// Running tasks' descriptions, by cluster and ARN.
-    pub(crate) tasks: Arc<Described<ecs_reconciler_plan::LiveTask>>,
-    /// Container instances' descriptions, by cluster and ARN.
-    pub(crate) container_instances: Arc<Described<ecs_reconciler_plan::LiveContainerInstance>>,
-    /// Target groups in the account at the last complete listing (0 =
-    /// never listed), which decides between listing and lookups by name.
-    pub(crate) target_groups_in_account: Arc<AtomicUsize>,
 }
 
-impl AwsClients {
-    /// Loads the shared config from the default chain. Standard retry mode
-    /// on purpose: adaptive mode in this SDK release sleeps ~20 s after a
-    /// single throttle, which would stall a whole pass.
-    pub async fn from_env(settings: &ClientSettings) -> AwsClients {
-        AwsClients::from_env_observed(settings, None).await
-    }
-
-    /// Like [`AwsClients::from_env`], reporting every call to `observer`.
-    pub async fn from_env_observed(
+impl SdkClients {
+    /// Loads the shared config from the default chain, reporting every
+    /// call to `observer`; also returns the region it found. Standard retry
+    /// mode on purpose: adaptive mode in this SDK release sleeps ~20 s after
+    /// a single throttle, which would stall a whole pass.
+    pub async fn from_env(
         settings: &ClientSettings,
         observer: Option<Arc<dyn CallObserver>>,
-    ) -> AwsClients {
+    ) -> (SdkClients, Option<String>) {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
             .timeout_config(
@@ -127,18 +99,55 @@ impl AwsClients {
             ecs = ecs.interceptor(interceptor.clone());
             elbv2 = elbv2.interceptor(interceptor);
         }
-        AwsClients {
+        let clients = SdkClients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
-            region: shared.region().map(|r| r.to_string()),
+        };
+        (clients, shared.region().map(|r| r.to_string()))
+    }
+}
+
+/// The controller's access to AWS: the SDK clients, the API budget every
+/// call draws on, and what observation remembers across passes. Clones
+/// share the budget and the memory.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub sdk: SdkClients,
+    /// The region the clients talk to, for messages.
+    pub region: Option<String>,
+    /// See [`ClientSettings::page_size`].
+    pub page_size: Option<i32>,
+    /// Every call takes a token of its class first.
+    pub budget: Arc<ApiBudget>,
+    /// What observation keeps between passes (see [`crate::memory`]).
+    pub(crate) memory: Arc<ObservationMemory>,
+}
+
+impl Aws {
+    /// Clients from the default chain (see [`SdkClients::from_env`]).
+    pub async fn from_env(settings: &ClientSettings) -> Aws {
+        Aws::from_env_observed(settings, None).await
+    }
+
+    /// Like [`Aws::from_env`], reporting every call to `observer`.
+    pub async fn from_env_observed(
+        settings: &ClientSettings,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Aws {
+        let (sdk, region) = SdkClients::from_env(settings, observer).await;
+        Aws::new(sdk, region, settings)
+    }
+
+    /// `sdk` with a fresh budget and empty memory, as `settings` say
+    /// (their connection fields are the clients' business, not read here).
+    pub fn new(sdk: SdkClients, region: Option<String>, settings: &ClientSettings) -> Aws {
+        Aws {
+            sdk,
+            region,
             page_size: settings.page_size,
             budget: Arc::new(ApiBudget::new(&settings.budget)),
-            task_definitions: Default::default(),
-            target_reads: Arc::new(TargetReads::new(settings.target_health_rotation)),
-            tasks: Arc::default(),
-            container_instances: Arc::default(),
-            target_groups_in_account: Arc::default(),
+            memory: Arc::new(ObservationMemory::new(settings.target_health_rotation)),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use aws_sdk_ecs::types::DesiredStatus;
 
-use crate::AwsClients;
+use crate::Aws;
 use crate::error::AwsError;
 use crate::observe::{describe_tasks, list_task_arns};
 
@@ -28,13 +28,10 @@ impl Election {
 }
 
 /// Reads the election for the task `own_task_arn` in `cluster`.
-pub async fn elect(
-    clients: &AwsClients,
-    cluster: &str,
-    own_task_arn: &str,
-) -> Result<Election, AwsError> {
-    clients.take("ecs", "DescribeTasks").await;
-    let own = clients
+pub async fn elect(aws: &Aws, cluster: &str, own_task_arn: &str) -> Result<Election, AwsError> {
+    aws.take("ecs", "DescribeTasks").await;
+    let own = aws
+        .sdk
         .ecs
         .describe_tasks()
         .cluster(cluster)
@@ -59,9 +56,9 @@ pub async fn elect(
         });
     };
 
-    let arns = list_task_arns(clients, cluster, Some(service), DesiredStatus::Running).await?;
+    let arns = list_task_arns(aws, cluster, Some(service), DesiredStatus::Running).await?;
     let mut candidates = Vec::new();
-    for task in describe_tasks(clients, cluster, &arns).await? {
+    for task in describe_tasks(aws, cluster, &arns).await? {
         if task.last_status() != Some("RUNNING") {
             continue;
         }

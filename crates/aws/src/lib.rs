@@ -2,26 +2,30 @@
 //! [`ecs_reconciler_plan::Snapshot`] ([`observe`]) and executes
 //! [`ecs_reconciler_plan::Action`]s ([`apply`]). Everything above it deals in
 //! plain values.
+//!
+//! [`Aws`] is the handle every call takes: the stateless [`SdkClients`],
+//! the API [`budget`], and the [`memory`] observation keeps between passes.
+//! Observation ([`mod@observe`]) is split by service: `observe::{ecs, ec2, elbv2}`.
 
 pub mod apply;
 pub mod budget;
 pub mod clients;
-pub mod described;
 pub mod error;
 pub mod leader;
+pub mod memory;
 pub mod observe;
 mod pages;
 mod service_events;
-pub mod target_reads;
 pub mod telemetry;
 #[cfg(test)]
 mod test_server;
 
 pub use apply::execute;
 pub use budget::{ApiBudget, ApiClass, BudgetOverride, BudgetSettings, BudgetState};
-pub use clients::{AwsClients, ClientSettings};
+pub use clients::{Aws, ClientSettings, SdkClients};
 pub use ecs_reconciler_plan::{ActionOutcome, Outcome};
 pub use error::{AwsError, ErrorKind};
+pub use memory::ObservationMemory;
 pub use observe::observe;
 pub use telemetry::{CallObserver, CallRecord};
 
