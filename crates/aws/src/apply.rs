@@ -151,10 +151,11 @@ fn log_outcome(change: &Change, outcome: &Outcome) {
             skipped = %reason,
             "not changed"
         ),
-        Outcome::Failed { error } => tracing::warn!(
+        Outcome::Failed { error, class } => tracing::warn!(
             action = action.kind(),
             resource = %change.resource,
             error = %error,
+            class = %class,
             reason = %change.reason,
             "change failed"
         ),
@@ -188,6 +189,7 @@ async fn run_batch(aws: &Aws, batch: &[&Change]) -> Vec<Outcome> {
         }
         Err(err) => vec![Outcome::Failed {
             error: err.to_string(),
+            class: err.kind,
         }],
     }
 }
@@ -198,6 +200,7 @@ async fn single(aws: &Aws, action: &Action) -> Outcome {
         Err(err) if is_already_done(action, &err) => Outcome::AlreadyDone,
         Err(err) => Outcome::Failed {
             error: err.to_string(),
+            class: err.kind,
         },
     }
 }

@@ -361,6 +361,7 @@ async fn describe_instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String
 mod tests {
     use super::*;
     use crate::test_server::{Reply, Script, Seen, aws_serving};
+    use ecs_reconciler_plan::ErrorClass;
 
     const FILE: &str = "
 version: 1
@@ -457,9 +458,12 @@ securityGroups:
             .unknown_reason()
             .expect("its rules are unknown, not the first page's");
         assert!(
-            why.contains("DescribeSecurityGroupRules") && why.contains("Unavailable"),
+            why.message.contains("DescribeSecurityGroupRules")
+                && why.message.contains("Unavailable"),
             "{why}"
         );
+        // A 503 is worth retrying soon.
+        assert_eq!(why.class, ErrorClass::Transient);
         assert_eq!(ec2.count("DescribeSecurityGroupRules"), 2);
     }
 
@@ -471,7 +475,9 @@ securityGroups:
         ))
         .await;
         let why = group.unknown_reason().expect("unknown");
-        assert!(why.contains("2 groups are named app"), "{why}");
+        assert!(why.message.contains("2 groups are named app"), "{why}");
+        // Only a person can fix it: retried rarely.
+        assert_eq!(why.class, ErrorClass::Invalid);
         assert_eq!(ec2.count("DescribeSecurityGroupRules"), 0);
     }
 
@@ -514,7 +520,8 @@ securityGroups:
         assert_eq!(failed.len(), 2);
         for (id, observed) in &failed {
             let why = observed.unknown_reason().expect("unknown");
-            assert!(why.contains("UnauthorizedOperation"), "{id}: {why}");
+            assert!(why.message.contains("UnauthorizedOperation"), "{id}: {why}");
+            assert_eq!(why.class, ErrorClass::Denied, "{id}");
         }
         assert_eq!(servers.ec2.count("DescribeInstances"), 2);
     }

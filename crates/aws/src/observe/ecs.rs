@@ -661,7 +661,7 @@ services:
             .unknown_reason()
             .expect("unknown, not a list without t-2");
         assert!(
-            why.contains("DescribeTasks") && why.contains("t-2"),
+            why.message.contains("DescribeTasks") && why.message.contains("t-2"),
             "{why}"
         );
         assert_eq!(ecs.count("DescribeTasks"), 1);
@@ -684,7 +684,7 @@ services:
             .unknown_reason()
             .expect("unknown, not the first page's tasks");
         assert!(
-            why.contains("ListTasks") && why.contains("ServerException"),
+            why.message.contains("ListTasks") && why.message.contains("ServerException"),
             "{why}"
         );
         assert!(

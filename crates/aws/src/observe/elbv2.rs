@@ -547,7 +547,7 @@ targetGroups:
             .unknown_reason()
             .expect("its targets are unknown, not none");
         assert!(
-            why.contains("DescribeTargetHealth") && why.contains("Throttling"),
+            why.message.contains("DescribeTargetHealth") && why.message.contains("Throttling"),
             "{why}"
         );
         assert_eq!(

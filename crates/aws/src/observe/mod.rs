@@ -13,7 +13,7 @@ mod ec2;
 mod ecs;
 mod elbv2;
 
-use ecs_reconciler_plan::{Observed, Snapshot};
+use ecs_reconciler_plan::{ErrorClass, Observed, Snapshot, Unread};
 use ecs_reconciler_spec::DesiredState;
 
 use crate::Aws;
@@ -70,13 +70,16 @@ async fn observe_with(aws: &Aws, desired: &DesiredState, full: bool) -> Snapshot
     snapshot
 }
 
-/// The one place a failed call becomes an `Unknown` part of the snapshot.
+/// The one place a failed call becomes an `Unknown` part of the snapshot,
+/// with the call's error class (it paces the retry).
 fn unknown<T>(err: &AwsError) -> Observed<T> {
-    Observed::Unknown(err.to_string())
+    Observed::Unknown(err.unread())
 }
 
 /// An `Unknown` part of the snapshot for a reason that is not a failed call
-/// (an answer the controller must not guess from).
+/// (an answer the controller must not guess from, such as two groups with
+/// one name): reading again will not change it until a person does, so it
+/// is classed as an invalid request.
 fn unknown_because<T>(why: String) -> Observed<T> {
-    Observed::Unknown(why)
+    Observed::Unknown(Unread::new(ErrorClass::Invalid, why))
 }
