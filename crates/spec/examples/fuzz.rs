@@ -47,12 +47,12 @@ fn args() -> Args {
             "--inputs" => {
                 args.inputs = value()
                     .parse()
-                    .unwrap_or_else(|_| usage("--inputs: a number"))
+                    .unwrap_or_else(|_| usage("--inputs: a number"));
             }
             "--seed" => {
                 args.seed = value()
                     .parse()
-                    .unwrap_or_else(|_| usage("--seed: a number"))
+                    .unwrap_or_else(|_| usage("--seed: a number"));
             }
             "--save-new" => args.save_new = Some(PathBuf::from(value())),
             _ => usage(&format!("unknown option {flag}")),
