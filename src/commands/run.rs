@@ -140,10 +140,29 @@ pub async fn run(args: &RunArgs) -> u8 {
         },
         ..ReloadSettings::default()
     };
+    // TEMPORARY: moves to the control channel. SIGHUP re-reads the config
+    // file now; the handler is in place before the watcher starts.
+    let reload_now = Arc::new(tokio::sync::Notify::new());
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            let reload_now = reload_now.clone();
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    reload_now.notify_one();
+                }
+            });
+        }
+        Err(err) => tracing::warn!(
+            path = %args.config.config.display(),
+            error = %err,
+            "cannot handle SIGHUP: reload on SIGHUP is off"
+        ),
+    }
     let (config_rx, config_status) = reload::spawn_watcher(
         args.config.config.clone(),
         initial,
         reload_settings,
+        reload_now,
         shutdown.clone(),
     );
     let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
