@@ -6,12 +6,14 @@ mod run;
 
 pub use run::parse_duration;
 
+use ecs_reconciler_runtime::reload::read_desired;
+
 use crate::cli::{AwsArgs, Cli, Command};
-use crate::{config, exit};
+use crate::exit;
 
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
-        Command::Validate { config } => match config::load(&config.config) {
+        Command::Validate { config } => match read_desired(&config.config) {
             Ok(desired) => {
                 println!(
                     "{}: ok: {} security groups, {} clusters, {} services, {} target groups, {} load balancers",
@@ -105,7 +107,7 @@ pub(crate) async fn prepare(
     ),
     u8,
 > {
-    let desired = config::load(path).map_err(|message| {
+    let desired = read_desired(path).map_err(|message| {
         eprintln!("{message}");
         exit::CONFIG
     })?;

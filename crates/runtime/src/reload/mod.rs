@@ -1,4 +1,5 @@
-//! Keeps the desired-state file live for `ecs-reconciler run`.
+//! Keeps the desired-state file live for `ecs-reconciler run`, and reads it
+//! for every other command.
 //!
 //! This module owns everything between "a person saved the YAML file" and
 //! "the controller holds a new validated [`DesiredState`]". This file holds
@@ -7,7 +8,8 @@
 //!
 //! * `read`: reading the file (size-capped, regular files only, UTF-8
 //!   checked), validating it, rendering every error with `FILE:LINE:COL`,
-//!   and its sha256.
+//!   and its sha256. [`read_desired`] is how `validate`, `plan` and `apply`
+//!   read it, [`load_initial`] how `run` does: one reader, one verdict.
 //! * `tracker`: deciding whether the bytes are a new config, a rejected
 //!   edit or nothing new (`Tracker::examine`, no I/O).
 //! * `reloader`: the task that re-reads the file when woken and publishes
@@ -52,7 +54,7 @@ use ecs_reconciler_spec::DesiredState;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use read::{MAX_CONFIG_BYTES, content_hash};
+pub use read::{MAX_CONFIG_BYTES, content_hash, read_desired};
 
 /// How changes to the file are noticed (`--watch notify|poll`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -151,17 +153,15 @@ pub struct LoadedConfig {
     pub generation: u64,
 }
 
-/// Reads and validates the file at start-up. On failure returns the text to
-/// print (every error as `FILE:LINE:COL: error: ...` plus a hint); the CLI
-/// exits 78 (EX_CONFIG) with it.
+/// Reads and validates the file at start-up, with [`read_desired`]'s reader
+/// and messages. On failure returns the text to print (every error as
+/// `FILE:LINE:COL: error: ...` plus a hint); the CLI exits 78 (EX_CONFIG)
+/// with it.
 pub fn load_initial(path: &Path) -> Result<LoadedConfig, String> {
-    let display = path.display().to_string();
-    let bytes =
-        read::read_config(path).map_err(|err| err.render(&display, read::Stage::Initial))?;
-    let desired = read::validate(&display, &bytes)?;
+    let (desired, hash) = read::read_validated(path)?;
     Ok(LoadedConfig {
         desired: Arc::new(desired),
-        hash: content_hash(&bytes),
+        hash,
         generation: 1,
     })
 }

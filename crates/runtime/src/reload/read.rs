@@ -1,9 +1,9 @@
-//! Reading the desired-state file: refusing what is not a regular file (a
-//! FIFO would block forever) and anything over [`MAX_CONFIG_BYTES`],
-//! checking UTF-8 (a bad byte is reported with its line:col), validating
-//! with the spec crate, rendering every failure as
-//! `FILE[:LINE:COL]: error: ...` plus a hint, and the sha256 that identifies
-//! a file's bytes.
+//! Reading the desired-state file, the one way every command does it:
+//! refusing what is not a regular file (a FIFO would block forever) and
+//! anything over [`MAX_CONFIG_BYTES`], checking UTF-8 (a bad byte is reported
+//! with its line:col), validating with the spec crate, rendering every
+//! failure as `FILE[:LINE:COL]: error: ...` plus a hint, and the sha256 that
+//! identifies a file's bytes.
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -18,6 +18,24 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// sha256 of the bytes, lower-case hex: the identity of a config file.
 pub fn content_hash(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Reads and validates the desired-state file: what `validate`, `plan` and
+/// `apply` use, and what `run` uses at start (through
+/// [`load_initial`](super::load_initial)), so every command gives a file the
+/// same verdict. On failure returns the text to print: every error as
+/// `FILE:LINE:COL: error: ...` (or `FILE: error: ...` when the file could not
+/// be read) with a hint; the CLI exits 78 (EX_CONFIG) with it.
+pub fn read_desired(path: &Path) -> Result<DesiredState, String> {
+    read_validated(path).map(|(desired, _hash)| desired)
+}
+
+/// [`read_desired`] plus the [`content_hash`] of the bytes validated.
+pub(super) fn read_validated(path: &Path) -> Result<(DesiredState, String), String> {
+    let display = path.display().to_string();
+    let bytes = read_config(path).map_err(|err| err.render(&display, Stage::Initial))?;
+    let desired = validate(&display, &bytes)?;
+    Ok((desired, content_hash(&bytes)))
 }
 
 /// Why the bytes of the file could not be had.
@@ -105,7 +123,30 @@ fn position_after(prefix: &[u8]) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+
+    const GOOD: &str = "securityGroups:\n  - name: web\n    ingress:\n      - protocol: tcp\n        ports: 80\n        cidr: 0.0.0.0/0\n";
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("ecs-reconciler-read-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 
     #[test]
     fn hash_is_sha256_hex() {
@@ -120,5 +161,89 @@ mod tests {
         assert_eq!(position_after(b""), (1, 1));
         assert_eq!(position_after("ab\ncé".as_bytes()), (2, 3));
         assert_eq!(position_after(b"a\n"), (2, 1));
+    }
+
+    #[test]
+    fn read_desired_accepts_a_valid_file_and_hashes_its_bytes() {
+        let dir = TempDir::new("valid");
+        let file = dir.0.join("cfg.yaml");
+        std::fs::write(&file, GOOD).unwrap();
+        let desired = read_desired(&file).expect("valid");
+        assert_eq!(desired, ecs_reconciler_spec::load(GOOD).unwrap());
+        let (_, hash) = read_validated(&file).unwrap();
+        assert_eq!(hash, content_hash(GOOD.as_bytes()));
+    }
+
+    #[test]
+    fn read_desired_refuses_what_is_not_a_small_utf8_regular_file() {
+        let dir = TempDir::new("refused");
+        let shown = |name: &str| dir.0.join(name).display().to_string();
+
+        // A directory.
+        let error = read_desired(&dir.0).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "{}: error: the config path is not a regular file\n  hint: point --config at a regular file (a symlink to one is fine)",
+                dir.0.display()
+            )
+        );
+
+        // A FIFO: refused at once, never opened (opening would block).
+        let fifo = dir.0.join("fifo.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success());
+        let error = read_desired(&fifo).unwrap_err();
+        assert!(
+            error.starts_with(&format!(
+                "{}: error: the config path is not a regular file",
+                shown("fifo.yaml")
+            )),
+            "{error}"
+        );
+
+        // One byte over the cap.
+        let big = dir.0.join("big.yaml");
+        let mut text = GOOD.as_bytes().to_vec();
+        text.resize(MAX_CONFIG_BYTES as usize + 1, b'#');
+        std::fs::write(&big, &text).unwrap();
+        let error = read_desired(&big).unwrap_err();
+        assert!(
+            error.starts_with(&format!(
+                "{}: error: the config file is larger than {MAX_CONFIG_BYTES} bytes\n  hint: ",
+                shown("big.yaml")
+            )),
+            "{error}"
+        );
+
+        // A bad byte: its position, line 2 column 4.
+        let binary = dir.0.join("binary.yaml");
+        std::fs::write(&binary, b"a: 1\nb: \xff\n").unwrap();
+        assert_eq!(
+            read_desired(&binary).unwrap_err(),
+            format!(
+                "{}:2:4: error: the file is not valid UTF-8\n  hint: save the file as UTF-8",
+                shown("binary.yaml")
+            )
+        );
+
+        // Missing: the start-up hint.
+        let error = read_desired(&dir.0.join("missing.yaml")).unwrap_err();
+        assert!(
+            error.starts_with(&format!(
+                "{}: error: cannot read the config file: ",
+                shown("missing.yaml")
+            )),
+            "{error}"
+        );
+        assert!(
+            error.ends_with(
+                "\n  hint: pass an existing file with --config or ECS_RECONCILER_CONFIG"
+            ),
+            "{error}"
+        );
     }
 }
