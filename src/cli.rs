@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ecs_reconciler_runtime::reload::WatchMode;
 
 /// `--version`: the release and the commit it was built from (`build.rs`).
 pub const VERSION: &str = concat!(
@@ -166,8 +168,8 @@ pub struct RunArgs {
     #[arg(long, env = "ECS_RECONCILER_RESYNC", default_value = "30s", value_parser = crate::commands::parse_duration)]
     pub resync: std::time::Duration,
     /// How config edits are noticed: `notify` (inotify on the file's directory) or `poll` (network file systems).
-    #[arg(long, env = "ECS_RECONCILER_WATCH", value_enum, default_value_t = WatchArg::Notify)]
-    pub watch: WatchArg,
+    #[arg(long, env = "ECS_RECONCILER_WATCH", default_value_t = WatchMode::Notify, value_parser = watch_mode_parser())]
+    pub watch: WatchMode,
     /// After SIGTERM/SIGINT, how long the pass in flight may take to finish (keep it under ECS's stopTimeout, 30 s by default).
     #[arg(long, env = "ECS_RECONCILER_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = crate::commands::parse_duration)]
     pub shutdown_timeout: std::time::Duration,
@@ -193,10 +195,11 @@ pub struct ListenArg {
     pub listen: std::net::SocketAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WatchArg {
-    Notify,
-    Poll,
+/// `--watch`: the runtime's own [`WatchMode`], with its names listed as the
+/// possible values (`--help`, and the error for any other value).
+fn watch_mode_parser() -> impl TypedValueParser<Value = WatchMode> {
+    PossibleValuesParser::new([WatchMode::Notify.as_str(), WatchMode::Poll.as_str()])
+        .try_map(|text| text.parse::<WatchMode>())
 }
 
 /// Logs go to stderr so stdout stays the command's output.

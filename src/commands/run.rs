@@ -14,7 +14,7 @@ use ecs_reconciler_runtime::fights::{FightDetector, FightSettings};
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
 use ecs_reconciler_runtime::metrics::{BudgetHeadroom, Metrics};
 use ecs_reconciler_runtime::reload::ConfigStatus;
-use ecs_reconciler_runtime::reload::{self, ReloadSettings, WatchMode};
+use ecs_reconciler_runtime::reload::{self, ReloadSettings};
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
 use ecs_reconciler_runtime::timeline::{Timeline, TimelineEvent};
 use ecs_reconciler_server::ServerState;
@@ -23,7 +23,7 @@ use std::sync::atomic::AtomicU64;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{RunArgs, WatchArg};
+use crate::cli::RunArgs;
 use crate::exit;
 
 /// The AWS SDK behind the loop's `Cloud` trait.
@@ -134,10 +134,7 @@ pub async fn run(args: &RunArgs) -> u8 {
 
     let shutdown = CancellationToken::new();
     let reload_settings = ReloadSettings {
-        mode: match args.watch {
-            WatchArg::Notify => WatchMode::Notify,
-            WatchArg::Poll => WatchMode::Poll,
-        },
+        mode: args.watch,
         ..ReloadSettings::default()
     };
     // TEMPORARY: moves to the control channel. SIGHUP re-reads the config
