@@ -112,12 +112,18 @@ pub(crate) async fn prepare(
         exit::CONFIG
     })?;
     let clients = ecs_reconciler_aws::AwsClients::from_env(&client_settings(aws)).await;
-    // AWS needs a region; say so plainly instead of failing every call.
+    require_region(&clients)?;
+    Ok((desired, clients))
+}
+
+/// AWS needs a region; say so plainly instead of failing every call. Err is
+/// the exit code, the message already printed.
+pub(crate) fn require_region(clients: &ecs_reconciler_aws::AwsClients) -> Result<(), u8> {
     if clients.region.is_none() {
         eprintln!(
             "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
         );
         return Err(exit::ERROR);
     }
-    Ok((desired, clients))
+    Ok(())
 }

@@ -112,11 +112,8 @@ pub async fn run(args: &RunArgs) -> u8 {
         Some(Arc::new(MetricsObserver(metrics.clone()))),
     )
     .await;
-    if clients.region.is_none() {
-        eprintln!(
-            "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
-        );
-        return exit::ERROR;
+    if let Err(code) = super::require_region(&clients) {
+        return code;
     }
     let audit = match &args.audit_log {
         Some(path) => match AuditLog::open(path) {
