@@ -4,8 +4,6 @@ mod apply;
 mod plan;
 mod run;
 
-pub use run::parse_duration;
-
 use ecs_reconciler_runtime::reload::read_desired;
 
 use crate::cli::{AwsArgs, Cli, Command};
