@@ -3,7 +3,11 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ecs_reconciler_runtime::reload::WatchMode;
+
+use crate::duration::parse_duration;
 
 /// `--version`: the release and the commit it was built from (`build.rs`).
 pub const VERSION: &str = concat!(
@@ -163,13 +167,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
     /// How often every resource is re-checked when nothing happens (jittered ±10%).
-    #[arg(long, env = "ECS_RECONCILER_RESYNC", default_value = "30s", value_parser = crate::commands::parse_duration)]
+    #[arg(long, env = "ECS_RECONCILER_RESYNC", default_value = "30s", value_parser = parse_duration)]
     pub resync: std::time::Duration,
     /// How config edits are noticed: `notify` (inotify on the file's directory) or `poll` (network file systems).
-    #[arg(long, env = "ECS_RECONCILER_WATCH", value_enum, default_value_t = WatchArg::Notify)]
-    pub watch: WatchArg,
+    #[arg(long, env = "ECS_RECONCILER_WATCH", default_value_t = WatchMode::Notify, value_parser = watch_mode_parser())]
+    pub watch: WatchMode,
     /// After SIGTERM/SIGINT, how long the pass in flight may take to finish (keep it under ECS's stopTimeout, 30 s by default).
-    #[arg(long, env = "ECS_RECONCILER_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = crate::commands::parse_duration)]
+    #[arg(long, env = "ECS_RECONCILER_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: std::time::Duration,
     /// Append one JSON line per mutating AWS call to this file (`-` for stdout).
     #[arg(long, env = "ECS_RECONCILER_AUDIT_LOG")]
@@ -181,7 +185,7 @@ pub struct RunArgs {
     #[arg(long, env = "ECS_RECONCILER_FIGHT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
     pub fight_threshold: u32,
     /// The window of --fight-threshold.
-    #[arg(long, env = "ECS_RECONCILER_FIGHT_WINDOW", default_value = "10m", value_parser = crate::commands::parse_duration)]
+    #[arg(long, env = "ECS_RECONCILER_FIGHT_WINDOW", default_value = "10m", value_parser = parse_duration)]
     pub fight_window: std::time::Duration,
 }
 
@@ -193,10 +197,11 @@ pub struct ListenArg {
     pub listen: std::net::SocketAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WatchArg {
-    Notify,
-    Poll,
+/// `--watch`: the runtime's own [`WatchMode`], with its names listed as the
+/// possible values (`--help`, and the error for any other value).
+fn watch_mode_parser() -> impl TypedValueParser<Value = WatchMode> {
+    PossibleValuesParser::new([WatchMode::Notify.as_str(), WatchMode::Poll.as_str()])
+        .try_map(|text| text.parse::<WatchMode>())
 }
 
 /// Logs go to stderr so stdout stays the command's output.

@@ -6,7 +6,7 @@
 
 mod cli;
 mod commands;
-mod config;
+mod duration;
 mod exit;
 mod render;
 mod signals;

@@ -4,14 +4,14 @@ mod apply;
 mod plan;
 mod run;
 
-pub use run::parse_duration;
+use ecs_reconciler_runtime::reload::read_desired;
 
 use crate::cli::{AwsArgs, Cli, Command};
-use crate::{config, exit};
+use crate::exit;
 
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
-        Command::Validate { config } => match config::load(&config.config) {
+        Command::Validate { config } => match read_desired(&config.config) {
             Ok(desired) => {
                 println!(
                     "{}: ok: {} security groups, {} clusters, {} services, {} target groups, {} load balancers",
@@ -99,17 +99,23 @@ pub(crate) async fn prepare(
     path: &std::path::Path,
     aws: &AwsArgs,
 ) -> Result<(ecs_reconciler_spec::DesiredState, ecs_reconciler_aws::Aws), u8> {
-    let desired = config::load(path).map_err(|message| {
+    let desired = read_desired(path).map_err(|message| {
         eprintln!("{message}");
         exit::CONFIG
     })?;
     let clients = ecs_reconciler_aws::Aws::from_env(&client_settings(aws)).await;
-    // AWS needs a region; say so plainly instead of failing every call.
+    require_region(&clients)?;
+    Ok((desired, clients))
+}
+
+/// AWS needs a region; say so plainly instead of failing every call. Err is
+/// the exit code, the message already printed.
+pub(crate) fn require_region(clients: &ecs_reconciler_aws::Aws) -> Result<(), u8> {
     if clients.region.is_none() {
         eprintln!(
             "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
         );
         return Err(exit::ERROR);
     }
-    Ok((desired, clients))
+    Ok(())
 }

@@ -4,7 +4,6 @@
 //! within `--shutdown-timeout`. A second one exits at once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ecs_reconciler_aws::{Aws, CallObserver, CallRecord};
 use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
@@ -16,7 +15,7 @@ use ecs_reconciler_runtime::fights::FightSettings;
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
 use ecs_reconciler_runtime::metrics::{BudgetHeadroom, Metrics};
 use ecs_reconciler_runtime::reload::ConfigStatus;
-use ecs_reconciler_runtime::reload::{self, ReloadSettings, WatchMode};
+use ecs_reconciler_runtime::reload::{self, ReloadSettings};
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
 use ecs_reconciler_runtime::scope::Coverage;
 use ecs_reconciler_runtime::timeline::{Timeline, TimelineEvent, TimelineKind};
@@ -25,7 +24,7 @@ use ecs_reconciler_spec::DesiredState;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{RunArgs, WatchArg};
+use crate::cli::RunArgs;
 use crate::exit;
 
 /// The AWS SDK behind the loop's `Cloud` trait.
@@ -114,11 +113,8 @@ pub async fn run(args: &RunArgs) -> u8 {
         Some(Arc::new(MetricsObserver(metrics.clone()))),
     )
     .await;
-    if clients.region.is_none() {
-        eprintln!(
-            "error: no AWS region is configured\n  hint: set AWS_REGION (or --region, or a region in your AWS profile)"
-        );
-        return exit::ERROR;
+    if let Err(code) = super::require_region(&clients) {
+        return code;
     }
     let audit = match &args.audit_log {
         Some(path) => match AuditLog::open(path) {
@@ -147,18 +143,15 @@ pub async fn run(args: &RunArgs) -> u8 {
         reload_file: reload_file.clone(),
     });
     let reload_settings = ReloadSettings {
-        mode: match args.watch {
-            WatchArg::Notify => WatchMode::Notify,
-            WatchArg::Poll => WatchMode::Poll,
-        },
+        mode: args.watch,
         ..ReloadSettings::default()
     };
     let (config_rx, config_status) = reload::spawn_watcher(
         args.config.config.clone(),
         initial,
         reload_settings,
-        shutdown.clone(),
         reload_file,
+        shutdown.clone(),
     );
     let timeline = Arc::new(Timeline::default());
     let cloud = Arc::new(AwsCloud {
@@ -308,33 +301,6 @@ async fn follow_config(
     }
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(format!("`{text}` must be more than zero"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 /// `healthcheck`: asks a running daemon's `/healthz`; for an ECS container
 /// health check in an image with no shell.
 pub async fn healthcheck(listen: std::net::SocketAddr) -> u8 {
@@ -352,23 +318,5 @@ pub async fn healthcheck(listen: std::net::SocketAddr) -> u8 {
             eprintln!("unhealthy: {err}");
             exit::ERROR
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3d").is_err());
     }
 }

@@ -167,3 +167,92 @@ fn run_refuses_an_invalid_config_at_start_with_78() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{path}:1:")));
 }
+
+/// Runs the binary with a deadline: a command that blocks (reading a FIFO)
+/// fails the test instead of hanging it.
+fn output_within(mut cmd: Command, limit: std::time::Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn every_command_gives_an_unusable_file_the_same_verdict() {
+    let dir = std::env::temp_dir().join(format!(
+        "ecs-reconciler-cli-verdicts-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).display().to_string();
+
+    let fifo = path("fifo.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let big = path("big.yaml");
+    let mut text = b"securityGroups: []\n".to_vec();
+    text.resize(4 * 1024 * 1024 + 1, b'#');
+    std::fs::write(&big, text).unwrap();
+    let binary = path("binary.yaml");
+    std::fs::write(&binary, b"securityGroups:\n  - name: w\xffb\n").unwrap();
+    let directory = dir.display().to_string();
+
+    let cases = [
+        (directory, "error: the config path is not a regular file"),
+        (fifo, "error: the config path is not a regular file"),
+        (big, "error: the config file is larger than 4194304 bytes"),
+        (binary.clone(), "error: the file is not valid UTF-8"),
+    ];
+    for (file, expected) in &cases {
+        let verdicts: Vec<(Option<i32>, String)> = [
+            vec!["validate", "--config", file],
+            vec!["plan", "--config", file],
+            vec!["apply", "--once", "--config", file],
+            vec!["run", "--config", file, "--listen", "127.0.0.1:0"],
+        ]
+        .into_iter()
+        .map(|args| {
+            let mut cmd = bin();
+            cmd.args(&args)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+                .env("ECS_RECONCILER_LOG", "off");
+            let out = output_within(cmd, std::time::Duration::from_secs(30));
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect();
+        let (code, stderr) = &verdicts[0];
+        assert_eq!(*code, Some(78), "validate {file}: {stderr}");
+        assert!(stderr.contains(expected), "validate {file}: {stderr}");
+        assert!(stderr.contains("\n  hint: "), "validate {file}: {stderr}");
+        for (index, other) in verdicts.iter().enumerate().skip(1) {
+            assert_eq!(other, &verdicts[0], "command #{index} on {file}");
+        }
+        // The bad byte's position: line 2, column 12.
+        if file == &binary {
+            assert!(
+                stderr.starts_with(&format!(
+                    "{binary}:2:12: error: the file is not valid UTF-8\n  hint: save the file as UTF-8"
+                )),
+                "{stderr}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

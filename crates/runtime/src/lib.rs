@@ -1,5 +1,6 @@
 //! The reconcile loop of `ecs-reconciler run`: which resources are due
-//! ([`scheduler`]), the desired-state file kept live ([`reload`]), every
+//! ([`scheduler`]), the desired-state file read (by every command) and kept
+//! live ([`reload`]), every
 //! outside trigger as one enum ([`control`]), the loop that observes once
 //! per pass and applies per resource ([`controller`]) through the gate of
 //! `ecs_reconciler_plan`, what it publishes ([`status`], [`report`],

@@ -1,20 +1,18 @@
 //! Hot reload against real files, a real tokio runtime and real inotify.
 //!
-//! Every wait is bounded (`WAIT`). SIGHUP is process-wide: every watcher in
-//! this binary would re-read on it, which could rescue a watch that missed
-//! an event. So `sighup_revalidates_without_a_new_config`, the only test
-//! sending it, holds `SIGNALS` exclusively, and every test that runs a
-//! watcher holds it shared.
+//! Every wait is bounded (`WAIT`). Reload requests go to one watcher's own
+//! `reload_now`, so tests running side by side cannot wake each other.
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use ecs_reconciler_runtime::reload::{
     ConfigStatus, LoadedConfig, ReloadSettings, WatchMode, load_initial, spawn_watcher,
 };
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 const GOOD: &str = "securityGroups:
@@ -41,8 +39,6 @@ const INVALID: &str = "securityGroups:
 
 /// Upper bound of every wait for something that should happen.
 const WAIT: Duration = Duration::from_secs(5);
-
-static SIGNALS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -97,6 +93,8 @@ fn settings(mode: WatchMode, debounce_ms: u64) -> ReloadSettings {
 struct Running {
     config: watch::Receiver<LoadedConfig>,
     status: watch::Receiver<ConfigStatus>,
+    /// Each `notify_one()` re-reads and re-validates the file now.
+    reload_now: Arc<Notify>,
     shutdown: CancellationToken,
 }
 
@@ -112,11 +110,19 @@ async fn start(path: &Path, settings: ReloadSettings) -> Running {
     let initial = load_initial(path).expect("initial config is valid");
     assert_eq!(initial.generation, 1);
     let shutdown = CancellationToken::new();
-    let (config, status) = spawn_watcher(path.to_path_buf(), initial, settings, shutdown.clone());
+    let reload_now = Arc::new(Notify::new());
+    let (config, status) = spawn_watcher(
+        path.to_path_buf(),
+        initial,
+        settings,
+        reload_now.clone(),
+        shutdown.clone(),
+    );
     settle().await;
     Running {
         config,
         status,
+        reload_now,
         shutdown,
     }
 }
@@ -145,7 +151,6 @@ fn parsed(text: &str) -> ecs_reconciler_spec::DesiredState {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atomic_rename_edit_is_accepted() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("rename");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -169,7 +174,6 @@ async fn atomic_rename_edit_is_accepted() {
 
 #[tokio::test]
 async fn in_place_write_is_accepted() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("inplace");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -182,7 +186,6 @@ async fn in_place_write_is_accepted() {
 
 #[tokio::test]
 async fn invalid_edit_keeps_the_last_good_config_until_a_valid_edit() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("invalid");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -217,7 +220,6 @@ async fn invalid_edit_keeps_the_last_good_config_until_a_valid_edit() {
 
 #[tokio::test]
 async fn empty_or_deleted_file_keeps_the_last_good_config() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("empty");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -250,7 +252,6 @@ async fn empty_or_deleted_file_keeps_the_last_good_config() {
 
 #[tokio::test]
 async fn config_map_symlink_swap_is_accepted() {
-    let _signals = SIGNALS.read().await;
     use std::os::unix::fs::symlink;
     // The layout kubelet's atomic writer gives a mounted config map.
     let dir = TempDir::new("configmap");
@@ -282,7 +283,6 @@ async fn config_map_symlink_swap_is_accepted() {
 
 #[tokio::test]
 async fn symlinked_directory_is_watched_and_its_flip_seen() {
-    let _signals = SIGNALS.read().await;
     use std::os::unix::fs::symlink;
     let dir = TempDir::new("dirlink");
     std::fs::create_dir(dir.path("v1")).unwrap();
@@ -315,7 +315,6 @@ async fn symlinked_directory_is_watched_and_its_flip_seen() {
 
 #[tokio::test]
 async fn symlinked_file_edited_at_its_target_is_accepted() {
-    let _signals = SIGNALS.read().await;
     use std::os::unix::fs::symlink;
     // `cfg/seed.yaml -> ../real/seed.yaml`, and the editor saves in `real/`:
     // nothing happens in `cfg/` at all.
@@ -337,7 +336,6 @@ async fn symlinked_file_edited_at_its_target_is_accepted() {
 
 #[tokio::test]
 async fn deleted_and_recreated_directory_is_watched_again() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("recreate");
     let cfg = dir.path("cfg");
     std::fs::create_dir(&cfg).unwrap();
@@ -375,7 +373,6 @@ async fn deleted_and_recreated_directory_is_watched_again() {
 
 #[tokio::test]
 async fn poll_mode_picks_up_an_edit() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("poll");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -388,7 +385,6 @@ async fn poll_mode_picks_up_an_edit() {
 
 #[tokio::test]
 async fn identical_rewrite_is_not_a_new_config() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("same");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -418,7 +414,6 @@ async fn identical_rewrite_is_not_a_new_config() {
 
 #[tokio::test]
 async fn edit_before_the_watch_starts_is_picked_up() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("startup");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -430,6 +425,7 @@ async fn edit_before_the_watch_starts_is_picked_up() {
         file.clone(),
         initial,
         settings(WatchMode::Notify, 60_000),
+        Arc::new(Notify::new()),
         shutdown.clone(),
     );
     let loaded = wait_for(&mut config, "the start-up check", |c| c.generation == 2).await;
@@ -464,7 +460,6 @@ async fn initial_load_errors_are_rendered() {
 
 #[tokio::test]
 async fn watcher_stops_on_shutdown() {
-    let _signals = SIGNALS.read().await;
     let dir = TempDir::new("shutdown");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
@@ -478,26 +473,20 @@ async fn watcher_stops_on_shutdown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_revalidates_without_a_new_config() {
-    let _signals = SIGNALS.write().await;
-    let dir = TempDir::new("sighup");
+async fn reload_request_revalidates_without_a_new_config() {
+    let dir = TempDir::new("request");
     let file = dir.path("seed.yaml");
     std::fs::write(&file, GOOD).unwrap();
-    // A debounce far beyond the test: only SIGHUP can trigger a read.
+    // A debounce far beyond the test: only a reload request can trigger a
+    // read.
     let mut run = start(&file, settings(WatchMode::Notify, 60_000)).await;
-    let hup = || {
-        let status = std::process::Command::new("kill")
-            .args(["-HUP", &std::process::id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    };
+    let request = || run.reload_now.notify_one();
 
     // Unchanged file: an attempt is recorded, no new config.
     let before = run.status.borrow().last_attempt_at_unix;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    hup();
-    let status = wait_for(&mut run.status, "the SIGHUP re-validation", |s| {
+    request();
+    let status = wait_for(&mut run.status, "the re-validation", |s| {
         s.last_attempt_at_unix > before
     })
     .await;
@@ -505,16 +494,16 @@ async fn sighup_revalidates_without_a_new_config() {
     assert_eq!(status.generation, 1);
     assert!(!run.config.has_changed().unwrap());
 
-    // An invalid file, read only because of the SIGHUP.
+    // An invalid file, read only because of the request.
     std::fs::write(&file, INVALID).unwrap();
-    hup();
+    request();
     let status = wait_for(&mut run.status, "the rejection", |s| s.error.is_some()).await;
     assert!(status.error.unwrap().contains(":6:15: error: "));
 
-    // Back to the running content: the SIGHUP clears the error, still no
+    // Back to the running content: the request clears the error, still no
     // new config.
     std::fs::write(&file, GOOD).unwrap();
-    hup();
+    request();
     let status = wait_for(&mut run.status, "the cleared error", |s| s.error.is_none()).await;
     assert!(status.last_reload_ok);
     assert_eq!(status.generation, 1);
