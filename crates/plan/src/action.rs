@@ -17,59 +17,84 @@ pub enum Action {
     /// UpdateService desiredCount.
     #[serde(rename_all = "camelCase")]
     ScaleService {
+        /// The cluster the service runs in.
         cluster: String,
+        /// The service's name.
         service: String,
+        /// The new desiredCount.
         desired_count: i32,
     },
     /// AuthorizeSecurityGroupIngress for one rule, tagged as ours.
     #[serde(rename_all = "camelCase")]
     AuthorizeIngress {
+        /// The group's id (`sg-...`), which the call needs.
         group_id: String,
+        /// The group's name in the file.
         group_name: String,
+        /// The rule to add.
         rule: RuleKey,
+        /// The rule's description from the file, if any.
         description: Option<String>,
     },
     /// RevokeSecurityGroupIngress for one rule.
     #[serde(rename_all = "camelCase")]
     RevokeIngress {
+        /// The group's id (`sg-...`), which the call needs.
         group_id: String,
+        /// The group's name in the file.
         group_name: String,
+        /// The rule to remove.
         rule: RuleKey,
+        /// The live rule's `sgr-...` id, used by the revoke when known.
         rule_id: Option<String>,
     },
     /// ModifyInstanceAttribute Groups: the instance's full new group list
     /// (its current groups, kept, plus the missing ones).
     #[serde(rename_all = "camelCase")]
     SetInstanceGroups {
+        /// The EC2 instance (`i-...`).
         instance_id: String,
+        /// Every group id the instance is to carry, existing ones first.
         group_ids: Vec<String>,
     },
     /// SetSecurityGroups on a load balancer: its full new group list.
     #[serde(rename_all = "camelCase")]
     SetLoadBalancerGroups {
+        /// The load balancer's name in the file.
         load_balancer: String,
+        /// The load balancer's ARN, which the call needs.
         arn: String,
+        /// Every group id it is to carry, existing ones first.
         group_ids: Vec<String>,
     },
     /// RegisterTargets for one (instance, port).
     #[serde(rename_all = "camelCase")]
     RegisterTarget {
+        /// The target group's name in the file.
         target_group: String,
+        /// The target group's ARN, which the call needs.
         arn: String,
+        /// The (instance id, port) to register.
         target: TargetKey,
     },
     /// DeregisterTargets for one (instance, port).
     #[serde(rename_all = "camelCase")]
     DeregisterTarget {
+        /// The target group's name in the file.
         target_group: String,
+        /// The target group's ARN, which the call needs.
         arn: String,
+        /// The (instance id, port) to deregister.
         target: TargetKey,
     },
     /// ModifyTargetGroup HealthCheckPath.
     #[serde(rename_all = "camelCase")]
     SetHealthCheckPath {
+        /// The target group's name in the file.
         target_group: String,
+        /// The target group's ARN, which the call needs.
         arn: String,
+        /// The path the file asks for.
         path: String,
     },
 }
@@ -90,8 +115,9 @@ impl Action {
         }
     }
 
-    /// Removes access or capacity. Scaling counts as destructive only when
-    /// it lowers the count, which the planner knows; here it is additive.
+    /// Removes access or capacity: a revoke or a deregistration. A scale-down
+    /// is not counted here (the action does not know the live count);
+    /// [`takes_away`](crate::drastic::takes_away) tells it from the change.
     pub fn is_destructive(&self) -> bool {
         matches!(
             self,
@@ -99,7 +125,9 @@ impl Action {
         )
     }
 
-    /// Stable kebab-case name, as used in JSON output and logs.
+    /// Stable kebab-case name, used as [`Change::kind`] and in logs. For the
+    /// two group-list actions it differs from the serde `kind` tag
+    /// (`attach-instance-groups` here, `set-instance-groups` there).
     pub fn kind(&self) -> &'static str {
         match self {
             Action::ScaleService { .. } => "scale-service",
@@ -276,12 +304,19 @@ impl Change {
 pub enum Outcome {
     /// The call succeeded.
     #[serde(rename_all = "camelCase")]
-    Applied { request_id: Option<String> },
+    Applied {
+        /// AWS's request id (one call may serve a batch of changes), when
+        /// the response carried one.
+        request_id: Option<String>,
+    },
     /// AWS said it was already so (duplicate rule, rule already gone).
     AlreadyDone,
     /// Not attempted: an earlier change to the same resource failed, or the
     /// process is shutting down.
-    Skipped { reason: String },
+    Skipped {
+        /// Why it was not attempted.
+        reason: String,
+    },
     /// The call failed.
     Failed {
         /// What failed, in one sentence.
@@ -294,12 +329,16 @@ pub enum Outcome {
 /// One change and its outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionOutcome {
+    /// The change that was executed (or skipped).
     pub change: Change,
+    /// What happened; flattened, so its `result` and fields sit beside
+    /// `change` in JSON.
     #[serde(flatten)]
     pub outcome: Outcome,
 }
 
 impl ActionOutcome {
+    /// Applied, or already so: the live state now has what the change asked.
     pub fn succeeded(&self) -> bool {
         matches!(self.outcome, Outcome::Applied { .. } | Outcome::AlreadyDone)
     }

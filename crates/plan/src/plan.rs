@@ -29,15 +29,21 @@ pub struct Unknown {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Address {
+    /// The load balancer's name in the file.
     pub load_balancer: String,
+    /// Its DNS name, as ELBv2 reports it.
     pub dns_name: String,
 }
 
 /// The result of diffing desired × snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Plan {
+    /// Every change found, in execution order (by [`Action::phase`]; changes
+    /// without an action last).
     pub changes: Vec<Change>,
+    /// The parts of the snapshot that could not be read.
     pub unknowns: Vec<Unknown>,
+    /// The DNS names of the declared load balancers that were found.
     pub addresses: Vec<Address>,
 }
 
@@ -136,10 +142,10 @@ fn hold_over_cap(policy: &Policy, snapshot: &Snapshot, changes: &mut [Change]) {
         }
         match &change.action {
             Some(action) if action.is_destructive() => {
-                by_owner.entry(change.owner.clone()).or_default().push(i)
+                by_owner.entry(change.owner.clone()).or_default().push(i);
             }
             Some(Action::AuthorizeIngress { .. } | Action::RegisterTarget { .. }) => {
-                *additions.entry(change.owner.clone()).or_default() += 1
+                *additions.entry(change.owner.clone()).or_default() += 1;
             }
             _ => {}
         }

@@ -24,6 +24,7 @@ pub enum Observed<T> {
 }
 
 impl<T> Observed<T> {
+    /// The value, or `None` when the read failed.
     pub fn known(&self) -> Option<&T> {
         match self {
             Observed::Known(value) => Some(value),
@@ -31,6 +32,7 @@ impl<T> Observed<T> {
         }
     }
 
+    /// The value, mutably, or `None` when the read failed.
     pub fn known_mut(&mut self) -> Option<&mut T> {
         match self {
             Observed::Known(value) => Some(value),
@@ -38,6 +40,7 @@ impl<T> Observed<T> {
         }
     }
 
+    /// Why the read failed, or `None` when it completed.
     pub fn unknown_reason(&self) -> Option<&Unread> {
         match self {
             Observed::Known(_) => None,
@@ -45,6 +48,7 @@ impl<T> Observed<T> {
         }
     }
 
+    /// Transforms a known value; an unknown one keeps its reason.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Observed<U> {
         match self {
             Observed::Known(value) => Observed::Known(f(value)),
@@ -57,7 +61,9 @@ impl<T> Observed<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum LiveSource {
+    /// An IPv4 CIDR, host bits cleared.
     Ipv4(Ipv4Net),
+    /// An IPv6 CIDR, host bits cleared.
     Ipv6(Ipv6Net),
     /// A referenced security group, by id.
     Group(String),
@@ -80,8 +86,11 @@ impl std::fmt::Display for LiveSource {
 /// canonical CIDR, `-1..-1` ports for `all`; descriptions are not part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct RuleKey {
+    /// The IP protocol, by name.
     pub protocol: Protocol,
+    /// Port range, or ICMP (type, code); `-1..-1` for protocol `all`.
     pub ports: PortRange,
+    /// Where the traffic is allowed from.
     pub source: LiveSource,
 }
 
@@ -118,7 +127,9 @@ impl std::fmt::Display for RuleKey {
 pub struct LiveRule {
     /// `sgr-...`; revokes use it when present.
     pub rule_id: Option<String>,
+    /// The rule in comparable form.
     pub key: RuleKey,
+    /// The rule's description; not part of its identity.
     pub description: Option<String>,
     /// Created by ecs-reconciler (tagged `managed-by=ecs-reconciler`).
     pub managed_by_us: bool,
@@ -128,8 +139,12 @@ pub struct LiveRule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveSecurityGroup {
+    /// `sg-...`.
     pub id: String,
+    /// The group's name in EC2 (may differ from the file's when the file
+    /// gives its id).
     pub name: String,
+    /// The VPC it belongs to, when EC2 reports one.
     pub vpc_id: Option<String>,
     /// Ingress rules only.
     pub ingress: Observed<Vec<LiveRule>>,
@@ -139,13 +154,23 @@ pub struct LiveSecurityGroup {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveService {
+    /// The service's ARN.
     pub arn: String,
+    /// ECS's status (`ACTIVE`, `DRAINING`); only an `ACTIVE` service is
+    /// scaled or has its targets reconciled.
     pub status: String,
+    /// The count ECS keeps running; the one value this tool changes.
     pub desired_count: i32,
+    /// Tasks running now.
     pub running_count: i32,
+    /// Tasks starting now.
     pub pending_count: i32,
+    /// `EC2`, `FARGATE`, `EXTERNAL`; `None` when the service uses a
+    /// capacity provider strategy instead.
     pub launch_type: Option<String>,
+    /// `REPLICA` or `DAEMON`; a `DAEMON` service's count is never changed.
     pub scheduling_strategy: Option<String>,
+    /// The task definition the service runs, as an ARN.
     pub task_definition_arn: Option<String>,
 }
 
@@ -153,7 +178,9 @@ pub struct LiveService {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LivePortMapping {
+    /// The port inside the container.
     pub container_port: Option<i32>,
+    /// The port on the host; absent or 0 means dynamic in bridge mode.
     pub host_port: Option<i32>,
 }
 
@@ -161,7 +188,9 @@ pub struct LivePortMapping {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveTaskDefinition {
+    /// The ARN of this revision.
     pub arn: String,
+    /// The family, without the revision.
     pub family: String,
     /// Container name → its port mappings.
     pub containers: BTreeMap<String, Vec<LivePortMapping>>,
@@ -171,8 +200,11 @@ pub struct LiveTaskDefinition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveBinding {
+    /// The container the binding belongs to.
     pub container_name: String,
+    /// The port inside the container.
     pub container_port: i32,
+    /// The port on the EC2 instance: the target's port.
     pub host_port: i32,
     /// `tcp` or `udp`; ALB targets are tcp.
     pub protocol: Option<String>,
@@ -182,12 +214,17 @@ pub struct LiveBinding {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveTask {
+    /// The task's ARN.
     pub arn: String,
     /// The service that owns it (from the task's `group` `service:NAME`).
     pub service: Option<String>,
+    /// Where the task is (`PROVISIONING`, `RUNNING`, `STOPPED`, ...).
     pub last_status: String,
+    /// Where ECS is taking it (`RUNNING`, `STOPPED`).
     pub desired_status: String,
+    /// The container instance it was placed on; `None` until placed.
     pub container_instance_arn: Option<String>,
+    /// The ports its containers are reachable on.
     pub bindings: Vec<LiveBinding>,
 }
 
@@ -203,6 +240,7 @@ impl LiveTask {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveContainerInstance {
+    /// The container instance's ARN, as tasks refer to it.
     pub arn: String,
     /// Fixed for the container instance's life (its ARN is never reused).
     pub ec2_instance_id: Option<String>,
@@ -212,8 +250,11 @@ pub struct LiveContainerInstance {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveCluster {
-    /// Tasks of the managed services in this cluster.
+    /// Tasks of the services a declared target group follows (no others
+    /// are read).
     pub tasks: Observed<Vec<LiveTask>>,
+    /// The cluster's container instances; known and empty when nothing
+    /// declared needs them (no bound target group, no instance groups).
     pub container_instances: Observed<Vec<LiveContainerInstance>>,
 }
 
@@ -221,7 +262,10 @@ pub struct LiveCluster {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveInstance {
+    /// `i-...`.
     pub id: String,
+    /// EC2's state name (`running`, `shutting-down`, ...); terminating
+    /// instances get no attachments.
     pub state: String,
     /// Group ids, in the order EC2 reports them.
     pub security_group_ids: Vec<String>,
@@ -231,7 +275,10 @@ pub struct LiveInstance {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetKey {
+    /// The target's id: an EC2 instance id for the instance targets this
+    /// tool reconciles.
     pub id: String,
+    /// The host port.
     pub port: i32,
 }
 
@@ -245,11 +292,15 @@ impl std::fmt::Display for TargetKey {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveTarget {
+    /// Which target.
     pub key: TargetKey,
+    /// ELBv2's health state, lower-case; empty when none was reported.
     pub state: String,
 }
 
 impl LiveTarget {
+    /// ELBv2 is deregistering it: the plan treats it as not registered, and
+    /// never deregisters it again.
     pub fn is_draining(&self) -> bool {
         self.state == "draining"
     }
@@ -259,9 +310,14 @@ impl LiveTarget {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveTargetGroup {
+    /// The target group's ARN.
     pub arn: String,
+    /// `instance`, `ip`, `lambda` or `alb`; targets are reconciled only
+    /// for `instance` (or when unreported).
     pub target_type: Option<String>,
+    /// The health check path; `None` when unset.
     pub health_check_path: Option<String>,
+    /// Registered targets and their health.
     pub targets: Observed<Vec<LiveTarget>>,
     /// 0 when `targets` was read in this pass; otherwise a quiet group's
     /// earlier read, reused (see the aws crate's `target_reads`). The plan
@@ -272,7 +328,9 @@ pub struct LiveTargetGroup {
 /// A listener of a load balancer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveListener {
+    /// The port it listens on.
     pub port: i32,
+    /// `HTTP`, `HTTPS`, ..., as ELBv2 names it.
     pub protocol: Option<String>,
 }
 
@@ -280,27 +338,38 @@ pub struct LiveListener {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveLoadBalancer {
+    /// The load balancer's ARN.
     pub arn: String,
+    /// Its DNS name: the address the plan reports.
     pub dns_name: Option<String>,
+    /// Group ids, in the order ELBv2 reports them.
     pub security_group_ids: Vec<String>,
+    /// Its listeners; known and empty when the file declares none (then
+    /// they are not read).
     pub listeners: Observed<Vec<LiveListener>>,
 }
 
-/// One observation of everything the desired state names. Maps are keyed by
-/// the names used in the file; `Known(None)` means "looked, not there".
+/// One observation of everything the desired state names. Maps of declared
+/// resources are keyed by the names used in the file; `Known(None)` means
+/// "looked, not there".
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
+    /// Declared security groups.
     pub security_groups: BTreeMap<String, Observed<Option<LiveSecurityGroup>>>,
     /// Keyed by (cluster, service).
     #[serde(serialize_with = "serialize_pair_map")]
     pub services: BTreeMap<(String, String), Observed<Option<LiveService>>>,
     /// Keyed by task definition ARN.
     pub task_definitions: BTreeMap<String, Observed<LiveTaskDefinition>>,
+    /// Every cluster the file names (declared, or named by a service or a
+    /// target group).
     pub clusters: BTreeMap<String, LiveCluster>,
     /// EC2 instances behind the managed clusters' container instances.
     pub instances: BTreeMap<String, Observed<LiveInstance>>,
+    /// Declared target groups.
     pub target_groups: BTreeMap<String, Observed<Option<LiveTargetGroup>>>,
+    /// Declared load balancers.
     pub load_balancers: BTreeMap<String, Observed<Option<LiveLoadBalancer>>>,
 }
 

@@ -45,6 +45,7 @@ struct ClusterIndex<'a> {
 }
 
 impl<'a> TaskIndex<'a> {
+    /// Indexes `snapshot`; unknown reads stay unknown in the index.
     pub fn new(snapshot: &'a Snapshot) -> Self {
         let clusters = snapshot
             .clusters

@@ -37,9 +37,14 @@ fn rule_text(key: &RuleKey, group_name: &dyn Fn(&str) -> String) -> String {
 pub struct UnitView {
     /// What kind of resource it is.
     pub kind: UnitKind,
+    /// Its name in the file; `CLUSTER/NAME` for a service.
     pub name: String,
+    /// Its mode in the file.
     pub mode: Mode,
+    /// What the file asks for, as compact JSON.
     pub desired: Box<RawValue>,
+    /// What was found, as compact JSON; `null` when it could not be read or
+    /// was not found (and so is any part inside that could not be read).
     pub live: Box<RawValue>,
 }
 

@@ -246,7 +246,7 @@ proptest! {
         for action in partial_plan.actions() {
             match action {
                 Action::RegisterTarget { .. } | Action::DeregisterTarget { .. } => {
-                    prop_assert!(!h.targets && !h.tasks && !h.container_instances && !h.service)
+                    prop_assert!(!h.targets && !h.tasks && !h.container_instances && !h.service);
                 }
                 Action::RevokeIngress { group_name, .. } | Action::AuthorizeIngress { group_name, .. } => {
                     let i = if group_name == "LoadBalancerGroup" { 0 } else { 1 };
@@ -290,24 +290,24 @@ proptest! {
         for action in plan(&d, &s).actions() {
             match action {
                 Action::ScaleService { cluster, service, .. } => {
-                    prop_assert!(d.service(cluster, service).is_some())
+                    prop_assert!(d.service(cluster, service).is_some());
                 }
                 Action::AuthorizeIngress { group_name, .. } => prop_assert!(d.security_group(group_name).is_some()),
                 Action::RevokeIngress { group_name, rule_id, .. } => {
                     prop_assert!(d.security_group(group_name).is_some());
                     if owned {
-                        let live = match s.security_groups.get(group_name) { Some(Observed::Known(Some(g))) => g, _ => unreachable!() };
+                        let Some(Observed::Known(Some(live))) = s.security_groups.get(group_name) else { unreachable!() };
                         let r = live.ingress.known().unwrap().iter().find(|r| &r.rule_id == rule_id).unwrap();
                         prop_assert!(r.managed_by_us);
                     }
                 }
                 Action::SetInstanceGroups { instance_id, group_ids } => {
                     prop_assert!(INSTANCES.contains(&instance_id.as_str()));
-                    let before = match s.instances.get(instance_id) { Some(Observed::Known(i)) => i, _ => unreachable!() };
+                    let Some(Observed::Known(before)) = s.instances.get(instance_id) else { unreachable!() };
                     for g in &before.security_group_ids { prop_assert!(group_ids.contains(g)); }
                 }
                 Action::SetLoadBalancerGroups { group_ids, .. } => {
-                    let before = match s.load_balancers.get("nestjs-api-alb") { Some(Observed::Known(Some(l))) => l, _ => unreachable!() };
+                    let Some(Observed::Known(Some(before))) = s.load_balancers.get("nestjs-api-alb") else { unreachable!() };
                     for g in &before.security_group_ids { prop_assert!(group_ids.contains(g)); }
                 }
                 Action::DeregisterTarget { target_group, .. } => {
@@ -315,7 +315,7 @@ proptest! {
                     prop_assert_eq!(target_group, "nestjs-api-tg");
                 }
                 Action::RegisterTarget { target_group, .. } | Action::SetHealthCheckPath { target_group, .. } => {
-                    prop_assert_eq!(target_group, "nestjs-api-tg")
+                    prop_assert_eq!(target_group, "nestjs-api-tg");
                 }
             }
         }

@@ -40,20 +40,30 @@ pub const HEARTBEAT_STALE: Duration = Duration::from_secs(120);
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct ServerState {
+    /// The daemon's status, republished after every pass; `/readyz` checks
+    /// its last complete observation.
     pub status: watch::Receiver<DaemonStatus>,
+    /// The config file's load and reload state.
     pub config: watch::Receiver<ConfigStatus>,
     /// Unix seconds of the loop's last beat.
     pub heartbeat: Arc<AtomicU64>,
+    /// The build's version, shown in the status document.
     pub version: &'static str,
+    /// Source of the per-service AWS call totals in the status document.
     pub metrics: Arc<Metrics>,
+    /// The Prometheus registry `/metrics` encodes.
     pub registry: Arc<Registry>,
+    /// Recent events, replayed to and streamed on `/api/v1/events`.
     pub timeline: Arc<Timeline>,
 }
 
+/// The status server could not bind its address (at start-up, by [`serve`]).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}")]
 pub struct BindError {
+    /// The address it tried.
     pub addr: SocketAddr,
+    /// Why the bind failed (address in use, permission denied, ...).
     pub source: std::io::Error,
 }
 
