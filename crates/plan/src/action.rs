@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use crate::failure::ErrorClass;
-use crate::gate::HoldReason;
 use crate::snapshot::{RuleKey, TargetKey};
 use crate::unit::UnitId;
 
@@ -117,7 +116,7 @@ impl Action {
 
     /// Removes access or capacity: a revoke or a deregistration. A scale-down
     /// is not counted here (the action does not know the live count);
-    /// [`takes_away`](crate::drastic::takes_away) tells it from the change.
+    /// `drastic::takes_away` tells it from the change.
     pub fn is_destructive(&self) -> bool {
         matches!(
             self,
@@ -167,6 +166,26 @@ impl Disposition {
     pub fn is_drift(self) -> bool {
         !matches!(self, Disposition::Info)
     }
+}
+
+/// Why a change that would otherwise be applied is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HoldReason {
+    /// More removals than the policy's cap allows in one pass: released
+    /// once a second complete observation agrees, or by an operator.
+    DestructiveCap,
+    /// A config edit cut the resource beyond the cap: released only by an
+    /// operator (SIGUSR1, `apply --once --allow-destructive`) or a later
+    /// edit that restores the members.
+    DrasticEdit,
+    /// Another writer keeps undoing this correction: left alone until the
+    /// config changes or an operator clears it.
+    Fight,
+    /// The resource is `paused: true` in the file.
+    Paused,
+    /// This copy does not lead: only the leader writes.
+    NotLeader,
 }
 
 /// One line of a plan.

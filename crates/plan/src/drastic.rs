@@ -16,8 +16,7 @@ use ecs_reconciler_spec::{
 };
 use serde::Serialize;
 
-use crate::action::{Action, Change, Disposition};
-use crate::gate::HoldReason;
+use crate::action::{Action, Change, Disposition, HoldReason};
 use crate::plan::Plan;
 use crate::unit::UnitId;
 

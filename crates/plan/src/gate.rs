@@ -18,32 +18,10 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
-
-use crate::action::{Change, Disposition};
+use crate::action::{Change, Disposition, HoldReason};
 use crate::drastic::{DrasticChange, hold_drastic, takes_away};
 use crate::plan::{Plan, change_key};
 use crate::unit::UnitId;
-
-/// Why a change that would otherwise be applied is not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HoldReason {
-    /// More removals than the policy's cap allows in one pass: released
-    /// once a second complete observation agrees, or by an operator.
-    DestructiveCap,
-    /// A config edit cut the resource beyond the cap: released only by an
-    /// operator (SIGUSR1, `apply --once --allow-destructive`) or a later
-    /// edit that restores the members.
-    DrasticEdit,
-    /// Another writer keeps undoing this correction: left alone until the
-    /// config changes or an operator clears it.
-    Fight,
-    /// The resource is `paused: true` in the file.
-    Paused,
-    /// This copy does not lead: only the leader writes.
-    NotLeader,
-}
 
 /// What the gate decided for one change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,10 +16,10 @@ pub mod targets;
 pub mod unit;
 pub mod view;
 
-pub use action::{Action, ActionOutcome, Change, Disposition, Outcome};
+pub use action::{Action, ActionOutcome, Change, Disposition, HoldReason, Outcome};
 pub use drastic::{DrasticChange, drastic_changes, hold_drastic, takes_away};
 pub use failure::{ErrorClass, Unread};
-pub use gate::{GateInput, GateOutcome, HeldKey, HoldReason, Verdict, gate};
+pub use gate::{GateInput, GateOutcome, HeldKey, Verdict, gate};
 pub use plan::{Address, Plan, Unknown, change_key, plan};
 pub use snapshot::*;
 pub use unit::{ParseUnitIdError, UnitId, UnitKind, unit_ids, unit_modes};

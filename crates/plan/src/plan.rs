@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use ecs_reconciler_spec::{DesiredState, Mode, Policy};
 use serde::Serialize;
 
-use crate::action::{Action, Change, Disposition};
+use crate::action::{Action, Change, Disposition, HoldReason};
 use crate::failure::ErrorClass;
-use crate::gate::HoldReason;
 use crate::snapshot::{Observed, Snapshot};
 use crate::unit::{UnitId, unit_modes};
 use crate::{attachments, rules, services, targets};

@@ -298,7 +298,7 @@ impl<C: Cloud> Controller<C> {
         self.metrics
             .workqueue_depth
             .get_or_create(&queue)
-            .set(due.len() as i64);
+            .set(i64::try_from(due.len()).unwrap_or(i64::MAX));
         for waited in scheduler.last_waits() {
             self.metrics
                 .workqueue_queue_duration_seconds
@@ -474,10 +474,10 @@ impl<C: Cloud> Controller<C> {
         match leadership {
             Leadership::Leader => tracing::info!("leading: this copy corrects drift"),
             Leadership::Follower { leader } => {
-                tracing::info!(leader = ?leader, "following: observing only, another copy writes")
+                tracing::info!(leader = ?leader, "following: observing only, another copy writes");
             }
             Leadership::Unknown { reason } => {
-                tracing::warn!(%reason, "leadership unknown: observing only until it can be read")
+                tracing::warn!(%reason, "leadership unknown: observing only until it can be read");
             }
         }
     }

@@ -29,9 +29,13 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DueReason {
+    /// The daemon just started.
     Startup,
+    /// The unit's spec changed in the file (or it was added).
     ConfigChanged,
+    /// Its resync period elapsed.
     Resync,
+    /// Its last pass failed; its backoff elapsed.
     Retry,
     /// An operator asked (a reload or a resync-all control).
     Operator,
