@@ -17,7 +17,8 @@
   const KINDS = ['security-group', 'cluster', 'service', 'target-group', 'load-balancer'];
   const STATE = {
     'in-sync': ['✓', 'In sync'], drifted: ['!', 'Drifted'], correcting: ['↻', 'Correcting'],
-    fighting: ['⚔', 'Fighting (held)'], paused: ['‖', 'Paused'], error: ['✕', 'Error'], unknown: ['?', 'Unknown'],
+    fighting: ['⚔', 'Fighting (held)'], paused: ['‖', 'Paused'], error: ['✕', 'Error'], pending: ['…', 'Not checked yet'],
+    unknown: ['?', 'Unknown'],
   };
   const RESULT = { applied: 'applied', 'already-done': 'already done', skipped: 'skipped', failed: 'failed' };
   const DISPOSITION = { apply: 'corrected', observe: 'left alone (observe-only)', report: 'reported only', info: 'info', held: 'held (see why: over the destructive cap, or a drastic config edit awaiting confirmation)' };
