@@ -95,6 +95,15 @@ fn verdicts(plan: &Plan, out: &GateOutcome) -> Vec<(String, String, Verdict)> {
         .collect()
 }
 
+/// The field the plan's first change of `kind` corrects.
+fn field_of(plan: &Plan, kind: &str) -> String {
+    plan.changes
+        .iter()
+        .find(|c| c.kind == kind)
+        .and_then(Change::field)
+        .expect("the plan has such a change")
+}
+
 fn count(out: &GateOutcome, verdict: Verdict) -> usize {
     out.verdicts.iter().filter(|v| **v == verdict).count()
 }
@@ -246,12 +255,7 @@ fn a_drastic_edit_holds_its_removals_however_many_observations_agree() {
 fn a_fought_field_is_held_and_the_rest_of_its_unit_is_not() {
     let d = desired();
     let mut p = plan(&d, &drifted());
-    let scale = p
-        .changes
-        .iter()
-        .find(|c| c.kind == "scale-service")
-        .and_then(Change::field)
-        .unwrap();
+    let scale = field_of(&p, "scale-service");
     let mut pass = Pass::full(&d);
     pass.fighting = BTreeSet::from([scale]);
     let out = pass.run(&mut p);
@@ -269,12 +273,7 @@ fn a_fought_field_is_held_and_the_rest_of_its_unit_is_not() {
 fn a_follower_writes_nothing_but_still_tells_fights_apart() {
     let d = desired();
     let mut p = plan(&d, &drifted());
-    let scale = p
-        .changes
-        .iter()
-        .find(|c| c.kind == "scale-service")
-        .and_then(Change::field)
-        .unwrap();
+    let scale = field_of(&p, "scale-service");
     let mut pass = Pass::full(&d);
     pass.leader = false;
     pass.fighting = BTreeSet::from([scale]);

@@ -1,11 +1,11 @@
 //! The shape of the desired-state file, as people write it: plain structs
 //! that serde can read and schemars can describe. `docs/schema.json` is
 //! generated from these types (their doc comments become its descriptions),
-//! and the hand decoder in `decode.rs` builds these same values, so the
+//! and the hand decoder in `decode/` builds these same values, so the
 //! schema an editor checks against and the loader cannot drift apart (a
 //! test decodes one file both ways and compares).
 //!
-//! Nothing here is validated beyond its type: `validate.rs` turns these into
+//! Nothing here is validated beyond its type: `validate/` turns these into
 //! `model` types and checks everything else.
 
 use std::borrow::Cow;
