@@ -763,3 +763,44 @@ fn a_drastic_edit_is_held_until_sigusr1_confirms_it() {
             .contains("an operator confirmed every held removal")
     );
 }
+
+/// SIGHUP is one control (`Control::Reload`, src/signals.rs) with two
+/// effects: the file is re-read and re-validated, and every resource is
+/// re-checked at once — here a drift that no resync would see for an hour.
+#[test]
+fn sighup_rereads_the_file_and_rechecks_every_resource_at_once() {
+    let emu = Emulator::start();
+    let config = emu.write_config("seed.yaml", &seed_text());
+    let daemon = Daemon::start(&emu, &config, &["--resync", "1h"]);
+    wait_converged(&emu, &config, Duration::from_secs(10), "startup", &daemon);
+    let status = |daemon: &Daemon| daemon.get("/api/v1/status").1;
+    emu.wait_for("the startup pass is published", |_| {
+        status(&daemon)["daemon"]["passes"].as_u64() >= Some(1)
+    });
+    let attempted = |daemon: &Daemon| {
+        status(daemon)["config"]["last_attempt_at_unix"]
+            .as_f64()
+            .unwrap()
+    };
+    let read_before = attempted(&daemon);
+    let passes_before = status(&daemon)["daemon"]["passes"].as_u64().unwrap();
+
+    emu.ctl("scale nestjs-cluster nestjs-api 4");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        status(&daemon)["daemon"]["passes"].as_u64().unwrap(),
+        passes_before,
+        "nothing but the signal may start a pass"
+    );
+    daemon.signal("HUP");
+    emu.wait_for("the drift corrected by the signal's pass", |emu| {
+        emu.ctl("show")["service"]["desiredCount"] == 2
+    });
+    emu.wait_for("the file re-read", |_| attempted(&daemon) > read_before);
+    let logs = daemon.logs();
+    assert!(logs.contains("reload requested"), "{logs}");
+    assert!(
+        logs.contains("config file re-validated: unchanged"),
+        "{logs}"
+    );
+}
