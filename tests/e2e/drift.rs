@@ -86,7 +86,8 @@ pub fn settle(emu: &Emulator, running: i64) {
         let show = emu.ctl("show");
         let healthy = show["targets"]
             .as_array()
-            .map(|t| t.iter().filter(|t| t["state"] == "healthy").count() as i64)
+            .map(|t| t.iter().filter(|t| t["state"] == "healthy").count())
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
             .unwrap_or(-1);
         show["service"]["runningCount"] == running && healthy == running
     });

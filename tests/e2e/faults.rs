@@ -236,7 +236,7 @@ fn under_injected_faults_every_drift_is_corrected_and_nothing_declared_is_remove
         .map(|w| w.iter().sum::<u64>() as f64 * tokens_per_fault)
         .fold(0.0, f64::max);
 
-    latencies.sort_by(|a, b| a.total_cmp(b));
+    latencies.sort_by(f64::total_cmp);
     let report = json!({
         "fault_window_seconds": FAULT_WINDOW.as_secs(),
         "resync": resync,

@@ -42,7 +42,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    fn from(out: &Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -156,7 +156,7 @@ impl Emulator {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecs-reconciler"));
         self.aws_env(&mut cmd);
         cmd.args(args).env("ECS_RECONCILER_LOG", "warn");
-        Run::from(cmd.output().expect("run ecs-reconciler"))
+        Run::from(&cmd.output().expect("run ecs-reconciler"))
     }
 
     /// A direct API call (boto3) through awsctl; panics when it fails.
@@ -166,7 +166,7 @@ impl Emulator {
         cmd.arg(repo().join("tests/emulator/awsctl.py"))
             .args(["--endpoint", &self.endpoint])
             .args(args);
-        let run = Run::from(cmd.output().expect("run awsctl"));
+        let run = Run::from(&cmd.output().expect("run awsctl"));
         assert_eq!(run.code, 0, "awsctl {args:?}: {}{}", run.stdout, run.stderr);
         run.json()
     }
@@ -203,7 +203,7 @@ impl Emulator {
             .args(args)
             .arg("--out-config")
             .arg(&path);
-        let run = Run::from(cmd.output().expect("run topology.py"));
+        let run = Run::from(&cmd.output().expect("run topology.py"));
         assert_eq!(
             run.code, 0,
             "topology {args:?}: {}{}",

@@ -101,7 +101,7 @@ fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
             k.clone()
         })
         .collect();
-    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    let expected: BTreeSet<String> = expected.iter().map(ToString::to_string).collect();
     assert_eq!(got, expected, "one steady pass: {calls}");
 
     let (_, status) = daemon.get("/api/v1/status");
@@ -230,7 +230,7 @@ fn an_edit_observes_only_what_the_edited_resource_needs() {
         .collect();
     let expected: BTreeSet<String> = ["ecs:DescribeServices", "ecs:UpdateService"]
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .collect();
     assert_eq!(made, expected, "the edit's pass: {calls}");
     assert_eq!(calls["ecs:UpdateService"], 1, "{calls}");

@@ -242,7 +242,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
             .desired_count(*desired_count)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs", "UpdateService", e))?
+            .map_err(|e| AwsError::from_sdk("ecs", "UpdateService", &e))?
             .request_id()
             .map(str::to_string),
         Action::AuthorizeIngress { group_id, .. } => {
@@ -273,7 +273,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ec2", "AuthorizeSecurityGroupIngress", e))?
+                .map_err(|e| AwsError::from_sdk("ec2", "AuthorizeSecurityGroupIngress", &e))?
                 .request_id()
                 .map(str::to_string)
         }
@@ -298,7 +298,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
                     .set_security_group_rule_ids(Some(rule_ids))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?
+                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", &e))?
                     .request_id()
                     .map(str::to_string);
             }
@@ -311,7 +311,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
                     .set_ip_permissions(Some(permissions))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", e))?
+                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", &e))?
                     .request_id()
                     .map(str::to_string);
             }
@@ -328,7 +328,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
             .set_groups(Some(group_ids.clone()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", e))?
+            .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", &e))?
             .request_id()
             .map(str::to_string),
         Action::SetLoadBalancerGroups { arn, group_ids, .. } => aws
@@ -339,7 +339,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
             .set_security_groups(Some(group_ids.clone()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", e))?
+            .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", &e))?
             .request_id()
             .map(str::to_string),
         Action::RegisterTarget { arn, .. } => aws
@@ -350,7 +350,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
             .set_targets(Some(targets_of(actions)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elbv2", "RegisterTargets", e))?
+            .map_err(|e| AwsError::from_sdk("elbv2", "RegisterTargets", &e))?
             .request_id()
             .map(str::to_string),
         Action::DeregisterTarget { arn, .. } => aws
@@ -361,7 +361,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
             .set_targets(Some(targets_of(actions)))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elbv2", "DeregisterTargets", e))?
+            .map_err(|e| AwsError::from_sdk("elbv2", "DeregisterTargets", &e))?
             .request_id()
             .map(str::to_string),
         Action::SetHealthCheckPath { arn, path, .. } => aws
@@ -372,7 +372,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
             .health_check_path(path)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("elbv2", "ModifyTargetGroup", e))?
+            .map_err(|e| AwsError::from_sdk("elbv2", "ModifyTargetGroup", &e))?
             .request_id()
             .map(str::to_string),
     };

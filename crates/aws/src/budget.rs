@@ -3,10 +3,10 @@
 //! buckets every other tool shares).
 //!
 //! Each class defaults to a share (50%) of the bucket AWS documents for it;
-//! every call takes one token before it is sent (each page of a list, each
-//! retry is sent by the SDK after the first attempt's token: the SDK's own
-//! retry quota bounds those). A call that finds the bucket empty waits for
-//! the next token instead of failing. Headroom (tokens left / burst) is
+//! every request takes one token before it is sent, each page of a list
+//! included. Retries are sent by the SDK on the first attempt's token (the
+//! SDK's own retry quota bounds those). A call that finds the bucket empty
+//! waits for the next token instead of failing. Headroom (tokens left / burst) is
 //! exported as metrics and shown on the dashboard.
 
 use std::fmt;
@@ -43,6 +43,7 @@ pub enum ApiClass {
 }
 
 impl ApiClass {
+    /// Every class, in declaration order (one bucket each).
     pub const ALL: [ApiClass; 8] = [
         ApiClass::EcsServiceRead,
         ApiClass::EcsClusterResourceRead,
@@ -54,6 +55,8 @@ impl ApiClass {
         ApiClass::ElbWrite,
     ];
 
+    /// The class's name in `--api-budget`, metrics and the status API,
+    /// e.g. `ecs-service-read`.
     pub fn name(self) -> &'static str {
         match self {
             ApiClass::EcsServiceRead => "ecs-service-read",
@@ -131,7 +134,9 @@ impl FromStr for ApiClass {
 /// One class's bucket settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BucketSettings {
+    /// Capacity, in tokens (one token per call); at least 1.
     pub burst: f64,
+    /// Refill rate, in tokens per second.
     pub per_second: f64,
 }
 
@@ -139,7 +144,9 @@ pub struct BucketSettings {
 /// `--api-budget`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BudgetOverride {
+    /// The class overridden.
     pub class: ApiClass,
+    /// Its bucket, used as given (the share does not apply).
     pub bucket: BucketSettings,
 }
 
@@ -173,6 +180,7 @@ impl FromStr for BudgetOverride {
 pub struct BudgetSettings {
     /// Share of AWS's documented bucket, 0 < share ≤ 1.
     pub share: f64,
+    /// `--api-budget` overrides; for a class given twice, the last wins.
     pub overrides: Vec<BudgetOverride>,
 }
 
@@ -186,6 +194,8 @@ impl Default for BudgetSettings {
 }
 
 impl BudgetSettings {
+    /// The bucket of `class`: its last override, else `share` (clamped to
+    /// 0.01..=1) of AWS's documented bucket, with a burst of at least 1.
     pub fn bucket(&self, class: ApiClass) -> BucketSettings {
         if let Some(o) = self.overrides.iter().rev().find(|o| o.class == class) {
             return o.bucket;
@@ -218,8 +228,11 @@ impl Bucket {
 /// A class's state, for metrics and the dashboard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BudgetState {
+    /// The rate class.
     pub class: ApiClass,
+    /// Capacity, in tokens.
     pub burst: f64,
+    /// Refill rate, in tokens per second.
     pub per_second: f64,
     /// Tokens left now (refilled to now).
     pub tokens: f64,
@@ -248,6 +261,7 @@ impl fmt::Debug for ApiBudget {
 }
 
 impl ApiBudget {
+    /// One full bucket per class, as `settings` say.
     pub fn new(settings: &BudgetSettings) -> ApiBudget {
         let now = Instant::now();
         ApiBudget {
@@ -277,7 +291,10 @@ impl ApiBudget {
         let started = Instant::now();
         loop {
             let wait = {
-                let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+                let mut buckets = self
+                    .buckets
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let (_, bucket) = buckets
                     .iter_mut()
                     .find(|(c, _)| *c == class)
@@ -296,8 +313,13 @@ impl ApiBudget {
         }
     }
 
+    /// Every class's state, its tokens refilled to now, in [`ApiClass::ALL`]
+    /// order.
     pub fn states(&self) -> Vec<BudgetState> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         buckets
             .iter_mut()

@@ -28,6 +28,7 @@ pub struct ClientSettings {
     pub region: Option<String>,
     /// Attempts per call, first one included (standard retry mode).
     pub max_attempts: u32,
+    /// Establishing a connection (3 s by default).
     pub connect_timeout: Duration,
     /// One HTTP attempt.
     pub attempt_timeout: Duration,
@@ -63,8 +64,11 @@ impl Default for ClientSettings {
 /// The three SDK clients and nothing else: no state, cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SdkClients {
+    /// EC2: security groups and their rules, instances.
     pub ec2: aws_sdk_ec2::Client,
+    /// ECS: services, tasks, task definitions, container instances.
     pub ecs: aws_sdk_ecs::Client,
+    /// ELBv2: load balancers, listeners, target groups and their targets.
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
 }
 
@@ -104,7 +108,7 @@ impl SdkClients {
             ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
         };
-        (clients, shared.region().map(|r| r.to_string()))
+        (clients, shared.region().map(ToString::to_string))
     }
 }
 
@@ -113,6 +117,7 @@ impl SdkClients {
 /// share the budget and the memory.
 #[derive(Debug, Clone)]
 pub struct Aws {
+    /// The SDK clients every call goes through.
     pub sdk: SdkClients,
     /// The region the clients talk to, for messages.
     pub region: Option<String>,

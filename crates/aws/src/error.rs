@@ -6,8 +6,9 @@ use std::fmt;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// What kind of failure an AWS call had: the plan's [`ErrorClass`], so
-/// the scheduler can pace the retry by it without knowing AWS.
+/// What kind of failure an AWS call had: the plan's
+/// [`ErrorClass`](ecs_reconciler_plan::ErrorClass), so the scheduler can
+/// pace the retry by it without knowing AWS.
 pub use ecs_reconciler_plan::ErrorClass as ErrorKind;
 
 /// One failed AWS call, in one sentence.
@@ -57,13 +58,13 @@ impl AwsError {
     pub fn from_sdk<E, R>(
         service: &'static str,
         operation: &'static str,
-        err: SdkError<E, R>,
+        err: &SdkError<E, R>,
     ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
     {
-        let (kind, code, message, request_id) = match &err {
+        let (kind, code, message, request_id) = match err {
             SdkError::ServiceError(service_err) => {
                 let meta = service_err.err().meta();
                 let code = meta.code().map(str::to_string);

@@ -18,10 +18,14 @@ pub struct Election {
     /// The service whose tasks compete (`None`: a standalone task, which
     /// leads alone while it runs).
     pub service: Option<String>,
+    /// Whether this copy's task was found with last and desired status
+    /// both RUNNING.
     pub own_task_running: bool,
 }
 
 impl Election {
+    /// Whether the task `own_task_arn` leads: it is running and is the
+    /// leader found.
     pub fn is_leader(&self, own_task_arn: &str) -> bool {
         self.own_task_running && self.leader.as_deref() == Some(own_task_arn)
     }
@@ -38,7 +42,7 @@ pub async fn elect(aws: &Aws, cluster: &str, own_task_arn: &str) -> Result<Elect
         .tasks(own_task_arn)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
+        .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", &e))?;
     let Some(task) = own.tasks().first() else {
         return Ok(Election {
             leader: None,

@@ -1,5 +1,5 @@
 //! The only crate that links the AWS SDKs. It turns live AWS into a
-//! [`ecs_reconciler_plan::Snapshot`] ([`observe`]) and executes
+//! [`ecs_reconciler_plan::Snapshot`] ([`mod@observe`]) and executes
 //! [`ecs_reconciler_plan::Action`]s ([`apply`]). Everything above it deals in
 //! plain values.
 //!
@@ -29,7 +29,8 @@ pub use memory::ObservationMemory;
 pub use observe::observe;
 pub use telemetry::{CallObserver, CallRecord};
 
-/// Tag key/value put on every security-group rule ecs-reconciler creates;
-/// `owned` groups revoke only rules that carry it.
+/// Tag key put on every security-group rule ecs-reconciler creates;
+/// `owned` groups revoke only rules that carry it (with [`OWNER_TAG_VALUE`]).
 pub const OWNER_TAG_KEY: &str = "managed-by";
+/// Value of the [`OWNER_TAG_KEY`] tag on the rules ecs-reconciler creates.
 pub const OWNER_TAG_VALUE: &str = "ecs-reconciler";

@@ -39,7 +39,7 @@ where
         let Some(page) = pages.next().await else {
             return Ok(());
         };
-        let page = page.map_err(|e| AwsError::from_sdk(service, operation, e))?;
+        let page = page.map_err(|e| AwsError::from_sdk(service, operation, &e))?;
         let more = next_token(&page).is_some_and(|token| !token.is_empty());
         each(page);
         if !more {

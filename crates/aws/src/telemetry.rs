@@ -23,17 +23,27 @@ use crate::error::{ErrorKind, classify_code};
 /// One finished AWS operation (retries included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {
-    /// `ecs`, `ec2` or `elbv2`.
+    /// `ecs`, `ec2` or `elbv2` (`other` for an SDK service name it does
+    /// not recognise).
     pub service: &'static str,
+    /// The API operation, e.g. `DescribeServices` (`unknown` without SDK
+    /// metadata).
     pub operation: String,
+    /// Whether the operation returned its output.
     pub ok: bool,
+    /// For a failed operation: AWS's error code, `HTTP<status>` when the
+    /// response names none, `NoResponse` when none came; `None` on success.
     pub error_code: Option<String>,
+    /// From the start of the operation to its end, retries included.
     pub duration: Duration,
 }
 
 /// Receives call records (the metrics registry implements it).
 pub trait CallObserver: Send + Sync + 'static {
+    /// One finished operation.
     fn call(&self, record: &CallRecord);
+    /// One attempt AWS answered with a throttling error code (the SDK
+    /// retries it; the operation's record comes later).
     fn throttled_attempt(&self, service: &'static str, operation: &str);
 }
 
@@ -57,6 +67,7 @@ impl fmt::Debug for CallInterceptor {
 }
 
 impl CallInterceptor {
+    /// An interceptor reporting to `observer`.
     pub fn new(observer: Arc<dyn CallObserver>) -> CallInterceptor {
         CallInterceptor { observer }
     }

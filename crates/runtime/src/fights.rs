@@ -18,6 +18,7 @@ use tokio::time::Instant;
 pub struct FightSettings {
     /// Corrections of one field within `window` that make a fight.
     pub threshold: usize,
+    /// The sliding window corrections are counted in (10 min by default).
     pub window: Duration,
 }
 

@@ -8,17 +8,33 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Bodies larger than this are refused: these endpoints answer a few KiB.
+/// At most this many bytes of a response (headers included) are read; the
+/// rest is cut off. These endpoints answer a few KiB.
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 
+/// Why a [`get`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// The URL (carried) does not start with `http://`.
     #[error("{0} is not an http:// URL")]
     BadUrl(String),
+    /// Connecting, sending or reading failed.
     #[error("cannot reach {url}: {source}")]
-    Io { url: String, source: std::io::Error },
+    Io {
+        /// The URL asked for.
+        url: String,
+        /// The socket's error.
+        source: std::io::Error,
+    },
+    /// The answer has no header end or status line, or a bad chunked body.
     #[error("{url} sent an unreadable answer: {reason}")]
-    Malformed { url: String, reason: String },
+    Malformed {
+        /// The URL asked for.
+        url: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// The whole exchange took more than 2 s; carries the URL.
     #[error("{0} did not answer within 2 s")]
     Timeout(String),
 }

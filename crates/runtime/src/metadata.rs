@@ -12,20 +12,37 @@ pub const METADATA_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
 /// This copy's task.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TaskIdentity {
+    /// The task's ARN (the document's `TaskARN`).
     #[serde(rename = "TaskARN")]
     pub task_arn: String,
+    /// The cluster the task runs in, as the document's `Cluster` gives it
+    /// (an ARN on ECS).
     #[serde(rename = "Cluster")]
     pub cluster: String,
 }
 
+/// Why [`own_task`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
+    /// The endpoint could not be asked (bad URL, unreachable, timeout).
     #[error("task metadata: {0}")]
     Http(#[from] HttpError),
+    /// The endpoint answered with a status other than 200.
     #[error("the task metadata endpoint {url} answered HTTP {code}")]
-    Status { url: String, code: u16 },
+    Status {
+        /// The `{uri}/task` URL asked.
+        url: String,
+        /// The HTTP status code.
+        code: u16,
+    },
+    /// The body is not a task document (JSON with `TaskARN` and `Cluster`).
     #[error("the task metadata endpoint {url} sent an unreadable document: {reason}")]
-    Body { url: String, reason: String },
+    Body {
+        /// The `{uri}/task` URL asked.
+        url: String,
+        /// serde_json's error.
+        reason: String,
+    },
 }
 
 /// Reads `{uri}/task`.

@@ -19,54 +19,80 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+/// Labels of `controller_runtime_reconcile_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
+    /// The resource kind ([`UnitKind::as_str`]): `service`, `security-group`, ...
     pub controller: String,
+    /// `success` or `error` (`requeue` and `requeue_after` exist, at 0, for
+    /// controller-runtime boards).
     pub result: String,
 }
 
+/// A `controller` label alone (reconcile errors and times).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabel {
+    /// The resource kind ([`UnitKind::as_str`]).
     pub controller: String,
 }
 
+/// The `name` label of the `workqueue_*` series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabel {
+    /// Always [`QUEUE`]: the daemon has one queue.
     pub name: String,
 }
 
+/// A `kind` label alone (drift and fight counters).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
+    /// The resource kind ([`UnitKind::as_str`]).
     pub kind: String,
 }
 
+/// Labels of `ecs_reconciler_resource_in_sync`: one declared resource.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
+    /// The resource kind ([`UnitKind::as_str`]).
     pub kind: String,
+    /// Its name in the config (`cluster/name` for a service).
     pub name: String,
 }
 
+/// The label of `ecs_reconciler_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
+    /// The version passed to [`Metrics::new`].
     pub version: String,
 }
 
+/// Labels of `aws_api_calls_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiCallLabels {
+    /// `ecs`, `ec2`, `elbv2` (or `other`).
     pub service: String,
+    /// The API operation, e.g. `DescribeServices`.
     pub operation: String,
+    /// `success` or `error`.
     pub result: String,
+    /// AWS's error code of a failed call (`NoResponse` when none came
+    /// back); empty on success.
     pub error_code: String,
 }
 
+/// Labels of the per-operation AWS series (duration, throttles).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiOperationLabels {
+    /// `ecs`, `ec2`, `elbv2` (or `other`).
     pub service: String,
+    /// The API operation, e.g. `DescribeServices`.
     pub operation: String,
 }
 
+/// The label of the `ecs_reconciler_api_budget_*` series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabel {
+    /// The AWS rate class: `ecs-service-read`, `elbv2-write`, ...
     pub class: String,
 }
 
@@ -76,7 +102,9 @@ pub struct ClassLabel {
 pub struct BudgetHeadroom {
     /// `ecs-service-read`, `elbv2-write`, ...
     pub class: String,
+    /// Capacity of the bucket, in tokens (one token per call).
     pub burst: f64,
+    /// Refill rate, in tokens per second.
     pub per_second: f64,
     /// Tokens left now.
     pub tokens: f64,
@@ -89,8 +117,11 @@ pub struct BudgetHeadroom {
 /// Per AWS service totals, for the status API and the dashboard.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ApiTotals {
+    /// Operations finished (retries included in one), failed or not.
     pub calls: u64,
+    /// Operations that ended in an error.
     pub errors: u64,
+    /// Throttled attempts (the SDK retries them, so they are not errors).
     pub throttled: u64,
 }
 
@@ -99,27 +130,68 @@ pub const QUEUE: &str = "ecs-reconciler";
 
 /// Every metric the daemon exports.
 pub struct Metrics {
+    /// `controller_runtime_reconcile_total{controller,result}`: resources
+    /// reconciled by a pass, by kind and result.
     pub reconcile_total: Family<ReconcileLabels, Counter>,
+    /// `controller_runtime_reconcile_errors_total{controller}`: resources
+    /// whose pass ended in an error, by kind.
     pub reconcile_errors_total: Family<ControllerLabel, Counter>,
+    /// `controller_runtime_reconcile_time_seconds{controller}`: the whole
+    /// pass's duration, observed once per kind the pass reconciled.
     pub reconcile_time_seconds: Family<ControllerLabel, Histogram>,
+    /// `workqueue_depth{name}`: resources taken into the running pass; 0
+    /// once it ends.
     pub workqueue_depth: Family<QueueLabel, Gauge>,
+    /// `workqueue_adds_total{name}`: resources taken into passes.
     pub workqueue_adds_total: Family<QueueLabel, Counter>,
+    /// `workqueue_retries_total{name}`: resources whose pass failed (each
+    /// is retried with backoff).
     pub workqueue_retries_total: Family<QueueLabel, Counter>,
+    /// `workqueue_queue_duration_seconds{name}`: how long each resource
+    /// taken waited past its due time.
     pub workqueue_queue_duration_seconds: Family<QueueLabel, Histogram>,
+    /// `ecs_reconciler_drift_detected_total{kind}`: drift the resource's
+    /// previous pass did not already report.
     pub drift_detected_total: Family<KindLabel, Counter>,
+    /// `ecs_reconciler_drift_corrected_total{kind}`: actions that succeeded.
     pub drift_corrected_total: Family<KindLabel, Counter>,
+    /// `ecs_reconciler_fight_detected_total{kind}`: fields found fought over
+    /// (another writer keeps changing them), once per fight.
     pub fight_detected_total: Family<KindLabel, Counter>,
+    /// `ecs_reconciler_resource_in_sync{kind,name}`: 1 when the resource's
+    /// last pass succeeded and corrected all its drift, else 0.
     pub resource_in_sync: Family<ResourceLabels, Gauge>,
+    /// `ecs_reconciler_last_successful_observation_timestamp_seconds`: unix
+    /// seconds at the end of the last pass whose observation had no unknowns.
     pub last_successful_observation: Gauge<f64, AtomicU64>,
+    /// `ecs_reconciler_config_last_reload_successful`: 1 when the last
+    /// reload attempt found a valid file, else 0.
     pub config_last_reload_successful: Gauge,
+    /// `ecs_reconciler_config_last_reload_success_timestamp_seconds`: unix
+    /// seconds when the running config was accepted.
     pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    /// `ecs_reconciler_is_leader`: 1 when this copy leads (writes), set
+    /// after each pass.
     pub is_leader: Gauge,
+    /// `ecs_reconciler_build_info{version}`: always 1.
     pub build_info: Family<VersionLabel, Gauge>,
+    /// `aws_api_calls_total{service,operation,result,error_code}`: finished
+    /// AWS operations, retries counted within one.
     pub api_calls_total: Family<ApiCallLabels, Counter>,
+    /// `aws_api_call_duration_seconds{service,operation}`: an operation's
+    /// duration, retries included.
     pub api_call_duration_seconds: Family<ApiOperationLabels, Histogram>,
+    /// `aws_api_call_throttled_total{service,operation}`: throttled attempts
+    /// (the SDK retries them).
     pub api_call_throttled_total: Family<ApiOperationLabels, Counter>,
+    /// `ecs_reconciler_api_budget_tokens{class}`: tokens left in the class's
+    /// client-side bucket, as of the last pass.
     pub api_budget_tokens: Family<ClassLabel, Gauge<f64, AtomicU64>>,
+    /// `ecs_reconciler_api_budget_burst{class}`: the bucket's capacity, in
+    /// tokens.
     pub api_budget_burst: Family<ClassLabel, Gauge<f64, AtomicU64>>,
+    /// `ecs_reconciler_api_budget_wait_seconds_total{class}`: time calls
+    /// waited for a token, in seconds.
     pub api_budget_wait_seconds: Family<ClassLabel, Counter<f64, AtomicU64>>,
     api_totals: Mutex<BTreeMap<String, ApiTotals>>,
     budget_waited: Mutex<BTreeMap<String, f64>>,
@@ -380,7 +452,10 @@ impl Metrics {
 
     /// Publishes the budgets' state: gauges set, wait time added.
     pub fn record_budgets(&self, budgets: &[BudgetHeadroom]) {
-        let mut seen = self.budget_waited.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self
+            .budget_waited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for budget in budgets {
             let label = ClassLabel {
                 class: budget.class.clone(),
@@ -431,7 +506,7 @@ impl Collector for ProcessCollector {
                 None,
                 MetricType::Gauge,
             )?;
-            ConstGauge::new(rss as i64).encode(metric)?;
+            ConstGauge::new(i64::try_from(rss).unwrap_or(i64::MAX)).encode(metric)?;
         }
         if let Some(cpu) = stats.cpu_seconds {
             let metric = encoder.encode_descriptor(
@@ -449,7 +524,7 @@ impl Collector for ProcessCollector {
                 None,
                 MetricType::Gauge,
             )?;
-            ConstGauge::new(fds as i64).encode(metric)?;
+            ConstGauge::new(i64::try_from(fds).unwrap_or(i64::MAX)).encode(metric)?;
         }
         Ok(())
     }

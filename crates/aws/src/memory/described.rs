@@ -37,7 +37,9 @@ impl<T> Default for Described<T> {
 
 impl<T: Clone> Described<T> {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, T>>> {
-        self.clusters.lock().unwrap_or_else(|e| e.into_inner())
+        self.clusters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The kept descriptions of a complete listing of `cluster`, in its

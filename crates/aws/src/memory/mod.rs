@@ -56,10 +56,12 @@ impl ObservationMemory {
 pub struct TargetGroupsInAccount(AtomicUsize);
 
 impl TargetGroupsInAccount {
+    /// The count of the last complete listing; 0 if there was none.
     pub fn last_listed(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Records the count of a complete listing.
     pub fn set(&self, count: usize) {
         self.0.store(count, Ordering::Relaxed);
     }

@@ -56,23 +56,32 @@ struct Entry {
 /// A declared group that was found, as this pass knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
+    /// The group's name, as declared in the file.
     pub name: String,
+    /// The ARN found for that name this pass.
     pub arn: String,
+    /// The file's entry for the group (its `Debug` text); a different one
+    /// means the entry was edited.
     pub fingerprint: String,
 }
 
 /// What a pass does for one group.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
+    /// Call DescribeTargetHealth for it this pass.
     Read,
     /// Reuse targets read this many passes ago (≥ 1).
     Reuse {
+        /// The targets as that read found them.
         targets: Vec<LiveTarget>,
+        /// Passes since that read, at least 1.
         passes_ago: u64,
     },
 }
 
 impl TargetReads {
+    /// Empty memory re-reading `rotation` quiet groups per pass (0 = every
+    /// group every pass).
     pub fn new(rotation: usize) -> TargetReads {
         TargetReads {
             rotation,
@@ -81,7 +90,9 @@ impl TargetReads {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Starts a pass and decides, for each found group, read or reuse.

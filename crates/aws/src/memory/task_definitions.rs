@@ -17,7 +17,9 @@ pub struct TaskDefinitions {
 
 impl TaskDefinitions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveTaskDefinition>> {
-        self.by_arn.lock().unwrap_or_else(|e| e.into_inner())
+        self.by_arn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The revision `arn`, if an earlier read described it.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::operation::describe_security_group_rules::DescribeSecurityGroupRulesOutput;
 use aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput;
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{Filter, Reservation};
 use ecs_reconciler_plan::{
     LiveContainerInstance, LiveInstance, LiveRule, LiveSecurityGroup, LiveSource, Observed, RuleKey,
 };
@@ -329,7 +329,7 @@ async fn describe_instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String
             pages,
             DescribeInstancesOutput::next_token,
             |page| {
-                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                for instance in page.reservations().iter().flat_map(Reservation::instances) {
                     let Some(id) = instance.instance_id() else {
                         continue;
                     };

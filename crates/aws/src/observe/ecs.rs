@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
-use aws_sdk_ecs::types::DesiredStatus;
+use aws_sdk_ecs::types::{DesiredStatus, TaskDefinition};
 use ecs_reconciler_plan::{
     LiveBinding, LiveCluster, LiveContainerInstance, LivePortMapping, LiveService, LiveTargetGroup,
     LiveTask, LiveTaskDefinition, Observed,
@@ -274,7 +274,7 @@ async fn describe_services(
             .interceptor(DropServiceEvents)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs", "DescribeServices", e))?;
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeServices", &e))?;
         for failure in out.failures() {
             // MISSING means "no such service" and is an answer; anything
             // else is not.
@@ -465,7 +465,7 @@ pub(crate) async fn describe_tasks(
             .set_tasks(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", e))?;
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeTasks", &e))?;
         // A listed task that cannot be described is not "no task": its
         // target would look stale. The whole read is unknown instead.
         failures_are_unknown("DescribeTasks", out.failures())?;
@@ -515,7 +515,7 @@ async fn container_instances(aws: &Aws, cluster: &str) -> Result<Vec<LiveContain
             .set_container_instances(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs", "DescribeContainerInstances", e))?;
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeContainerInstances", &e))?;
         failures_are_unknown("DescribeContainerInstances", described.failures())?;
         for ci in described.container_instances() {
             let instance = LiveContainerInstance {
@@ -545,10 +545,10 @@ async fn describe_task_definition(aws: &Aws, arn: &str) -> Result<LiveTaskDefini
         .task_definition(arn)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("ecs", "DescribeTaskDefinition", e))?;
+        .map_err(|e| AwsError::from_sdk("ecs", "DescribeTaskDefinition", &e))?;
     let def = out.task_definition();
     let containers = def
-        .map(|d| d.container_definitions())
+        .map(TaskDefinition::container_definitions)
         .unwrap_or_default()
         .iter()
         .map(|c| {

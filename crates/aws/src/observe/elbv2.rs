@@ -260,7 +260,7 @@ async fn find_target_groups(aws: &Aws, names: &[String]) -> FoundTargetGroups {
         .sdk
         .elbv2
         .describe_target_groups()
-        .page_size(TARGET_GROUPS_PER_PAGE as i32)
+        .page_size(i32::try_from(TARGET_GROUPS_PER_PAGE).unwrap_or(i32::MAX))
         .into_paginator()
         .send();
     pages::each_page(
@@ -295,7 +295,7 @@ async fn describe_target_groups(
         .set_names(Some(names))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetGroups", e))?;
+        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetGroups", &e))?;
     Ok(target_group_facts(out.target_groups()).collect())
 }
 
@@ -323,7 +323,7 @@ async fn target_health(aws: &Aws, arn: &str) -> Result<Vec<LiveTarget>> {
         .target_group_arn(arn)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetHealth", e))?;
+        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeTargetHealth", &e))?;
     Ok(out
         .target_health_descriptions()
         .iter()
@@ -356,7 +356,7 @@ async fn describe_load_balancers(
         .set_names(Some(names))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeLoadBalancers", e))?;
+        .map_err(|e| AwsError::from_sdk("elbv2", "DescribeLoadBalancers", &e))?;
     Ok(out
         .load_balancers()
         .iter()
@@ -474,7 +474,7 @@ targetGroups:
             arn: "arn:service/api".into(),
             status: "ACTIVE".into(),
             desired_count: 1,
-            running_count: tasks.len() as i32,
+            running_count: i32::try_from(tasks.len()).unwrap_or(i32::MAX),
             pending_count: 0,
             launch_type: None,
             scheduling_strategy: None,

@@ -67,6 +67,7 @@ pub enum WatchMode {
 }
 
 impl WatchMode {
+    /// The `--watch` spelling: `notify` or `poll`.
     pub fn as_str(self) -> &'static str {
         match self {
             WatchMode::Notify => "notify",
@@ -101,6 +102,7 @@ impl FromStr for WatchMode {
 /// How the watcher runs. `Default` is notify mode, 500 ms debounce, 1 s poll.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReloadSettings {
+    /// How changes are noticed (a reload request always re-reads).
     pub mode: WatchMode,
     /// Quiet time after the last relevant event before the file is re-read.
     /// Covers the moment an atomic replace leaves no file at the path.
@@ -146,6 +148,7 @@ pub struct ConfigStatus {
 /// A validated config as handed to the controller.
 #[derive(Clone, Debug)]
 pub struct LoadedConfig {
+    /// The validated desired state the file declares.
     pub desired: Arc<DesiredState>,
     /// sha256 (hex) of the file's bytes.
     pub hash: String,

@@ -241,7 +241,7 @@ impl Watches {
                 }
                 Err(err) if path == *primary => primary_error = Some(err.to_string()),
                 Err(err) => {
-                    tracing::debug!(dir = %path.display(), error = %err, "cannot watch a directory of the config file's symlink chain")
+                    tracing::debug!(dir = %path.display(), error = %err, "cannot watch a directory of the config file's symlink chain");
                 }
             }
         }
