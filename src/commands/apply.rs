@@ -25,18 +25,7 @@ pub async fn run(
     // The daemon's gate, for one pass over every unit with no history:
     // the cap holds what it holds unless the operator says otherwise.
     let every_unit: BTreeSet<UnitId> = unit_ids(&desired).into_iter().collect();
-    let gated = gate(
-        &mut plan,
-        &GateInput {
-            due: &every_unit,
-            scoped: false,
-            held_before: &BTreeSet::new(),
-            confirmed: allow_destructive,
-            drastic: &[],
-            fighting: &BTreeSet::new(),
-            leader: true,
-        },
-    );
+    let gated = gate(&mut plan, &GateInput::once(&every_unit, allow_destructive));
     if allow_destructive && gated.released > 0 {
         tracing::warn!(
             released = gated.released,

@@ -60,6 +60,28 @@ pub struct GateInput<'a> {
     pub leader: bool,
 }
 
+/// Nothing held before, nothing fought over: a pass with no history.
+static NO_HELD: BTreeSet<HeldKey> = BTreeSet::new();
+static NO_FIGHTS: BTreeSet<String> = BTreeSet::new();
+
+impl<'a> GateInput<'a> {
+    /// A single full pass with no history, as `apply --once` runs: every
+    /// unit in `due` may write, nothing was held or fought over before, no
+    /// drastic edit is known, and this copy leads. `confirmed` is the
+    /// operator's `--allow-destructive`.
+    pub fn once(due: &'a BTreeSet<UnitId>, confirmed: bool) -> GateInput<'a> {
+        GateInput {
+            due,
+            scoped: false,
+            held_before: &NO_HELD,
+            confirmed,
+            drastic: &[],
+            fighting: &NO_FIGHTS,
+            leader: true,
+        }
+    }
+}
+
 /// The gate's decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateOutcome {

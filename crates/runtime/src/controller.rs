@@ -367,7 +367,7 @@ impl<C: Cloud> Controller<C> {
 
         let drastic = self.drastic.changes();
         let fighting = self.fights.fighting();
-        let gated = gate(
+        let mut gated = gate(
             &mut plan,
             &GateInput {
                 due,
@@ -379,7 +379,7 @@ impl<C: Cloud> Controller<C> {
                 leader: leadership == Leadership::Leader,
             },
         );
-        self.held_before = gated.held_before.clone();
+        self.held_before = std::mem::take(&mut gated.held_before);
         if gated.released > 0 {
             tracing::info!(
                 released = gated.released,
@@ -416,14 +416,13 @@ impl<C: Cloud> Controller<C> {
             started.elapsed(),
             &leadership,
         );
-        let unknowns_before = self.status.borrow().unknowns.clone();
         record_timeline(
             &self.timeline,
             &previous,
             due,
             &plan,
             &outcomes,
-            &unknowns_before,
+            &self.status.borrow().unknowns,
         );
         let views = ecs_reconciler_plan::view::views(desired, &snapshot);
         let declared = match coverage {
