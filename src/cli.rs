@@ -102,6 +102,14 @@ pub struct AwsArgs {
     /// every pass.
     #[arg(long, env = "ECS_RECONCILER_TARGET_HEALTH_ROTATION", default_value_t = ecs_reconciler_aws::clients::DEFAULT_TARGET_HEALTH_ROTATION)]
     pub target_health_rotation: usize,
+    /// How far apart reads must agree before a target is registered again
+    /// or deregistered. ECS, ELBv2 and EC2 answer from eventually
+    /// consistent stores: one read can show a draining target under a
+    /// task that still reads RUNNING, or a new task's target before the
+    /// task. `apply --once` reads twice this far apart when it must; `0s`
+    /// acts on one read.
+    #[arg(long, env = "ECS_RECONCILER_CONSISTENCY_WINDOW", default_value = "10s", value_parser = parse_duration)]
+    pub consistency_window: std::time::Duration,
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {

@@ -1,10 +1,15 @@
-//! `apply --once`: observe, plan, gate (as the daemon does), execute,
-//! observe again, report whether it converged.
+//! `apply --once`: observe, plan (reading once more after the consistency
+//! window when a target change needs a second read), gate (as the daemon
+//! does), execute, observe again, report whether it converged.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use ecs_reconciler_plan::{GateInput, Outcome, UnitId, gate, unit_ids};
+use ecs_reconciler_plan::{
+    Disposition, GateInput, HoldReason, Outcome, Plan, Sightings, Snapshot, UnitId, gate,
+    plan_with, unit_ids,
+};
 
 use crate::cli::{AwsArgs, OutputFormat};
 use crate::{exit, render};
@@ -20,8 +25,34 @@ pub async fn run(
         Ok(ready) => ready,
         Err(code) => return code,
     };
+    let started = Instant::now();
+    let mut sightings = Sightings::new(aws.consistency_window);
+    let read = |sightings: &mut Sightings, snapshot: &Snapshot| {
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        sightings.observed_at(elapsed);
+        let plan = plan_with(&desired, snapshot, sightings);
+        let groups = desired
+            .target_groups
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        sightings.record(&plan, &groups);
+        plan
+    };
     let before = ecs_reconciler_aws::observe(&clients, &desired).await;
-    let mut plan = ecs_reconciler_plan::plan(&desired, &before);
+    let mut plan = read(&mut sightings, &before);
+    // A target change one read cannot prove: read again once the window
+    // has passed, and act on what both reads agree on.
+    if !dry_run && awaits_consistency(&plan) {
+        let wait = sightings.due_in().into_values().max().unwrap_or_default();
+        tracing::info!(
+            seconds = wait.as_secs_f64(),
+            "target changes wait for a second read (reads are eventually consistent); reading again"
+        );
+        tokio::time::sleep(wait + Duration::from_millis(100)).await;
+        let again = ecs_reconciler_aws::observe(&clients, &desired).await;
+        plan = read(&mut sightings, &again);
+    }
     // The daemon's gate, for one pass over every unit with no history:
     // the cap holds what it holds unless the operator says otherwise.
     let every_unit: BTreeSet<UnitId> = unit_ids(&desired).into_iter().collect();
@@ -43,7 +74,7 @@ pub async fn run(
     let to_apply = gated.to_apply(&plan);
     let outcomes = ecs_reconciler_aws::execute(&clients, &to_apply).await;
     let after = ecs_reconciler_aws::observe(&clients, &desired).await;
-    let remaining = ecs_reconciler_plan::plan(&desired, &after);
+    let remaining = read(&mut sightings, &after);
 
     match output {
         OutputFormat::Text => print!("{}", render::apply_text(&outcomes, &remaining)),
@@ -59,4 +90,11 @@ pub async fn run(
     } else {
         exit::OK
     }
+}
+
+/// Whether the plan holds a target change until a second read agrees.
+fn awaits_consistency(plan: &Plan) -> bool {
+    plan.changes.iter().any(|c| {
+        c.disposition == Disposition::Held && c.hold == Some(HoldReason::AwaitingConsistency)
+    })
 }

@@ -11,7 +11,12 @@ pub async fn run(path: &Path, aws: &AwsArgs, output: OutputFormat) -> u8 {
         Err(code) => return code,
     };
     let snapshot = ecs_reconciler_aws::observe(&clients, &desired).await;
-    let plan = ecs_reconciler_plan::plan(&desired, &snapshot);
+    // One read: target changes it alone cannot prove are shown held.
+    let plan = ecs_reconciler_plan::plan_with(
+        &desired,
+        &snapshot,
+        &ecs_reconciler_plan::Sightings::new(aws.consistency_window),
+    );
     match output {
         OutputFormat::Text => print!("{}", render::plan_text(&plan)),
         OutputFormat::Json => println!("{}", render::plan_json(&plan)),

@@ -170,6 +170,7 @@ pub async fn run(args: &RunArgs) -> u8 {
             threshold: args.fight_threshold as usize,
             window: args.fight_window,
         })
+        .with_consistency_window(args.aws.consistency_window)
         .with_metrics(metrics.clone())
         .with_timeline(timeline.clone());
     if let Some(audit) = audit {

@@ -3,10 +3,14 @@
 //! logged with what it changed and why.
 //!
 //! `InvalidPermission.Duplicate` on authorize and `NotFound` on revoke mean
-//! the change is already there. When an additive change to a resource fails,
-//! destructive changes to that same resource are skipped for this pass, so
-//! a failure between "authorize" and "revoke" never leaves fewer allowed
-//! paths (or serving targets) than before.
+//! the change is already there. When an authorize to a group fails, the
+//! revokes of that group are skipped for this pass, so a failure between
+//! "authorize" and "revoke" never leaves fewer allowed paths than before.
+//! A failed target registration holds nothing back: the plan deregisters
+//! only targets that match no serving task, so removing them never takes
+//! serving capacity away, whatever else failed — a stale or rogue target
+//! does not survive because one registration (say, for an instance that
+//! just stopped) failed.
 
 use std::collections::BTreeSet;
 
@@ -40,7 +44,7 @@ pub async fn execute_until(
 ) -> Vec<ActionOutcome> {
     let runnable: Vec<&Change> = changes.iter().filter(|c| c.action.is_some()).collect();
     let mut outcomes = Vec::with_capacity(runnable.len());
-    // Resources (group id / target group ARN) with a failed additive change.
+    // Groups with a failed authorize.
     let mut tainted: BTreeSet<String> = BTreeSet::new();
     let mut start = 0;
     while start < runnable.len() {
@@ -67,7 +71,7 @@ pub async fn execute_until(
         } else if first.is_destructive() && tainted.contains(&resource) {
             vec![
                 Outcome::Skipped {
-                    reason: "an additive change to this resource failed in this pass".into(),
+                    reason: "an authorize to this group failed in this pass".into(),
                 };
                 batch.len()
             ]
@@ -83,7 +87,9 @@ pub async fn execute_until(
         };
         for (change, outcome) in batch.iter().zip(results) {
             log_outcome(change, &outcome);
-            if matches!(outcome, Outcome::Failed { .. }) && !first.is_destructive() {
+            if matches!(outcome, Outcome::Failed { .. })
+                && matches!(first, Action::AuthorizeIngress { .. })
+            {
                 tainted.insert(resource.clone());
             }
             outcomes.push(ActionOutcome {

@@ -186,6 +186,26 @@ pub enum HoldReason {
     Paused,
     /// This copy does not lead: only the leader writes.
     NotLeader,
+    /// A target change one read cannot prove: ECS, ELBv2 and EC2 answer
+    /// from eventually consistent stores, so a target is (re)registered or
+    /// deregistered only once reads spanning the consistency window agree
+    /// (see [`crate::sightings`]). Released by time, never by an operator.
+    AwaitingConsistency,
+    /// A deployment that owns target registrations is in progress (task
+    /// sets of `CODE_DEPLOY` / `EXTERNAL` services, ECS blue/green, linear
+    /// or canary): target changes wait until it completes. Released by
+    /// time, never by an operator.
+    Deployment,
+}
+
+impl HoldReason {
+    /// Whether an operator's confirmation (SIGUSR1, `apply
+    /// --allow-destructive`) releases it. Holds that protect what AWS is
+    /// doing on purpose (a drain, a deployment) are not the operator's to
+    /// cancel: they end when AWS is done.
+    pub fn operator_may_release(self) -> bool {
+        matches!(self, HoldReason::DestructiveCap | HoldReason::DrasticEdit)
+    }
 }
 
 /// One line of a plan.

@@ -148,7 +148,7 @@ pub fn gate(plan: &mut Plan, input: &GateInput<'_>) -> GateOutcome {
         );
     }
     if input.confirmed {
-        released += plan.release_held(|_| true);
+        released += plan.release_held(|c| c.hold.is_none_or(HoldReason::operator_may_release));
     }
     hold_drastic(plan, input.drastic);
     let drastic_settled = if complete {

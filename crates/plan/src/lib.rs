@@ -4,12 +4,14 @@
 
 pub mod action;
 pub mod attachments;
+pub mod deployments;
 pub mod drastic;
 pub mod failure;
 pub mod gate;
 pub mod plan;
 pub mod rules;
 pub mod services;
+pub mod sightings;
 pub mod simulate;
 pub mod snapshot;
 pub mod targets;
@@ -20,6 +22,7 @@ pub use action::{Action, ActionOutcome, Change, Disposition, HoldReason, Outcome
 pub use drastic::{DrasticChange, drastic_changes, hold_drastic, takes_away};
 pub use failure::{ErrorClass, Unread};
 pub use gate::{GateInput, GateOutcome, HeldKey, Verdict, gate};
-pub use plan::{Address, Plan, Unknown, change_key, plan};
+pub use plan::{Address, Plan, Unknown, change_key, plan, plan_with};
+pub use sightings::{Direction, SightingKey, Sightings};
 pub use snapshot::*;
 pub use unit::{ParseUnitIdError, UnitId, UnitKind, unit_ids, unit_modes};

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::action::{Action, Change, Disposition, HoldReason};
 use crate::failure::ErrorClass;
+use crate::sightings::Sightings;
 use crate::snapshot::{Observed, Snapshot};
 use crate::unit::{UnitId, unit_modes};
 use crate::{attachments, rules, services, targets};
@@ -171,14 +172,23 @@ fn hold_over_cap(policy: &Policy, snapshot: &Snapshot, changes: &mut [Change]) {
     }
 }
 
-/// Diffs the desired state against one observation. Pure: no I/O, the same
-/// inputs always give the same plan.
+/// Diffs the desired state against one observation taken as consistent:
+/// target changes are not held for a consistency window (tests,
+/// simulations). The CLI and the daemon use [`plan_with`]. Pure: no I/O,
+/// the same inputs always give the same plan.
 pub fn plan(desired: &DesiredState, snapshot: &Snapshot) -> Plan {
+    plan_with(desired, snapshot, &Sightings::default())
+}
+
+/// Diffs the desired state against one observation; target changes that
+/// earlier reads have not confirmed for the consistency window are held
+/// (see [`crate::sightings`]). Pure.
+pub fn plan_with(desired: &DesiredState, snapshot: &Snapshot, sightings: &Sightings) -> Plan {
     let mut changes = Vec::new();
     changes.extend(rules::diff(desired, snapshot));
     changes.extend(attachments::diff(desired, snapshot));
     changes.extend(services::diff(desired, snapshot));
-    changes.extend(targets::diff(desired, snapshot));
+    changes.extend(targets::diff(desired, snapshot, sightings));
     pause(desired, &mut changes);
     hold_over_cap(&desired.policy, snapshot, &mut changes);
 

@@ -151,7 +151,7 @@ pub struct LiveSecurityGroup {
 }
 
 /// An ECS service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveService {
     /// The service's ARN.
@@ -172,6 +172,82 @@ pub struct LiveService {
     pub scheduling_strategy: Option<String>,
     /// The task definition the service runs, as an ARN.
     pub task_definition_arn: Option<String>,
+    /// `ECS` (rolling or ECS-native blue/green), `CODE_DEPLOY` or
+    /// `EXTERNAL` (task sets); `None` when unreported (ECS).
+    pub deployment_controller: Option<String>,
+    /// `deploymentConfiguration.strategy`: `ROLLING` (the default),
+    /// `BLUE_GREEN`, `LINEAR`, `CANARY`; `None` when unreported.
+    pub deployment_strategy: Option<String>,
+    /// The service's deployments (ECS controller), newest first as ECS
+    /// lists them.
+    pub deployments: Vec<LiveDeployment>,
+    /// The service's task sets (`CODE_DEPLOY` / `EXTERNAL` controllers).
+    pub task_sets: Vec<LiveTaskSet>,
+    /// The capacity provider strategy; empty with a launch type.
+    pub capacity_provider_strategy: Vec<LiveCapacityProviderItem>,
+}
+
+/// One deployment of a service (DescribeServices `deployments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveDeployment {
+    /// `ecs-svc/...`: what the deployment's tasks carry in `startedBy`.
+    pub id: String,
+    /// `PRIMARY` (the newest), `ACTIVE` (being replaced) or `INACTIVE`.
+    pub status: String,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`, when reported.
+    pub rollout_state: Option<String>,
+}
+
+/// One task set of a service (`CODE_DEPLOY` / `EXTERNAL` controllers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveTaskSet {
+    /// `ecs-svc/...`: what its tasks carry in `startedBy`.
+    pub id: String,
+    /// `PRIMARY` (takes production traffic), `ACTIVE` or `DRAINING`.
+    pub status: String,
+    /// `STEADY_STATE` or `STABILIZING`, when reported.
+    pub stability_status: Option<String>,
+}
+
+/// One entry of a capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveCapacityProviderItem {
+    /// The capacity provider's name.
+    pub provider: String,
+    /// Its relative share.
+    pub weight: i32,
+    /// Tasks placed on it first.
+    pub base: i32,
+}
+
+/// What kind of capacity a provider gives tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityProviderKind {
+    /// An Auto Scaling group of EC2 instances: the EC2 launch type's
+    /// capacity.
+    AutoScalingGroup,
+    /// `FARGATE` or `FARGATE_SPOT`.
+    Fargate,
+    /// ECS Managed Instances.
+    ManagedInstances,
+    /// Anything else ECS reports.
+    Other,
+}
+
+impl CapacityProviderKind {
+    /// The launch type whose capacity this kind gives (`EC2`, `FARGATE`),
+    /// when there is one.
+    pub fn launch_type(&self) -> Option<&'static str> {
+        match self {
+            CapacityProviderKind::AutoScalingGroup => Some("EC2"),
+            CapacityProviderKind::Fargate => Some("FARGATE"),
+            CapacityProviderKind::ManagedInstances | CapacityProviderKind::Other => None,
+        }
+    }
 }
 
 /// One container's port mapping as its task definition declares it.
@@ -226,6 +302,9 @@ pub struct LiveTask {
     pub container_instance_arn: Option<String>,
     /// The ports its containers are reachable on.
     pub bindings: Vec<LiveBinding>,
+    /// The deployment or task set that started it (`ecs-svc/...`), when
+    /// ECS started it for a service.
+    pub started_by: Option<String>,
 }
 
 impl LiveTask {
@@ -371,6 +450,9 @@ pub struct Snapshot {
     pub target_groups: BTreeMap<String, Observed<Option<LiveTargetGroup>>>,
     /// Declared load balancers.
     pub load_balancers: BTreeMap<String, Observed<Option<LiveLoadBalancer>>>,
+    /// The capacity providers the services' strategies name, by name;
+    /// `Known(None)`: no such provider.
+    pub capacity_providers: BTreeMap<String, Observed<Option<CapacityProviderKind>>>,
 }
 
 fn serialize_pair_map<S, V>(
@@ -447,6 +529,11 @@ impl Snapshot {
                     }
                 }
                 Observed::Known(None) => {}
+            }
+        }
+        for (name, observed) in &self.capacity_providers {
+            if let Some(why) = observed.unknown_reason() {
+                out.push((format!("capacity provider {name}"), why.clone()));
             }
         }
         for (name, observed) in &self.load_balancers {

@@ -15,16 +15,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ecs_reconciler_spec::{DesiredState, Mode, TargetGroupSpec, TargetMembership};
 
-use crate::action::{Action, Change};
+use crate::action::{Action, Change, Disposition, HoldReason};
+use crate::deployments::{Registrations, registrations};
+use crate::sightings::{SightingKey, Sightings};
 use crate::snapshot::{LiveTask, Observed, Snapshot, TargetKey};
 use crate::unit::UnitId;
 
-/// Plans every declared target group.
-pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
+/// Plans every declared target group; target (de)registrations wait for
+/// `sightings` to confirm them.
+pub fn diff(desired: &DesiredState, snapshot: &Snapshot, sightings: &Sightings) -> Vec<Change> {
     let index = TaskIndex::new(snapshot);
     let mut changes = Vec::new();
     for spec in &desired.target_groups {
-        diff_target_group(spec, snapshot, &index, &mut changes);
+        diff_target_group(spec, snapshot, &index, sightings, &mut changes);
     }
     changes
 }
@@ -89,6 +92,8 @@ pub struct TaskTargets {
     /// A serving task whose target could not be derived (no binding, no
     /// container instance): the expected set is incomplete.
     pub incomplete: bool,
+    /// A deployment that owns registrations is in progress: why.
+    pub deployment: Option<String>,
 }
 
 /// Derives targets from tasks; `None` when the reads it needs are unknown.
@@ -100,10 +105,12 @@ pub fn task_targets(
     let service_key = (spec.cluster.clone(), spec.service.clone());
     // Without a live, active service an empty task list would mean
     // "deregister everything": refuse to decide.
-    match snapshot.services.get(&service_key) {
-        Some(Observed::Known(Some(service))) if service.status == "ACTIVE" => {}
+    let owner = match snapshot.services.get(&service_key) {
+        Some(Observed::Known(Some(service))) if service.status == "ACTIVE" => {
+            registrations(service)
+        }
         _ => return None,
-    }
+    };
     let cluster = index.clusters.get(spec.cluster.as_str())?;
     let tasks_by_service = cluster.tasks_by_service.as_ref()?;
     let instances = cluster.instances.as_ref()?;
@@ -112,8 +119,15 @@ pub fn task_targets(
         .map_or(&[][..], Vec::as_slice);
 
     let mut out = TaskTargets::default();
+    if let Registrations::Deployment { why, .. } = &owner {
+        out.deployment = Some(why.clone());
+    }
     for task in tasks {
-        match (target_of(task, spec, instances), task.is_serving()) {
+        // A serving task of a task set or deployment that does not take
+        // production traffic is in motion: neither added nor removed.
+        let serving = task.is_serving() && owner.serves(task);
+        let in_motion = !serving && task.last_status != "STOPPED";
+        match (target_of(task, spec, instances), serving) {
             (TaskTarget::One(target), true) => {
                 out.expected.insert(target);
             }
@@ -125,7 +139,7 @@ pub fn task_targets(
                 out.in_motion.extend(targets);
             }
             (TaskTarget::Unknown, true) => out.incomplete = true,
-            (_, false) if task.last_status == "STOPPED" => {}
+            (_, false) if !in_motion => {}
             (TaskTarget::One(target), false) => {
                 out.in_motion.insert(target);
             }
@@ -152,7 +166,7 @@ pub fn is_settled(spec: &TargetGroupSpec, snapshot: &Snapshot, index: &TaskIndex
     let Some(tasks) = task_targets(spec, snapshot, index) else {
         return false;
     };
-    if tasks.incomplete || !tasks.in_motion.is_empty() {
+    if tasks.incomplete || !tasks.in_motion.is_empty() || tasks.deployment.is_some() {
         return false;
     }
     if targets.iter().any(|t| t.state != "healthy") {
@@ -215,6 +229,7 @@ fn diff_target_group(
     spec: &TargetGroupSpec,
     snapshot: &Snapshot,
     index: &TaskIndex<'_>,
+    sightings: &Sightings,
     changes: &mut Vec<Change>,
 ) {
     let unit = UnitId::target_group(&spec.name);
@@ -290,9 +305,28 @@ fn diff_target_group(
         .filter(|t| t.is_draining())
         .map(|t| &t.key)
         .collect();
+    let mut target_changes = Vec::new();
 
     for target in &tasks.expected {
         if active.contains(target) {
+            continue;
+        }
+        // A task that reads RUNNING on an instance EC2 reports stopped is
+        // one ECS has not noticed yet: registering it fails (InvalidTarget)
+        // and would serve nothing. ECS replaces the task.
+        if let Some(Observed::Known(instance)) = snapshot.instances.get(&target.id)
+            && instance.state != "running"
+        {
+            changes.push(Change::report(
+                "instance-not-running",
+                &unit,
+                format!("instance {} {}", target.id, instance.state),
+                target.to_string(),
+                format!(
+                    "a task of {} reads RUNNING on {target}, but EC2 reports instance {} {}; not registered (ECS replaces the task once it notices)",
+                    spec.service, target.id, instance.state
+                ),
+            ));
             continue;
         }
         let reason = if draining.contains(target) {
@@ -300,7 +334,7 @@ fn diff_target_group(
         } else {
             format!("running task on {target} is not registered")
         };
-        changes.push(Change::fix(
+        target_changes.push(Change::fix(
             &unit,
             "absent".into(),
             target.to_string(),
@@ -316,30 +350,65 @@ fn diff_target_group(
 
     // A reused read is from before this pass's task read: a target it
     // shows may since have been replaced, so it is never grounds to remove.
-    if spec.membership != TargetMembership::Exclusive
-        || tasks.incomplete
-        || live.targets_read_passes_ago > 0
-    {
+    let may_remove = spec.membership == TargetMembership::Exclusive
+        && !tasks.incomplete
+        && live.targets_read_passes_ago == 0;
+    if may_remove {
+        for target in active {
+            if tasks.expected.contains(target) || tasks.in_motion.contains(target) {
+                continue;
+            }
+            target_changes.push(Change::fix(
+                &unit,
+                target.to_string(),
+                "absent".into(),
+                format!(
+                    "target {target} matches no running task of {}",
+                    spec.service
+                ),
+                enforce,
+                Action::DeregisterTarget {
+                    target_group: spec.name.clone(),
+                    arn: live.arn.clone(),
+                    target: target.clone(),
+                },
+            ));
+        }
+    }
+
+    for mut change in target_changes {
+        if change.disposition == Disposition::Apply {
+            hold_unproven(&mut change, tasks.deployment.as_deref(), sightings);
+        }
+        changes.push(change);
+    }
+}
+
+/// Holds a target change that a deployment owns, or that reads have not
+/// yet confirmed for the consistency window (see [`crate::sightings`]).
+fn hold_unproven(change: &mut Change, deployment: Option<&str>, sightings: &Sightings) {
+    if let Some(why) = deployment {
+        change.hold(
+            HoldReason::Deployment,
+            &format!("{why}; reconciled again once it completes"),
+        );
         return;
     }
-    for target in active {
-        if tasks.expected.contains(target) || tasks.in_motion.contains(target) {
-            continue;
-        }
-        changes.push(Change::fix(
-            &unit,
-            target.to_string(),
-            "absent".into(),
-            format!(
-                "target {target} matches no running task of {}",
-                spec.service
-            ),
-            enforce,
-            Action::DeregisterTarget {
-                target_group: spec.name.clone(),
-                arn: live.arn.clone(),
-                target: target.clone(),
-            },
-        ));
+    let Some(key) = SightingKey::of(change) else {
+        return;
+    };
+    if sightings.is_confirmed(&key) {
+        return;
     }
+    let seen = sightings.seen_for(&key).map_or_else(
+        || "first seen in this read".to_string(),
+        |d| format!("seen for {:.1} s", d.as_secs_f64()),
+    );
+    change.hold(
+        HoldReason::AwaitingConsistency,
+        &format!(
+            "{seen}; made once reads {} s apart agree (ECS, ELBv2 and EC2 reads are eventually consistent)",
+            sightings.window().as_secs_f64()
+        ),
+    );
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ecs_reconciler_plan::{GateInput, HeldKey, HoldReason, Snapshot, UnitId, gate, unit_ids};
+use ecs_reconciler_plan::{
+    GateInput, HeldKey, HoldReason, Sightings, Snapshot, UnitId, gate, plan_with, unit_ids,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +39,10 @@ use crate::units::units_of;
 /// How long after an edit's scoped pass the full pass it interrupted
 /// starts again.
 const ABANDONED_RETRY: Duration = Duration::from_secs(1);
+
+/// The default consistency window: ECS, ELBv2 and EC2 reads usually agree
+/// within seconds.
+pub const DEFAULT_CONSISTENCY_WINDOW: Duration = Duration::from_secs(10);
 
 /// How often the idle loop beats.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -63,6 +69,11 @@ pub struct Controller<C: Cloud> {
     drastic: DrasticHolds,
     /// An operator confirmed: the next pass applies every held change.
     release_all_held: bool,
+    /// Target findings earlier passes saw, so a target is (de)registered
+    /// only once reads a consistency window apart agree.
+    sightings: Sightings,
+    /// The origin of the times `sightings` is given.
+    clock_origin: Instant,
     /// Since when a full pass has been trying to run (abandoned for edits
     /// so far). Once that is a whole resync, the next one runs to the end
     /// whatever happens: edits can delay the full re-read, never starve it
@@ -96,8 +107,17 @@ impl<C: Cloud> Controller<C> {
             held_before: BTreeSet::new(),
             drastic: DrasticHolds::default(),
             release_all_held: false,
+            sightings: Sightings::new(DEFAULT_CONSISTENCY_WINDOW),
+            clock_origin: Instant::now(),
             full_pass_pending_since: None,
         }
+    }
+
+    /// How far apart reads must agree before a target is registered again
+    /// or deregistered (see `ecs_reconciler_plan::sightings`).
+    pub fn with_consistency_window(mut self, window: Duration) -> Self {
+        self.sightings = Sightings::new(window);
+        self
     }
 
     /// Resync, jitter, backoff and coalescing.
@@ -197,6 +217,7 @@ impl<C: Cloud> Controller<C> {
                 continue;
             };
             scheduler.finish_pass(&results, started, Instant::now());
+            self.recheck_unconfirmed(&mut scheduler, started);
             // What the pass freed goes back to the system, not to an arena.
             crate::memory::release_free_memory();
             self.metrics
@@ -360,10 +381,25 @@ impl<C: Cloud> Controller<C> {
             Coverage::Full
         };
         let desired = scoped.as_ref().unwrap_or(&config.desired);
-        let snapshot = self.observe(desired, coverage, started).await?;
-        let mut plan = ecs_reconciler_plan::plan(desired, &snapshot);
+        // Leadership first: a copy that does not lead reads nothing else,
+        // so N copies cost one copy's pass plus N election reads.
         let leadership = self.cloud.leadership().await;
         self.note_leadership(&leadership);
+        if leadership != Leadership::Leader {
+            return Some(self.standby(config, due, &leadership, started));
+        }
+        let snapshot = self.observe(desired, coverage, started).await?;
+        // The loop's own clock (tokio's), like the schedule's.
+        let since_start = started.duration_since(self.clock_origin).as_millis();
+        self.sightings
+            .observed_at(u64::try_from(since_start).unwrap_or(u64::MAX));
+        let mut plan = plan_with(desired, &snapshot, &self.sightings);
+        let read: BTreeSet<String> = desired
+            .target_groups
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        self.sightings.record(&plan, &read);
 
         let drastic = self.drastic.changes();
         let fighting = self.fights.fighting();
@@ -451,13 +487,62 @@ impl<C: Cloud> Controller<C> {
         Some(results)
     }
 
+    /// A pass of a copy that does not lead: nothing observed, nothing
+    /// planned; the status says who leads. The units stay on the resync
+    /// schedule, so a takeover happens within one resync of the leader's
+    /// task stopping; an election that could not be read is retried soon.
+    fn standby(
+        &mut self,
+        config: &LoadedConfig,
+        due: &BTreeSet<UnitId>,
+        leadership: &Leadership,
+        started: Instant,
+    ) -> BTreeMap<UnitId, UnitResult> {
+        // Findings of earlier passes are a leader's: a copy that leads
+        // again starts its windows afresh.
+        self.sightings = Sightings::new(self.sightings.window());
+        self.held_before.clear();
+        self.metrics.is_leader.set(0);
+        let declared = unit_ids(&config.desired);
+        self.status.send_modify(|status| {
+            status.record_standby(unix_now(), started.elapsed().as_secs_f64(), &declared);
+            status.config_generation = config.generation;
+            status.leadership = leadership.clone();
+        });
+        let result = match leadership {
+            Leadership::Unknown { .. } => Err(ecs_reconciler_plan::ErrorClass::Transient),
+            _ => Ok(()),
+        };
+        due.iter().map(|unit| (unit.clone(), result)).collect()
+    }
+
+    /// Target groups with a finding still inside its consistency window
+    /// are re-read as soon as it has passed, not at the next resync: a
+    /// hand-made deregistration is fixed one window later than a single
+    /// read would, not one resync later.
+    fn recheck_unconfirmed(&self, scheduler: &mut Scheduler, pass_started: Instant) {
+        // A little past the window, so the re-read is surely outside it.
+        const MARGIN: Duration = Duration::from_millis(250);
+        for (target_group, wait) in self.sightings.due_in() {
+            scheduler.expedite(
+                &UnitId::target_group(&target_group),
+                pass_started + wait + MARGIN,
+                DueReason::Recheck,
+            );
+        }
+    }
+
     /// Logs and timelines a change of leadership (and the first reading).
     fn note_leadership(&self, leadership: &Leadership) {
         let status = self.status.borrow();
-        if *leadership == status.leadership && status.passes > 0 {
+        if *leadership == status.leadership && status.leadership_since_unix.is_some() {
             return;
         }
         drop(status);
+        self.status.send_modify(|status| {
+            status.leadership = leadership.clone();
+            status.leadership_since_unix = Some(unix_now());
+        });
         let message = match leadership {
             Leadership::Leader => "this copy leads and corrects drift".to_string(),
             Leadership::Follower { leader } => format!(

@@ -39,6 +39,9 @@ pub enum DueReason {
     Retry,
     /// An operator asked (a reload or a resync-all control).
     Operator,
+    /// A finding one read could not prove is re-read once the consistency
+    /// window has passed (see `ecs_reconciler_plan::sightings`).
+    Recheck,
 }
 
 /// How one unit's pass went: `Err` carries the class of the failure,
@@ -288,6 +291,20 @@ impl Scheduler {
         }
     }
 
+    /// Brings `unit` forward to `at` when it is due later (a unit in a
+    /// pass, or due sooner, is left as it is).
+    pub fn expedite(&mut self, unit: &UnitId, at: Instant, reason: DueReason) {
+        let Some(state) = self.units.get_mut(unit) else {
+            return;
+        };
+        if let Some(due) = state.due
+            && at < due
+        {
+            state.due = Some(at);
+            state.reason = reason;
+        }
+    }
+
     /// Marks every unit due now (an operator's reload or resync-all).
     pub fn trigger_all(&mut self, now: Instant, reason: DueReason) {
         for state in self.units.values_mut() {
@@ -420,6 +437,24 @@ mod tests {
         // In a pass: not due again, not taken twice.
         assert_eq!(s.next_due(), None);
         assert!(s.take_due(now).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recheck_brings_one_unit_forward_and_never_pushes_one_back() {
+        let mut s = three_units_in_step();
+        let now = Instant::now();
+        s.expedite(&u("a"), now + Duration::from_secs(5), DueReason::Recheck);
+        // Later than its resync: no effect.
+        s.expedite(&u("b"), now + Duration::from_secs(300), DueReason::Recheck);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let taken = s.take_due(Instant::now());
+        assert_eq!(
+            taken.into_iter().collect::<Vec<_>>(),
+            vec![(u("a"), DueReason::Recheck)]
+        );
+        // In a pass: left alone.
+        s.expedite(&u("a"), Instant::now(), DueReason::Recheck);
+        assert!(s.take_due(Instant::now()).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -37,6 +37,9 @@ pub enum UnitState {
     Error,
     /// `paused: true` in the file.
     Paused,
+    /// This copy follows: the leader reconciles the unit; a follower does
+    /// not read it at all (many copies cost one).
+    Standby,
 }
 
 /// One unit's last known state, for the status API and the dashboard.
@@ -119,6 +122,9 @@ pub struct DaemonStatus {
     pub config_generation: u64,
     /// Whether this copy writes.
     pub leadership: Leadership,
+    /// Unix seconds since this copy has seen the current leadership (the
+    /// same leader, or itself leading).
+    pub leadership_since_unix: Option<f64>,
     /// Fields left alone because another writer keeps changing them.
     pub fights: Vec<Fight>,
     /// Drastic config edits whose removals wait for an operator.
@@ -244,6 +250,35 @@ impl DaemonStatus {
             if result.is_ok() {
                 entry.last_success_unix = Some(pass.now);
             }
+        }
+    }
+}
+
+impl DaemonStatus {
+    /// Folds in a pass of a copy that does not lead: it read nothing but
+    /// the election, so every declared unit is on standby — what the
+    /// leader reconciles is not shown here as if it were known.
+    pub fn record_standby(&mut self, now: f64, seconds: f64, declared: &[UnitId]) {
+        self.passes += 1;
+        self.last_pass_unix = Some(now);
+        self.last_pass_seconds = Some(seconds);
+        self.last_pass_scoped = false;
+        self.unknowns.clear();
+        self.addresses.clear();
+        let declared: BTreeSet<&UnitId> = declared.iter().collect();
+        self.units.retain(|unit, _| declared.contains(unit));
+        for unit in declared {
+            let entry = self
+                .units
+                .entry(unit.clone())
+                .or_insert_with(|| UnitStatus::new(unit.clone()));
+            entry.state = UnitState::Standby;
+            entry.live = None;
+            entry.drift.clear();
+            entry.actions.clear();
+            entry.last_error = None;
+            entry.error_class = None;
+            entry.last_pass_unix = now;
         }
     }
 }

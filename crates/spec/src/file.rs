@@ -236,9 +236,15 @@ pub struct Service {
     /// 10000), or `{min, max}` when an autoscaler owns the count — inside
     /// the range desiredCount is left alone, outside it is clamped.
     pub replicas: Replicas,
-    /// Expected launch type; reported if it differs.
+    /// Expected launch type; reported if it differs. A service on a
+    /// capacity provider strategy satisfies `EC2` when every provider is an
+    /// Auto Scaling group provider (`FARGATE` when every one is Fargate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_type: Option<LaunchType>,
+    /// Expected capacity provider strategy (instead of `launchType`);
+    /// reported if it differs. Order does not matter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderItem>>,
     /// Expected scheduling strategy; reported if it differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling_strategy: Option<SchedulingStrategy>,
@@ -253,6 +259,23 @@ pub struct Service {
     /// drift is shown as paused (not counted as drift).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+}
+
+/// One entry of a capacity provider strategy, as ECS spells it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CapacityProviderItem {
+    /// The capacity provider's name (`FARGATE`, `FARGATE_SPOT`, or an
+    /// Auto Scaling group provider's name).
+    pub capacity_provider: String,
+    /// Its relative share, 0 to 1000; ECS's default is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "maximum" = 1000))]
+    pub weight: Option<Int>,
+    /// Tasks placed on it first, 0 to 100000; ECS's default is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "maximum" = 100_000))]
+    pub base: Option<Int>,
 }
 
 /// Expectations on the service's task definition.

@@ -226,6 +226,18 @@ pub struct TaskDefinitionCheck {
     pub host_port: Option<u16>,
 }
 
+/// One expected entry of a capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityProviderCheck {
+    /// The provider's name; unique within the strategy.
+    pub provider: String,
+    /// Its relative share (0-1000; ECS's default 0).
+    pub weight: i32,
+    /// Tasks placed on it first (0-100000; ECS's default 0).
+    pub base: i32,
+}
+
 /// How many tasks a service must run: exactly `min` when `min == max`;
 /// otherwise a range an autoscaler owns (desiredCount inside it is left
 /// alone, outside it is clamped to the nearest bound).
@@ -290,6 +302,9 @@ pub struct ServiceSpec {
     /// Expected launch type as ECS spells it (`EC2`, `FARGATE`,
     /// `EXTERNAL`); reported if it differs.
     pub launch_type: Option<String>,
+    /// Expected capacity provider strategy, sorted by provider; reported
+    /// if it differs.
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderCheck>>,
     /// Expected scheduling strategy (`REPLICA` or `DAEMON`); reported if it
     /// differs.
     pub scheduling_strategy: Option<String>,

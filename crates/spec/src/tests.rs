@@ -72,6 +72,14 @@ services:
     launchType: EXTERNAL
     schedulingStrategy: REPLICA
     taskDefinition: {family: worker}
+  - name: spot
+    cluster: other
+    replicas: 1
+    capacityProviderStrategy:
+      - capacityProvider: asg-spot
+        weight: 3
+        base: "1"
+      - {capacityProvider: asg-on-demand}
 targetGroups:
   - name: api-tg
     targetType: instance
@@ -180,4 +188,33 @@ fn kitchen_sink_uses_every_field_of_the_schema() {
     let mut described = BTreeSet::new();
     schema_properties(&crate::json_schema(), &mut described);
     assert_eq!(used, described);
+}
+
+#[test]
+fn a_capacity_provider_strategy_is_checked_like_ecs_checks_it() {
+    let state = crate::load(&kitchen_sink()).map_err(|e| e.to_string()).unwrap();
+    let spot = state.services.iter().find(|s| s.name == "spot").unwrap();
+    let strategy = spot.capacity_provider_strategy.as_ref().unwrap();
+    // Sorted by provider; weight and base default to ECS's 0.
+    assert_eq!(strategy[0].provider, "asg-on-demand");
+    assert_eq!((strategy[0].weight, strategy[0].base), (0, 0));
+    assert_eq!((strategy[1].weight, strategy[1].base), (3, 1));
+
+    let bad = r"
+version: 1
+services:
+  - name: api
+    cluster: main
+    replicas: 1
+    launchType: EC2
+    capacityProviderStrategy:
+      - capacityProvider: a
+        weight: 1001
+      - capacityProvider: a
+";
+    let errors = crate::load(bad).unwrap_err().to_string();
+    assert!(errors.contains("not both"), "{errors}");
+    assert!(errors.contains("weight"), "{errors}");
+    assert!(errors.contains("named twice"), "{errors}");
+    assert!(errors.contains("9:7: error: a service has a launch type"), "{errors}");
 }

@@ -97,6 +97,7 @@ fn seed_loads_to_the_expected_state() {
             cluster: "nestjs-cluster".into(),
             replicas: ReplicaBounds::exact(2),
             launch_type: Some("EC2".into()),
+            capacity_provider_strategy: None,
             scheduling_strategy: Some("REPLICA".into()),
             task_definition: Some(TaskDefinitionCheck {
                 family: "nestjs-api".into(),

@@ -90,6 +90,7 @@ mod tests {
             desired_status: desired.into(),
             container_instance_arn: Some("ci-1".into()),
             bindings: Vec::new(),
+            started_by: None,
         }
     }
 

@@ -10,8 +10,9 @@ use aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesOutp
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
 use aws_sdk_ecs::types::{DesiredStatus, TaskDefinition};
 use ecs_reconciler_plan::{
-    LiveBinding, LiveCluster, LiveContainerInstance, LivePortMapping, LiveService, LiveTargetGroup,
-    LiveTask, LiveTaskDefinition, Observed,
+    CapacityProviderKind, LiveBinding, LiveCapacityProviderItem, LiveCluster,
+    LiveContainerInstance, LiveDeployment, LivePortMapping, LiveService, LiveTargetGroup, LiveTask,
+    LiveTaskDefinition, LiveTaskSet, Observed,
 };
 use ecs_reconciler_spec::DesiredState;
 
@@ -45,6 +46,8 @@ pub(super) struct EcsObservation {
     pub task_definitions: BTreeMap<String, Observed<LiveTaskDefinition>>,
     /// By cluster.
     pub container_instances: BTreeMap<String, Observed<Vec<LiveContainerInstance>>>,
+    /// The capacity providers the services' strategies name.
+    pub capacity_providers: BTreeMap<String, Observed<Option<CapacityProviderKind>>>,
 }
 
 /// Services, task definitions and container instances, per cluster.
@@ -86,11 +89,15 @@ pub(super) async fn observe_ecs(aws: &Aws, desired: &DesiredState, full: bool) -
         }
         instances.insert(cluster.clone(), container_instances);
     }
-    let task_definitions = task_definitions(aws, desired, &services, full).await;
+    let (task_definitions, capacity_providers) = tokio::join!(
+        task_definitions(aws, desired, &services, full),
+        capacity_providers(aws, &services)
+    );
     EcsObservation {
         services,
         task_definitions,
         container_instances: instances,
+        capacity_providers,
     }
 }
 
@@ -299,22 +306,166 @@ async fn describe_services(
             }
             found.insert(
                 name.to_string(),
-                LiveService {
-                    arn: service.service_arn().unwrap_or_default().to_string(),
-                    status: service.status().unwrap_or_default().to_string(),
-                    desired_count: service.desired_count(),
-                    running_count: service.running_count(),
-                    pending_count: service.pending_count(),
-                    launch_type: service.launch_type().map(|l| l.as_str().to_string()),
-                    scheduling_strategy: service
-                        .scheduling_strategy()
-                        .map(|s| s.as_str().to_string()),
-                    task_definition_arn: service.task_definition().map(str::to_string),
-                },
+                live_service(service),
             );
         }
     }
     Ok(found)
+}
+
+/// The parts of a described service the plan uses.
+fn live_service(service: &aws_sdk_ecs::types::Service) -> LiveService {
+    LiveService {
+        arn: service.service_arn().unwrap_or_default().to_string(),
+        status: service.status().unwrap_or_default().to_string(),
+        desired_count: service.desired_count(),
+        running_count: service.running_count(),
+        pending_count: service.pending_count(),
+        launch_type: service.launch_type().map(|l| l.as_str().to_string()),
+        scheduling_strategy: service
+            .scheduling_strategy()
+            .map(|s| s.as_str().to_string()),
+        task_definition_arn: service.task_definition().map(str::to_string),
+        deployment_controller: service
+            .deployment_controller()
+            .map(|c| c.r#type().as_str().to_string()),
+        deployment_strategy: service
+            .deployment_configuration()
+            .and_then(|c| c.strategy())
+            .map(|s| s.as_str().to_string()),
+        deployments: service
+            .deployments()
+            .iter()
+            .map(|d| LiveDeployment {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+            })
+            .collect(),
+        task_sets: service
+            .task_sets()
+            .iter()
+            .map(|t| LiveTaskSet {
+                id: t.id().unwrap_or_default().to_string(),
+                status: t.status().unwrap_or_default().to_string(),
+                stability_status: t.stability_status().map(|s| s.as_str().to_string()),
+            })
+            .collect(),
+        capacity_provider_strategy: service
+            .capacity_provider_strategy()
+            .iter()
+            .map(|i| LiveCapacityProviderItem {
+                provider: i.capacity_provider().to_string(),
+                weight: i.weight(),
+                base: i.base(),
+            })
+            .collect(),
+    }
+}
+
+/// DescribeCapacityProviders returns at most 10 per page.
+const CAPACITY_PROVIDERS_PER_CALL: usize = 10;
+
+/// The kinds of the capacity providers the services' strategies name.
+/// `FARGATE` and `FARGATE_SPOT` are names AWS reserves for Fargate, so
+/// they cost no call; the others are described fresh in every pass that
+/// needs them (one call per 10, only for services on a strategy).
+pub(super) async fn capacity_providers(
+    aws: &Aws,
+    services: &BTreeMap<(String, String), Observed<Option<LiveService>>>,
+) -> BTreeMap<String, Observed<Option<CapacityProviderKind>>> {
+    let names: BTreeSet<String> = services
+        .values()
+        .filter_map(|s| s.known()?.as_ref())
+        .filter(|s| s.launch_type.is_none())
+        .flat_map(|s| s.capacity_provider_strategy.iter().map(|i| i.provider.clone()))
+        .collect();
+    let mut out = BTreeMap::new();
+    let mut to_describe = Vec::new();
+    for name in names {
+        if name == "FARGATE" || name == "FARGATE_SPOT" {
+            out.insert(name, Observed::Known(Some(CapacityProviderKind::Fargate)));
+        } else {
+            to_describe.push(name);
+        }
+    }
+    for chunk in to_describe.chunks(CAPACITY_PROVIDERS_PER_CALL) {
+        match describe_capacity_providers(aws, chunk).await {
+            Ok(found) => {
+                for name in chunk {
+                    out.insert(name.clone(), Observed::Known(found.get(name).cloned()));
+                }
+            }
+            Err(err) => {
+                for name in chunk {
+                    out.insert(name.clone(), unknown(&err));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn describe_capacity_providers(
+    aws: &Aws,
+    names: &[String],
+) -> Result<BTreeMap<String, CapacityProviderKind>> {
+    use aws_sdk_ecs::types::CapacityProviderType;
+    let mut found = BTreeMap::new();
+    let mut next_token = None;
+    loop {
+        aws.take("ecs", "DescribeCapacityProviders").await;
+        let out = aws
+            .sdk
+            .ecs
+            .describe_capacity_providers()
+            .set_capacity_providers(Some(names.to_vec()))
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs", "DescribeCapacityProviders", &e))?;
+        for failure in out.failures() {
+            if failure.reason() != Some("MISSING") {
+                return Err(AwsError {
+                    service: "ecs",
+                    operation: "DescribeCapacityProviders",
+                    kind: ErrorKind::Transient,
+                    code: failure.reason().map(str::to_string),
+                    message: failure.detail().unwrap_or_default().to_string(),
+                    request_id: None,
+                });
+            }
+        }
+        for provider in out.capacity_providers() {
+            let Some(name) = provider.name() else { continue };
+            // A deleted provider (INACTIVE) gives no capacity.
+            if provider.status().is_some_and(|s| s.as_str() == "INACTIVE") {
+                continue;
+            }
+            let kind = match provider.r#type() {
+                Some(CapacityProviderType::Ec2Autoscaling) => CapacityProviderKind::AutoScalingGroup,
+                Some(CapacityProviderType::Fargate | CapacityProviderType::FargateSpot) => {
+                    CapacityProviderKind::Fargate
+                }
+                Some(CapacityProviderType::ManagedInstances) => {
+                    CapacityProviderKind::ManagedInstances
+                }
+                // Older answers carry no type: the provider's own block says.
+                _ if provider.auto_scaling_group_provider().is_some() => {
+                    CapacityProviderKind::AutoScalingGroup
+                }
+                _ if provider.managed_instances_provider().is_some() => {
+                    CapacityProviderKind::ManagedInstances
+                }
+                _ => CapacityProviderKind::Other,
+            };
+            found.insert(name.to_string(), kind);
+        }
+        next_token = out.next_token().map(str::to_string);
+        if next_token.is_none() {
+            return Ok(found);
+        }
+    }
 }
 
 /// Tasks of the given services with a desired status (RUNNING: those
@@ -388,6 +539,7 @@ fn live_task(task: &aws_sdk_ecs::types::Task) -> LiveTask {
         desired_status: task.desired_status().unwrap_or_default().to_string(),
         container_instance_arn: task.container_instance_arn().map(str::to_string),
         bindings,
+        started_by: task.started_by().map(str::to_string),
     }
 }
 

@@ -479,6 +479,7 @@ targetGroups:
             launch_type: None,
             scheduling_strategy: None,
             task_definition_arn: None,
+            ..LiveService::default()
         };
         let cluster = LiveCluster {
             tasks: Observed::Known(tasks),
@@ -512,6 +513,7 @@ targetGroups:
                 host_port: 32768,
                 protocol: Some("tcp".into()),
             }],
+            started_by: None,
         }
     }
 
@@ -556,7 +558,11 @@ targetGroups:
         );
 
         // Unknown targets plan nothing, even with no task running.
-        let changes = targets::diff(&desired(), &snapshot(&observed, Vec::new()));
+        let changes = targets::diff(
+            &desired(),
+            &snapshot(&observed, Vec::new()),
+            &ecs_reconciler_plan::Sightings::default(),
+        );
         assert!(
             changes.iter().all(|c| !c.resource.contains("b-tg")),
             "{changes:?}"
@@ -594,7 +600,11 @@ targetGroups:
         assert_eq!(a.targets, b.targets);
 
         // The task has since stopped: only the fresh read may deregister.
-        let changes = targets::diff(&desired, &snapshot(&second, Vec::new()));
+        let changes = targets::diff(
+            &desired,
+            &snapshot(&second, Vec::new()),
+            &ecs_reconciler_plan::Sightings::default(),
+        );
         let deregistered: Vec<&str> = changes
             .iter()
             .filter_map(|c| match &c.action {

@@ -65,6 +65,7 @@ async fn observe_with(aws: &Aws, desired: &DesiredState, full: bool) -> Snapshot
         instances,
         target_groups: elb.target_groups,
         load_balancers: elb.load_balancers,
+        capacity_providers: ecs.capacity_providers,
     };
     elbv2::note_settled_groups(aws, desired, &snapshot);
     snapshot

@@ -3,7 +3,7 @@
 
 use super::{Decode, Decoder};
 use crate::file::{
-    Cluster, DesiredStateFile, IngressRule, Int, Listener, LoadBalancer, Policy, PortBounds,
+    CapacityProviderItem, Cluster, DesiredStateFile, IngressRule, Int, Listener, LoadBalancer, Policy, PortBounds,
     ReplicaRange, Replicas, SecurityGroup, Service, TargetGroup, TaskDefinition,
 };
 use crate::yaml::{Node, Value};
@@ -182,6 +182,7 @@ impl Decode for Service {
                 "cluster",
                 "replicas",
                 "launchType",
+                "capacityProviderStrategy",
                 "schedulingStrategy",
                 "taskDefinition",
                 "mode",
@@ -193,10 +194,29 @@ impl Decode for Service {
             cluster: d.req(&m, "cluster"),
             replicas: d.req(&m, "replicas"),
             launch_type: d.opt(&m, "launchType"),
+            capacity_provider_strategy: d.opt(&m, "capacityProviderStrategy"),
             scheduling_strategy: d.opt(&m, "schedulingStrategy"),
             task_definition: d.opt(&m, "taskDefinition"),
             mode: d.opt(&m, "mode"),
             paused: d.opt(&m, "paused"),
+        })
+    }
+}
+
+impl Decode for CapacityProviderItem {
+    const EXPECTED: &'static str = "a capacity provider strategy item";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        let m = d.fields(
+            node,
+            path,
+            "a capacity provider strategy item",
+            &["capacityProvider", "weight", "base"],
+        )?;
+        Some(CapacityProviderItem {
+            capacity_provider: d.req(&m, "capacityProvider"),
+            weight: d.opt(&m, "weight"),
+            base: d.opt(&m, "base"),
         })
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use super::{Ctx, GroupRef, group_list, resolved_mode};
 use crate::file as f;
-use crate::model::{ClusterSpec, Mode, ReplicaBounds, ServiceSpec, TaskDefinitionCheck};
+use crate::model::{
+    CapacityProviderCheck, ClusterSpec, Mode, ReplicaBounds, ServiceSpec, TaskDefinitionCheck,
+};
 
 /// The most tasks a service may ask for: far above any sane value, low
 /// enough to catch a typo (or a unit mix-up) before it reaches ECS.
@@ -145,10 +147,15 @@ pub(super) fn services(
                 host_port: port(ctx, t.host_port, "hostPort", 0),
             }
         });
+        let capacity_provider_strategy = s
+            .capacity_provider_strategy
+            .as_ref()
+            .map(|items| capacity_providers(ctx, &p, s.launch_type.is_some(), items));
         out.push(ServiceSpec {
             name: s.name.clone(),
             cluster: s.cluster.clone(),
             replicas,
+            capacity_provider_strategy,
             launch_type: s.launch_type.map(|l| {
                 match l {
                     f::LaunchType::Ec2 => "EC2",
@@ -168,5 +175,70 @@ pub(super) fn services(
             mode: resolved_mode(s.mode, s.paused, global),
         });
     }
+    out
+}
+
+/// A service's expected capacity provider strategy: names non-empty and
+/// unique, weight 0-1000, base 0-100000 (ECS's limits), not beside a
+/// `launchType` (ECS takes one or the other). Sorted by provider.
+fn capacity_providers(
+    ctx: &mut Ctx,
+    service_path: &str,
+    has_launch_type: bool,
+    items: &[f::CapacityProviderItem],
+) -> Vec<CapacityProviderCheck> {
+    let path = format!("{service_path}.capacityProviderStrategy");
+    if has_launch_type && ctx.ok(&path) {
+        ctx.error(
+            &path,
+            "a service has a launch type or a capacity provider strategy, not both",
+            "remove `launchType` (a strategy of Auto Scaling group providers satisfies `launchType: EC2` by itself) or remove this strategy",
+        );
+    }
+    if items.is_empty() && ctx.ok(&path) {
+        ctx.error(
+            &path,
+            "the capacity provider strategy is empty",
+            "name at least one provider, e.g. `- capacityProvider: my-asg-provider`, or remove the key",
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let name_path = format!("{p}.capacityProvider");
+        if ctx.ok(&name_path) {
+            ctx.non_empty(&name_path, &item.capacity_provider, "a capacity provider name");
+            if let Some(first) = seen.get(item.capacity_provider.as_str()) {
+                ctx.error(
+                    &name_path,
+                    format!(
+                        "capacity provider `{}` is named twice in the strategy",
+                        item.capacity_provider
+                    ),
+                    format!("keep one entry (the first is {path}[{first}])"),
+                );
+            } else {
+                seen.insert(&item.capacity_provider, i);
+            }
+        }
+        let mut number = |value: Option<f::Int>, key: &str, max: i64| -> i32 {
+            value.map_or(0, |v| {
+                if ctx.in_range(&format!("{p}.{key}"), v, 0, max, key) {
+                    i32::try_from(v.0).unwrap_or(0)
+                } else {
+                    0
+                }
+            })
+        };
+        let weight = number(item.weight, "weight", 1000);
+        let base = number(item.base, "base", 100_000);
+        out.push(CapacityProviderCheck {
+            provider: item.capacity_provider.clone(),
+            weight,
+            base,
+        });
+    }
+    out.sort();
     out
 }
