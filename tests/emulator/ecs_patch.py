@@ -70,6 +70,7 @@ from moto.ecs.models import (
 )
 from moto.utilities.utils import get_partition
 
+import lifecycle
 from paging import BadToken, paginate
 from state import SETTINGS
 from state import now as state_now
@@ -376,7 +377,10 @@ def _patch_models() -> None:
         return sum(1 for t in cluster_tasks(backend, self.name) if t.last_status == "RUNNING")
 
     def cluster_pending(self: Cluster) -> int:
-        return 0
+        backend = _cluster_backend(self)
+        if backend is None:
+            return 0
+        return sum(1 for t in cluster_tasks(backend, self.name) if t.last_status in lifecycle.STARTING)
 
     def cluster_services(self: Cluster) -> int:
         backend = _cluster_backend(self)
@@ -419,7 +423,11 @@ def _patch_models() -> None:
         behind_load_balancer = bool(getattr(task, "emu_targets", None))
         for hook in STOP_HOOKS:
             hook(self, task)
-        if behind_load_balancer and SETTINGS.scheduler_delay > 0:
+        if lifecycle.enabled():
+            # The full AWS lifecycle (lifecycle.py): DEACTIVATING until the
+            # targets drained, then STOPPING, DEPROVISIONING, STOPPED.
+            lifecycle.begin_stop(self, task, code)
+        elif behind_load_balancer and SETTINGS.scheduler_delay > 0:
             # As in AWS: a task behind a load balancer first deregisters its
             # targets (DEACTIVATING, desiredStatus STOPPED) and only then
             # stops; finish_deactivating() completes it.  stopCode,
@@ -631,6 +639,7 @@ def apply() -> None:
     if _applied:
         return
     _applied = True
+    lifecycle.mark_stopped = _mark_stopped
     _patch_models()
     _patch_responses()
     _patch_serializer()

@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-file", help="write the seed result (JSON ids) here")
     parser.add_argument("--scheduler-delay", type=float, default=1.0)
     parser.add_argument("--draining-seconds", type=int, default=300)
+    parser.add_argument("--lifecycle", metavar="JSON",
+                        help='per-state task lifecycle seconds, e.g. \'{"provisioning": 0.2, "pending": 0.3}\' (lifecycle.py)')
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
     SETTINGS.scheduler_delay = max(0.0, args.scheduler_delay)
     SETTINGS.draining_seconds = max(0, args.draining_seconds)
+    if args.lifecycle:
+        import lifecycle
+
+        SETTINGS.lifecycle = lifecycle.validate(json.loads(args.lifecycle))
 
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

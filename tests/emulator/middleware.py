@@ -30,6 +30,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
+import lifecycle
 from faults import FaultBook, error_response
 from state import LOCK, SETTINGS, mark_changed
 
@@ -373,7 +374,7 @@ class EmulatorMiddleware:
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object")
         known = {"delay", "paused", "deregister_on_stop", "for_next", "draining_seconds",
-                 "unbacked_targets_unhealthy"}
+                 "unbacked_targets_unhealthy", "lifecycle"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -385,6 +386,8 @@ class EmulatorMiddleware:
                 SETTINGS.scheduler_delay = delay
             if "paused" in body:
                 SETTINGS.paused = bool(body["paused"])
+            if "lifecycle" in body:
+                SETTINGS.lifecycle = lifecycle.validate(body["lifecycle"])
             if "unbacked_targets_unhealthy" in body:
                 SETTINGS.unbacked_targets_unhealthy = bool(body["unbacked_targets_unhealthy"])
             if "draining_seconds" in body:

@@ -44,6 +44,8 @@ from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, ecs_backe
 from moto.elbv2.models import elbv2_backends
 
 import ecs_patch
+import lifecycle
+import targets_patch
 from state import LOCK, SETTINGS, generation
 
 TICK_SECONDS = 0.05
@@ -94,11 +96,16 @@ def on_task_stopped(backend: EC2ContainerServiceBackend, task: Task) -> None:
         return
     if not SETTINGS.deregister_on_stop:
         return
+    drain = 0.0
     for tg_arn, instance_id, port in targets:
         tg = _target_group(backend, tg_arn)
         if tg is not None:
             tg.deregister([{"Id": instance_id, "Port": port}])
+            drain = max(drain, targets_patch.draining_seconds(tg))
     task.emu_targets = []
+    # With the lifecycle on, the task stays DEACTIVATING until its targets
+    # drained: the groups' deregistration_delay.timeout_seconds at the stop.
+    task.emu_drain_until = time.time() + drain
 
 
 class Scheduler(threading.Thread):
@@ -141,6 +148,7 @@ class Scheduler(threading.Thread):
         self._candidates.clear()
         for backend in _all_ecs_backends():
             ecs_patch.finish_deactivating(backend)
+            lifecycle.advance(backend)
             if full:
                 for service in list(backend.services.values()):
                     self._reconcile(backend, service)
@@ -226,7 +234,10 @@ class Scheduler(threading.Thread):
             backend.update_container_instance_resources(ci, reqs)
             backend.tasks[cluster.name][task.task_arn] = task
             candidates[ci.container_instance_arn][0] += 1
-            register_task_targets(backend, service, task)
+            if lifecycle.enabled():
+                lifecycle.start(backend, service, task)  # targets at ACTIVATING
+            else:
+                register_task_targets(backend, service, task)
             started.append(task)
         if started:
             ids = ", ".join(f"(task {t.id})" for t in started)
@@ -337,5 +348,6 @@ def install() -> Scheduler:
     global SCHEDULER
     if on_task_stopped not in ecs_patch.STOP_HOOKS:
         ecs_patch.STOP_HOOKS.append(on_task_stopped)
+    lifecycle.register_targets = register_task_targets
     SCHEDULER = Scheduler()
     return SCHEDULER

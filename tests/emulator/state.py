@@ -44,6 +44,10 @@ class Settings:
     # bound to its (instance, port) reports "unhealthy" (as real health checks
     # against a port nobody listens on would) instead of "healthy".
     unbacked_targets_unhealthy: bool = False
+    # Real-ECS behaviours, each off (None/False) by default; see README
+    # "Real-ECS behaviours (switchable)".
+    # Per-state seconds of the task lifecycle (lifecycle.py), or None.
+    lifecycle: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1238,6 +1238,155 @@ def test_topology_in_process_matches_api_build(emu: Emu) -> None:
 
 
 # ----------------------------------------------------------------------------
+# real-ECS behaviours (switchable, off by default); each test builds its own
+# cluster/instances/target group/service ("world") so the seed stays untouched
+# ----------------------------------------------------------------------------
+LIFECYCLE = {"provisioning": 0.3, "pending": 0.3, "activating": 0.3, "deactivating_min": 0,
+             "stopping": 0.3, "deprovisioning": 0.3}
+
+
+class World:
+    """A cluster of its own: EC2 instances registered as container instances,
+    a target group, and a service of the seed's task definition behind it."""
+
+    def __init__(self, emu: Emu, name: str, count: int = 2, instances: int = 2, draining: int = 1,
+                 load_balancer: bool = True, **service_kw: Any) -> None:
+        self.emu, self.name, self.cluster = emu, name, f"{name}-cluster"
+        seed = emu.seed
+        emu.ecs.create_cluster(clusterName=self.cluster)
+        self.instance_ids, self.ci_arns = [], []
+        for i in range(instances):
+            inst = emu.ec2.run_instances(
+                ImageId=seed["ami_id"], InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                SubnetId=seed["subnet_ids"][i % 2],
+                SecurityGroupIds=[seed["security_groups"]["EC2InstanceWithLoadBalancer"]])["Instances"][0]
+            doc = {"instanceId": inst["InstanceId"], "region": "us-east-1", "accountId": "123456789012",
+                   "availabilityZone": inst["Placement"]["AvailabilityZone"], "instanceType": "t3.micro",
+                   "imageId": seed["ami_id"]}
+            ci = emu.ecs.register_container_instance(
+                cluster=self.cluster, instanceIdentityDocument=json.dumps(doc))["containerInstance"]
+            self.instance_ids.append(inst["InstanceId"])
+            self.ci_arns.append(ci["containerInstanceArn"])
+        self.tg_arn = self.make_target_group(f"{name}-tg", draining)
+        self.service_name = f"{name}-svc"
+        kw: dict[str, Any] = {"launchType": "EC2"}
+        if load_balancer:
+            kw["loadBalancers"] = [{"targetGroupArn": self.tg_arn, "containerName": "api", "containerPort": 3000}]
+        kw.update(service_kw)
+        if "capacityProviderStrategy" in kw:
+            kw.pop("launchType")
+        self.created = emu.ecs.create_service(cluster=self.cluster, serviceName=self.service_name,
+                                              taskDefinition="nestjs-api", desiredCount=count, **kw)["service"]
+
+    def make_target_group(self, name: str, draining: int) -> str:
+        arn = self.emu.elbv2.create_target_group(
+            Name=name, Protocol="HTTP", Port=80, VpcId=self.emu.seed["vpc_id"], TargetType="instance",
+        )["TargetGroups"][0]["TargetGroupArn"]
+        self.emu.elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(draining)}])
+        return arn
+
+    def tasks(self, desired: str = "RUNNING") -> list[dict[str, Any]]:
+        arns = self.emu.ecs.list_tasks(cluster=self.cluster, serviceName=self.service_name,
+                                       desiredStatus=desired)["taskArns"]
+        if not arns:
+            return []
+        return self.emu.ecs.describe_tasks(cluster=self.cluster, tasks=arns)["tasks"]
+
+    def task(self, arn: str) -> dict[str, Any]:
+        (task,) = self.emu.ecs.describe_tasks(cluster=self.cluster, tasks=[arn])["tasks"]
+        return task
+
+    def service(self) -> dict[str, Any]:
+        return self.emu.ecs.describe_services(cluster=self.cluster, services=[self.service_name])["services"][0]
+
+    def targets(self, tg_arn: str | None = None) -> dict[tuple[str, int], str]:
+        descs = self.emu.elbv2.describe_target_health(TargetGroupArn=tg_arn or self.tg_arn)["TargetHealthDescriptions"]
+        return {(d["Target"]["Id"], d["Target"]["Port"]): d["TargetHealth"]["State"] for d in descs}
+
+    def task_target(self, task: dict[str, Any]) -> tuple[str, int]:
+        instance = dict(zip(self.ci_arns, self.instance_ids))[task["containerInstanceArn"]]
+        return instance, task["containers"][0]["networkBindings"][0]["hostPort"]
+
+    def steady(self, n: int, tg_arn: str | None = None) -> bool:
+        tasks = [t for t in self.tasks() if t["lastStatus"] == "RUNNING"]
+        svc = self.service()
+        if len(tasks) != n or svc["runningCount"] != n or svc["pendingCount"] != 0:
+            return False
+        healthy = {k for k, s in self.targets(tg_arn).items() if s == "healthy"}
+        return healthy == {self.task_target(t) for t in tasks}
+
+    def wait_steady(self, n: int, timeout: float = 10.0, tg_arn: str | None = None) -> None:
+        wait_until(lambda: self.steady(n, tg_arn), timeout, f"{self.name}: {n} running tasks, healthy targets")
+
+    def remove(self) -> None:
+        """Scale to 0 and delete the service (its tasks stop)."""
+        self.emu.ecs.update_service(cluster=self.cluster, service=self.service_name, desiredCount=0)
+        self.emu.ecs.delete_service(cluster=self.cluster, service=self.service_name, force=True)
+
+
+def test_lifecycle_states_and_targets(emu: Emu) -> None:
+    w = World(emu, "life", count=1, draining=1)
+    w.wait_steady(1)
+    (old,) = w.tasks()
+    old_target = w.task_target(old)
+    settings = emu.control("POST", "scheduler", {"lifecycle": LIFECYCLE})
+    assert settings["lifecycle"] == LIFECYCLE
+    try:
+        t0 = time.monotonic()
+        out = emu.ecs.stop_task(cluster=w.cluster, task=old["taskArn"], reason="lifecycle test")["task"]
+        assert (out["lastStatus"], out["desiredStatus"]) == ("DEACTIVATING", "STOPPED")
+        assert w.targets()[old_target] == "draining"
+        seen_old: list[tuple[float, str]] = []
+        seen_new: list[str] = []
+        new_arn = None
+        while time.monotonic() - t0 < 8:
+            status = w.task(old["taskArn"])["lastStatus"]
+            if not seen_old or seen_old[-1][1] != status:
+                seen_old.append((time.monotonic() - t0, status))
+            running = w.tasks()
+            if running:
+                (new,) = running
+                new_arn = new["taskArn"]
+                state = new["lastStatus"]
+                if not seen_new or seen_new[-1] != state:
+                    seen_new.append(state)
+                # targets only from ACTIVATING on; counts follow lastStatus
+                # (checked when the state did not move between the calls)
+                registered = w.task_target(new) in w.targets()
+                svc = w.service()
+                if w.task(new_arn)["lastStatus"] == state:
+                    assert registered == (state in ("ACTIVATING", "RUNNING")), (state, w.targets())
+                    assert (svc["runningCount"], svc["pendingCount"]) == ((1, 0) if state == "RUNNING" else (0, 1))
+                assert new["desiredStatus"] == "RUNNING"
+            if status == "STOPPED" and seen_new and seen_new[-1] == "RUNNING":
+                break
+            time.sleep(0.05)
+        assert [s for _, s in seen_old] == ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"], seen_old
+        # DEACTIVATING for the group's deregistration delay (1 s), then 0.3 + 0.3
+        assert seen_old[1][0] >= 0.95 and seen_old[3][0] >= 1.5, seen_old
+        assert seen_new == ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING"], seen_new
+        stopped = w.task(old["taskArn"])
+        assert_stopped(stopped, "UserInitiated", "lifecycle test")
+        new = w.task(new_arn)
+        assert new["startedAt"] > new["pullStartedAt"] and new["containers"][0]["lastStatus"] == "RUNNING"
+        # the delay is the target group's attribute at the stop: 0 s now
+        emu.elbv2.modify_target_group_attributes(TargetGroupArn=w.tg_arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "0"}])
+        wait_until(lambda: w.targets().get(w.task_target(new)) == "healthy", 5, "healthy new target")
+        t1 = time.monotonic()
+        emu.ecs.stop_task(cluster=w.cluster, task=new_arn)
+        wait_until(lambda: w.task(new_arn)["lastStatus"] == "STOPPED", 5, "quick stop")
+        assert time.monotonic() - t1 < 0.95
+    finally:
+        settings = emu.control("POST", "scheduler", {"lifecycle": None})
+    assert settings["lifecycle"] is None
+    assert http_error("POST", f"{emu.endpoint}/_emulator/scheduler", {"lifecycle": {"nope": 1}}).code == 400
+    w.wait_steady(1)
+    w.remove()
+
+
+# ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
 def test_sigterm_exits_zero_and_port_file(emu: Emu) -> None:
