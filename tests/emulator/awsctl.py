@@ -19,6 +19,9 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
   calls [--reset]
   scheduler [--delay S] [--paused true|false]
   show [--cluster C --service S --target-group TG --load-balancer LB]
+  deploy CLUSTER SERVICE [--force]           new task definition revision (same containers) + UpdateService,
+                                             or forceNewDeployment; prints the new PRIMARY deployment
+  deployments CLUSTER SERVICE                the service's deployments (id, status, rolloutState, counts)
 
 GROUP may be a group name or id; TG / LB a name or ARN.
 """
@@ -293,6 +296,30 @@ class Ctl:
                          "state": d["TargetHealth"]["State"]} for d in health],
         }
 
+    # ---- real-ECS behaviours ----------------------------------------------
+    TD_KEYS = ("family", "containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory",
+               "taskRoleArn", "executionRoleArn", "volumes", "placementConstraints")
+
+    def deploy(self, a: argparse.Namespace) -> dict[str, Any]:
+        """A new deployment: a new revision of the service's task definition
+        (same containers), or --force: forceNewDeployment."""
+        (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
+        if a.force:
+            self.ecs.update_service(cluster=a.cluster, service=a.service, forceNewDeployment=True)
+        else:
+            td = self.ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+            new = self.ecs.register_task_definition(**{k: td[k] for k in self.TD_KEYS if td.get(k)})
+            self.ecs.update_service(cluster=a.cluster, service=a.service,
+                                    taskDefinition=new["taskDefinition"]["taskDefinitionArn"])
+        (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
+        primary = next(d for d in svc["deployments"] if d["status"] == "PRIMARY")
+        return {"deployment": primary["id"], "taskDefinition": primary["taskDefinition"]}
+
+    def deployments(self, a: argparse.Namespace) -> dict[str, Any]:
+        (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
+        keys = ("id", "status", "rolloutState", "taskDefinition", "desiredCount", "runningCount", "pendingCount")
+        return {"deployments": [{k: d.get(k) for k in keys} for d in svc.get("deployments", [])]}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -346,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scheduler")
     s.add_argument("--delay", type=float); s.add_argument("--paused", choices=["true", "false"])
+
+    s = sub.add_parser("deploy")
+    s.add_argument("cluster"); s.add_argument("service"); s.add_argument("--force", action="store_true")
+
+    s = sub.add_parser("deployments")
+    s.add_argument("cluster"); s.add_argument("service")
 
     s = sub.add_parser("show")
     s.add_argument("--cluster", default="nestjs-cluster"); s.add_argument("--service", default="nestjs-api")

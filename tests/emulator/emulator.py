@@ -37,12 +37,14 @@ def build_app() -> "object":
     """moto's WSGI app with every patch applied, wrapped in our middleware."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    import deployments
     import ec2_patch
     import ecs_patch
     import targets_patch
     from middleware import EmulatorMiddleware
 
     ecs_patch.apply()
+    deployments.apply()
     targets_patch.apply()
     ec2_patch.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draining-seconds", type=int, default=300)
     parser.add_argument("--lifecycle", metavar="JSON",
                         help='per-state task lifecycle seconds, e.g. \'{"provisioning": 0.2, "pending": 0.3}\' (lifecycle.py)')
+    parser.add_argument("--rolling-deployments", action="store_true",
+                        help="UpdateService starts rolling-update deployments (deployments.py)")
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     SETTINGS.scheduler_delay = max(0.0, args.scheduler_delay)
     SETTINGS.draining_seconds = max(0, args.draining_seconds)
+    SETTINGS.rolling_deployments = args.rolling_deployments
     if args.lifecycle:
         import lifecycle
 

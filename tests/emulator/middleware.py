@@ -374,7 +374,7 @@ class EmulatorMiddleware:
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object")
         known = {"delay", "paused", "deregister_on_stop", "for_next", "draining_seconds",
-                 "unbacked_targets_unhealthy", "lifecycle"}
+                 "unbacked_targets_unhealthy", "lifecycle", "rolling_deployments"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -386,6 +386,8 @@ class EmulatorMiddleware:
                 SETTINGS.scheduler_delay = delay
             if "paused" in body:
                 SETTINGS.paused = bool(body["paused"])
+            if "rolling_deployments" in body:
+                SETTINGS.rolling_deployments = bool(body["rolling_deployments"])
             if "lifecycle" in body:
                 SETTINGS.lifecycle = lifecycle.validate(body["lifecycle"])
             if "unbacked_targets_unhealthy" in body:

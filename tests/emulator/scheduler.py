@@ -43,6 +43,7 @@ from typing import Any
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.elbv2.models import elbv2_backends
 
+import deployments
 import ecs_patch
 import lifecycle
 import targets_patch
@@ -115,6 +116,8 @@ class Scheduler(threading.Thread):
         # (account, region, cluster, service) -> (sign of the difference, since)
         self._diverged: dict[tuple[str, str, str, str], tuple[int, float]] = {}
         self._no_capacity_logged: set[tuple[str, str, str, str]] = set()
+        # Services in the middle of a rollout (deployments.py): every tick.
+        self._rolling: set[tuple[str, str, str, str]] = set()
         self._seen_generation: int | None = None
         self._last_full_pass = 0.0
         # Placement candidates per (backend, cluster), valid for one tick.
@@ -144,7 +147,7 @@ class Scheduler(threading.Thread):
         if full:
             self._seen_generation = gen
             self._last_full_pass = t
-        waiting = set(self._diverged)
+        waiting = set(self._diverged) | self._rolling
         self._candidates.clear()
         for backend in _all_ecs_backends():
             ecs_patch.finish_deactivating(backend)
@@ -167,6 +170,14 @@ class Scheduler(threading.Thread):
         key = (backend.account_id, backend.region_name, service.cluster_name, service.name)
         desired = int(service.desired_count or 0) if service.status == "ACTIVE" else 0
         active = [t for t in ecs_patch.service_tasks(service) if t.desired_status == "RUNNING"]
+        if SETTINGS.rolling_deployments and deployments.in_progress(service, active):
+            # A rollout (deployments.py): replace old tasks step by step,
+            # re-checked on every tick until it completes.
+            self._diverged.pop(key, None)
+            self._rolling.add(key)
+            self._roll(backend, service, active, key)
+            return
+        self._rolling.discard(key)
         diff = desired - len(active)
         if diff == 0:
             self._diverged.pop(key, None)
@@ -197,6 +208,25 @@ class Scheduler(threading.Thread):
             self._stop_tasks(backend, service, active, -diff)
         self._diverged.pop(key, None)
         ecs_patch.add_service_event(service, f"(service {service.name}) has reached a steady state.")
+
+    def _roll(self, backend: EC2ContainerServiceBackend, service: Service, active: list[Task], key: Any) -> None:
+        step = deployments.plan(service, active)
+        if step.stop:
+            self._candidates.pop((id(backend), service.cluster_name), None)
+            for task in step.stop:
+                ecs_patch.stop_task_as_scheduler(
+                    backend, service.cluster_name, task,
+                    f"Scaling activity initiated by (deployment {task.started_by})",
+                )
+            ids = ", ".join(f"(task {t.id})" for t in step.stop)
+            ecs_patch.add_service_event(
+                service, f"(service {service.name}) has stopped {len(step.stop)} running tasks: {ids}."
+            )
+        if step.start:
+            self._start_tasks(backend, service, step.start)
+        if step.complete:
+            deployments.complete(service)
+            self._rolling.discard(key)
 
     def _start_tasks(self, backend: EC2ContainerServiceBackend, service: Service, count: int) -> int:
         if not service.task_definition:

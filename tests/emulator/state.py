@@ -48,6 +48,8 @@ class Settings:
     # "Real-ECS behaviours (switchable)".
     # Per-state seconds of the task lifecycle (lifecycle.py), or None.
     lifecycle: dict[str, float] | None = None
+    # Rolling-update deployments on UpdateService (deployments.py).
+    rolling_deployments: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

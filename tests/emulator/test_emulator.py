@@ -1386,6 +1386,68 @@ def test_lifecycle_states_and_targets(emu: Emu) -> None:
     w.remove()
 
 
+def _watch_rollout(w: World, emu: Emu, dep_id: str, min_healthy: int, max_total: int,
+                   timeout: float = 12.0) -> dict[str, Any]:
+    """Polls until the deployment completed, checking the percent bounds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = w.tasks()
+        assert len(running) <= max_total, [t["lastStatus"] for t in running]
+        healthy = [s for s in w.targets().values() if s == "healthy"]
+        assert len(healthy) >= min_healthy, w.targets()
+        svc = w.service()
+        if len(svc["deployments"]) == 1 and svc["deployments"][0]["rolloutState"] == "COMPLETED":
+            assert svc["deployments"][0]["id"] == dep_id
+            return svc
+        time.sleep(0.05)
+    raise AssertionError(f"rollout of {dep_id} did not complete: {w.service()['deployments']}")
+
+
+def test_rolling_deployment(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    w = World(emu, "roll", count=2, draining=0)
+    w.wait_steady(2)
+    old_ids = {t["taskArn"] for t in w.tasks()}
+    # off (default): a new task definition changes nothing that runs
+    out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)
+    assert len(w.service()["deployments"]) == 1 and {t["taskArn"] for t in w.tasks()} == old_ids
+    assert emu.control("POST", "scheduler", {"rolling_deployments": True})["rolling_deployments"] is True
+    try:
+        out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)
+        dep_id, td_arn = out["deployment"], out["taskDefinition"]
+        assert dep_id.startswith("ecs-svc/") and len(dep_id.split("/")[1]) == 19 and td_arn.endswith(":3")
+        deps = awsctl(emu, capsys, "deployments", w.cluster, w.service_name)["deployments"]
+        assert [(d["status"], d["rolloutState"]) for d in deps] in (
+            [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "COMPLETED")], [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "IN_PROGRESS")])
+        assert deps[0]["id"] == dep_id and deps[0]["desiredCount"] == 2 and deps[1]["taskDefinition"].endswith(":2")
+        raw = w.service()["deployments"][0]
+        assert raw["createdAt"] and raw["updatedAt"] and raw["launchType"] == "EC2"
+        # 200 % / 100 %: at most 4 tasks, never fewer than 2 healthy
+        svc = _watch_rollout(w, emu, dep_id, min_healthy=2, max_total=4)
+        assert svc["deployments"][0]["rolloutStateReason"] == f"ECS deployment {dep_id} completed."
+        assert svc["deployments"][0]["runningCount"] == 2
+        messages = [e["message"] for e in svc["events"]]
+        assert f"(service {w.service_name}) (deployment {dep_id}) deployment completed." in messages
+        tasks = w.tasks()
+        assert {t["startedBy"] for t in tasks} == {dep_id} and {t["taskDefinitionArn"] for t in tasks} == {td_arn}
+        assert not old_ids & {t["taskArn"] for t in tasks}
+        stopped = [t for t in w.tasks("STOPPED") if t["taskArn"] in old_ids]
+        assert all(t["stoppedReason"].startswith("Scaling activity initiated by (deployment ecs-svc/")
+                   for t in stopped) and len(stopped) == 2
+
+        # with the lifecycle, and 50 % / 100 %: stop one, start one, ...
+        emu.ecs.update_service(cluster=w.cluster, service=w.service_name,
+                               deploymentConfiguration={"minimumHealthyPercent": 50, "maximumPercent": 100})
+        emu.control("POST", "scheduler", {"lifecycle": {"provisioning": 0.1, "pending": 0.1, "activating": 0.2}})
+        out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name, "--force")
+        assert out["taskDefinition"] == td_arn and out["deployment"] != dep_id
+        _watch_rollout(w, emu, out["deployment"], min_healthy=1, max_total=2)
+        w.wait_steady(2)
+        assert {t["startedBy"] for t in w.tasks()} == {out["deployment"]}
+    finally:
+        emu.control("POST", "scheduler", {"rolling_deployments": False, "lifecycle": None})
+    w.remove()
+
+
 # ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
