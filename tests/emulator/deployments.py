@@ -39,6 +39,7 @@ from moto.ecs.models import EC2ContainerServiceBackend, Service, Task
 from moto.elbv2.models import elbv2_backends
 
 import ecs_patch
+import read_lag
 import targets_patch
 from state import SETTINGS
 
@@ -171,6 +172,7 @@ def complete(service: Service) -> None:
         service, f"(service {service.name}) (deployment {primary['id']}) deployment completed."
     )
     ecs_patch.add_service_event(service, f"(service {service.name}) has reached a steady state.")
+    read_lag.record_service(service)
 
 
 def _patch() -> None:
@@ -182,11 +184,17 @@ def _patch() -> None:
         if len(raw) <= 1:
             return orig_get(self)
         counts: dict[str, list[int]] = {}
-        for t in ecs_patch.service_tasks(self):
+        as_of = self.__dict__.get("_emu_as_of")  # a lagged read (read_lag.py)
+        tasks = ecs_patch.service_tasks(self)
+        if as_of is not None:
+            states = read_lag.states_at(tasks, as_of)
+        else:
+            states = [(t, t.last_status, t.desired_status) for t in tasks]
+        for t, last, desired_status in states:
             c = counts.setdefault(t.started_by, [0, 0, 0])
-            c[0] += t.last_status == "RUNNING"
-            c[1] += t.last_status in ("PROVISIONING", "PENDING", "ACTIVATING")
-            c[2] += t.desired_status == "RUNNING"
+            c[0] += last == "RUNNING"
+            c[1] += last in ("PROVISIONING", "PENDING", "ACTIVATING")
+            c[2] += desired_status == "RUNNING"
         desired = self.desired_count if self.status == "ACTIVE" else 0
         for d in raw:
             running, pending, meant = counts.get(d["id"], (0, 0, 0))

@@ -40,11 +40,13 @@ def build_app() -> "object":
     import deployments
     import ec2_patch
     import ecs_patch
+    import read_lag
     import targets_patch
     from middleware import EmulatorMiddleware
 
     ecs_patch.apply()
     deployments.apply()
+    read_lag.apply()
     targets_patch.apply()
     ec2_patch.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='per-state task lifecycle seconds, e.g. \'{"provisioning": 0.2, "pending": 0.3}\' (lifecycle.py)')
     parser.add_argument("--rolling-deployments", action="store_true",
                         help="UpdateService starts rolling-update deployments (deployments.py)")
+    parser.add_argument("--read-lag", metavar="JSON",
+                        help='eventually consistent reads, e.g. \'{"ecs": 2, "elbv2": 1, "ec2": 1}\' (read_lag.py)')
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     app = build_app()
+    if args.read_lag:
+        import read_lag
+
+        read_lag.configure(json.loads(args.read_lag))
     if args.calls_log:
         app.calls.open_log(args.calls_log)
 

@@ -99,6 +99,7 @@ def start(backend: EC2ContainerServiceBackend, service: Any, task: Task) -> None
         container.last_status = "PENDING"
     task.emu_next_at = now() + _delay("provisioning")
     _registry(backend)[task.task_arn] = task
+    task.__dict__.pop("emu_hist", None)  # it never was RUNNING: history starts here
     for fn in ON_CHANGE:
         fn(task)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 LOCK = threading.RLock()
@@ -50,6 +50,8 @@ class Settings:
     lifecycle: dict[str, float] | None = None
     # Rolling-update deployments on UpdateService (deployments.py).
     rolling_deployments: bool = False
+    # Eventually consistent reads: {"ecs"|"elbv2"|"ec2": max lag seconds} (read_lag.py).
+    read_lag: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

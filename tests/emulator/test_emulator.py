@@ -1448,6 +1448,67 @@ def test_rolling_deployment(emu: Emu, capsys: pytest.CaptureFixture[str]) -> Non
     w.remove()
 
 
+def _reads(fn: Callable[[], Any], seconds: float) -> list[Any]:
+    """fn() repeatedly for ``seconds``."""
+    out, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        out.append(fn())
+    return out
+
+
+def test_read_lag(emu: Emu) -> None:
+    w = World(emu, "lag", count=1, draining=0)
+    w.wait_steady(1)
+    (task,) = w.tasks()
+    arn = task["taskArn"]
+    group = emu.ec2.create_security_group(GroupName="lag-sg", Description="lag", VpcId=emu.seed["vpc_id"])["GroupId"]
+    describe_group = lambda: emu.ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]  # noqa: E731
+    lag = {"ecs": 1.0, "elbv2": 1.0, "ec2": 1.0}
+    assert emu.control("POST", "scheduler", {"read_lag": lag})["read_lag"] == lag
+    try:
+        assert describe_group() == []  # a request seen before the write is recorded
+        time.sleep(1.1)  # history starts when the lag is switched on
+        # ECS: a stop, then reads: some still RUNNING, none invented, current after the lag
+        emu.ecs.stop_task(cluster=w.cluster, task=arn)  # writes are never lagged
+        seen = _reads(lambda: w.task(arn)["lastStatus"], 0.3)
+        assert "RUNNING" in seen and set(seen) <= {"RUNNING", "DEACTIVATING", "STOPPED"}, seen
+        listed = _reads(lambda: arn in emu.ecs.list_tasks(cluster=w.cluster)["taskArns"], 0.3)
+        assert True in listed, listed  # still listed as desiredStatus RUNNING by some reads
+        svc = w.service()
+        assert svc["runningCount"] in (0, 1)
+        emu.ecs.update_service(cluster=w.cluster, service=w.service_name, desiredCount=2)
+        counts = _reads(lambda: w.service()["desiredCount"], 0.3)
+        assert 1 in counts and set(counts) <= {1, 2}, counts
+        time.sleep(1.1)
+        assert {w.task(arn)["lastStatus"] for _ in range(5)} == {"STOPPED"}
+        assert {w.service()["desiredCount"] for _ in range(5)} == {2}
+        # a task started less than the lag ago may be MISSING
+        wait_until(lambda: len(emu.ecs.list_tasks(cluster=w.cluster)["taskArns"]) >= 1, 5, "new tasks")
+        # ELBv2: a new registration is not there for some reads, then initial/healthy
+        target = {"Id": w.instance_ids[0], "Port": 40000}
+        emu.elbv2.register_targets(TargetGroupArn=w.tg_arn, Targets=[target])
+        states = _reads(lambda: w.targets().get((target["Id"], 40000), "absent"), 0.3)
+        assert "absent" in states and set(states) <= {"absent", "initial", "healthy"}, states
+        emu.elbv2.deregister_targets(TargetGroupArn=w.tg_arn, Targets=[target])
+        # EC2: a rule added is missing from some reads of a request seen before
+        emu.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+        rules = _reads(lambda: len(describe_group()), 0.3)
+        assert 0 in rules and set(rules) <= {0, 1}, rules
+        time.sleep(1.1)
+        assert {len(describe_group()) for _ in range(5)} == {1}
+        # the control API and the scheduler always see the current state
+        assert emu.control("GET", "scheduler")["read_lag"] == lag
+    finally:
+        emu.control("POST", "scheduler", {"read_lag": {}})
+    assert http_error("POST", f"{emu.endpoint}/_emulator/scheduler", {"read_lag": {"s3": 1}}).code == 400
+    # off again: consistent at once
+    emu.ecs.update_service(cluster=w.cluster, service=w.service_name, desiredCount=1)
+    assert w.service()["desiredCount"] == 1
+    w.wait_steady(1)
+    w.remove()
+
+
 # ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
