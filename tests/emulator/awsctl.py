@@ -22,6 +22,8 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
   deploy CLUSTER SERVICE [--force]           new task definition revision (same containers) + UpdateService,
                                              or forceNewDeployment; prints the new PRIMARY deployment
   deployments CLUSTER SERVICE                the service's deployments (id, status, rolloutState, counts)
+  stop-instance INDEX|i-ID [--cluster C]     StopInstances (INDEX = container-instance index)
+  terminate-instance INDEX|i-ID [--cluster C]
 
 GROUP may be a group name or id; TG / LB a name or ARN.
 """
@@ -315,6 +317,24 @@ class Ctl:
         primary = next(d for d in svc["deployments"] if d["status"] == "PRIMARY")
         return {"deployment": primary["id"], "taskDefinition": primary["taskDefinition"]}
 
+    def _instance_id(self, cluster: str, ref: str) -> str:
+        if ref.startswith("i-"):
+            return ref
+        cis = self.container_instances(cluster)
+        if int(ref) >= len(cis):
+            raise CtlError(f"cluster {cluster} has {len(cis)} container instances")
+        return cis[int(ref)]["ec2InstanceId"]
+
+    def stop_instance(self, a: argparse.Namespace) -> dict[str, Any]:
+        instance_id = self._instance_id(a.cluster, a.instance)
+        out = self.ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"][0]
+        return {"stopped": instance_id, "state": out["CurrentState"]["Name"]}
+
+    def terminate_instance(self, a: argparse.Namespace) -> dict[str, Any]:
+        instance_id = self._instance_id(a.cluster, a.instance)
+        out = self.ec2.terminate_instances(InstanceIds=[instance_id])["TerminatingInstances"][0]
+        return {"terminated": instance_id, "state": out["CurrentState"]["Name"]}
+
     def deployments(self, a: argparse.Namespace) -> dict[str, Any]:
         (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
         keys = ("id", "status", "rolloutState", "taskDefinition", "desiredCount", "runningCount", "pendingCount")
@@ -379,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("deployments")
     s.add_argument("cluster"); s.add_argument("service")
+
+    for name in ("stop-instance", "terminate-instance"):
+        s = sub.add_parser(name)
+        s.add_argument("instance", help="container-instance index or i-...")
+        s.add_argument("--cluster", default="nestjs-cluster")
 
     s = sub.add_parser("show")
     s.add_argument("--cluster", default="nestjs-cluster"); s.add_argument("--service", default="nestjs-api")

@@ -500,9 +500,10 @@ def finish_deactivating(backend: EC2ContainerServiceBackend) -> None:
 
 
 def stop_task_as_scheduler(
-    backend: EC2ContainerServiceBackend, cluster_name: str, task: Task, reason: str
+    backend: EC2ContainerServiceBackend, cluster_name: str, task: Task, reason: str,
+    code: str = "ServiceSchedulerInitiated",
 ) -> None:
-    _stop_context.code = "ServiceSchedulerInitiated"
+    _stop_context.code = code
     try:
         backend.stop_task(cluster_name, task.task_arn, reason)
     finally:

@@ -40,6 +40,7 @@ def build_app() -> "object":
     import deployments
     import ec2_patch
     import ecs_patch
+    import instance_loss
     import read_lag
     import targets_patch
     from middleware import EmulatorMiddleware
@@ -47,6 +48,7 @@ def build_app() -> "object":
     ecs_patch.apply()
     deployments.apply()
     read_lag.apply()
+    instance_loss.apply()
     targets_patch.apply()
     ec2_patch.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="UpdateService starts rolling-update deployments (deployments.py)")
     parser.add_argument("--read-lag", metavar="JSON",
                         help='eventually consistent reads, e.g. \'{"ecs": 2, "elbv2": 1, "ec2": 1}\' (read_lag.py)')
+    parser.add_argument("--instance-loss-lag", type=float, metavar="S",
+                        help="seconds until ECS stops the tasks of a stopped/terminated instance (instance_loss.py)")
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     SETTINGS.scheduler_delay = max(0.0, args.scheduler_delay)
     SETTINGS.draining_seconds = max(0, args.draining_seconds)
     SETTINGS.rolling_deployments = args.rolling_deployments
+    SETTINGS.instance_loss_lag = args.instance_loss_lag
     if args.lifecycle:
         import lifecycle
 

@@ -406,7 +406,8 @@ class EmulatorMiddleware:
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object")
         known = {"delay", "paused", "deregister_on_stop", "for_next", "draining_seconds",
-                 "unbacked_targets_unhealthy", "lifecycle", "rolling_deployments", "read_lag"}
+                 "unbacked_targets_unhealthy", "lifecycle", "rolling_deployments", "read_lag",
+                 "instance_loss_lag"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -418,6 +419,11 @@ class EmulatorMiddleware:
                 SETTINGS.scheduler_delay = delay
             if "paused" in body:
                 SETTINGS.paused = bool(body["paused"])
+            if "instance_loss_lag" in body:
+                value = body["instance_loss_lag"]
+                if value is not None and float(value) < 0:
+                    raise ValueError("instance_loss_lag must be null or >= 0")
+                SETTINGS.instance_loss_lag = None if value is None else float(value)
             if "read_lag" in body:
                 read_lag.configure(body["read_lag"])
             if "rolling_deployments" in body:

@@ -45,6 +45,7 @@ from moto.elbv2.models import elbv2_backends
 
 import deployments
 import ecs_patch
+import instance_loss
 import lifecycle
 import targets_patch
 from state import LOCK, SETTINGS, generation
@@ -152,6 +153,7 @@ class Scheduler(threading.Thread):
         for backend in _all_ecs_backends():
             ecs_patch.finish_deactivating(backend)
             lifecycle.advance(backend)
+            instance_loss.advance(backend)
             if full:
                 for service in list(backend.services.values()):
                     self._reconcile(backend, service)
@@ -281,7 +283,7 @@ class Scheduler(threading.Thread):
         """container instance ARN -> [running tasks, order, container instance]."""
         candidates: dict[str, list[Any]] = {}
         for order, ci in enumerate(backend.container_instances.get(cluster_name, {}).values()):
-            if ci.status != "ACTIVE":
+            if ci.status != "ACTIVE" or not getattr(ci, "agent_connected", True):
                 continue
             instance = backend_ec2_instance(backend, ci.ec2_instance_id)
             if instance is not None and instance.state != "running":

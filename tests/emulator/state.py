@@ -52,6 +52,9 @@ class Settings:
     rolling_deployments: bool = False
     # Eventually consistent reads: {"ecs"|"elbv2"|"ec2": max lag seconds} (read_lag.py).
     read_lag: dict[str, float] = field(default_factory=dict)
+    # Seconds until ECS notices a stopped/terminated container instance and
+    # stops its tasks; None: never (instance_loss.py).
+    instance_loss_lag: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1509,6 +1509,47 @@ def test_read_lag(emu: Emu) -> None:
     w.remove()
 
 
+def test_instance_stopped_or_terminated_under_tasks(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    w = World(emu, "loss", count=2, instances=3, draining=0)
+    w.wait_steady(2)
+    emu.control("POST", "scheduler", {"instance_loss_lag": 0.5})
+    try:
+        for verb, kind in (("stop-instance", "stopped"), ("terminate-instance", "terminated")):
+            victim = w.tasks()[0]
+            instance_id, port = w.task_target(victim)
+            ci_arn = victim["containerInstanceArn"]
+            out = awsctl(emu, capsys, verb, instance_id, "--cluster", w.cluster)
+            assert out[kind] == instance_id
+            t0 = time.monotonic()
+            if kind == "stopped":
+                # targets on it cannot be registered, and report Target.InvalidState
+                err = client_error(lambda: emu.elbv2.register_targets(
+                    TargetGroupArn=w.tg_arn, Targets=[{"Id": instance_id, "Port": 40001}]))
+                assert err.response["Error"]["Code"] == "InvalidTarget"
+                assert err.response["Error"]["Message"] == (
+                    f"The following targets are not in a running state and cannot be registered: '{instance_id}'")
+                (health,) = emu.elbv2.describe_target_health(
+                    TargetGroupArn=w.tg_arn, Targets=[{"Id": instance_id, "Port": port}])["TargetHealthDescriptions"]
+                assert (health["TargetHealth"]["State"], health["TargetHealth"]["Reason"]) == (
+                    "unused", "Target.InvalidState")
+            # still RUNNING until ECS notices (instance_loss_lag) ...
+            assert w.task(victim["taskArn"])["lastStatus"] == "RUNNING"
+            stopped = wait_until(lambda: (t := w.task(victim["taskArn"]))["desiredStatus"] == "STOPPED" and t,
+                                 5, f"task on the {kind} instance to stop")
+            assert time.monotonic() - t0 >= 0.4
+            assert stopped["stopCode"] == "TerminationNotice"
+            assert stopped["stoppedReason"] == f"Host EC2 (instance {instance_id}) {kind}."
+            (ci,) = emu.ecs.describe_container_instances(cluster=w.cluster, containerInstances=[ci_arn])[
+                "containerInstances"]
+            assert ci["agentConnected"] is False and ci["status"] == ("INACTIVE" if kind == "terminated" else "ACTIVE")
+            # ... and replaced on the remaining instances
+            w.wait_steady(2)
+            assert ci_arn not in {t["containerInstanceArn"] for t in w.tasks()}
+    finally:
+        emu.control("POST", "scheduler", {"instance_loss_lag": None})
+    w.remove()
+
+
 # ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
