@@ -23,6 +23,9 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
                                              or forceNewDeployment; prints the new PRIMARY deployment
   deployments CLUSTER SERVICE                the service's deployments (id, status, rolloutState, counts)
   stop-instance INDEX|i-ID [--cluster C]     StopInstances (INDEX = container-instance index)
+  create-cp-service NAME --provider P [--cluster C] [--like SERVICE] [--count N]
+                                             switches capacity_providers on; a copy of SERVICE (same task
+                                             definition and load balancers) with capacityProviderStrategy P
   terminate-instance INDEX|i-ID [--cluster C]
 
 GROUP may be a group name or id; TG / LB a name or ARN.
@@ -335,6 +338,34 @@ class Ctl:
         out = self.ec2.terminate_instances(InstanceIds=[instance_id])["TerminatingInstances"][0]
         return {"terminated": instance_id, "state": out["CurrentState"]["Name"]}
 
+    def create_cp_service(self, a: argparse.Namespace) -> dict[str, Any]:
+        """A copy of an existing service (same task definition, same load
+        balancers) that uses a capacity-provider strategy instead of a
+        launch type.  Creates the provider (an Auto Scaling group provider)
+        and associates it with the cluster first, unless it exists / is
+        built in (FARGATE, FARGATE_SPOT)."""
+        self.control("POST", "scheduler", {"capacity_providers": True})
+        (like,) = self.ecs.describe_services(cluster=a.cluster, services=[a.like])["services"]
+        known = {p["name"] for p in self.ecs.describe_capacity_providers()["capacityProviders"]}
+        if a.provider not in known:
+            self.ecs.create_capacity_provider(name=a.provider, autoScalingGroupProvider={
+                "autoScalingGroupArn": f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:"
+                                       f"00000000-0000-0000-0000-000000000000:autoScalingGroupName/{a.provider}"})
+        (cluster,) = self.ecs.describe_clusters(clusters=[a.cluster])["clusters"]
+        providers = list(cluster.get("capacityProviders") or [])
+        if a.provider not in providers:
+            self.ecs.put_cluster_capacity_providers(
+                cluster=a.cluster, capacityProviders=providers + [a.provider],
+                defaultCapacityProviderStrategy=cluster.get("defaultCapacityProviderStrategy") or [])
+        svc = self.ecs.create_service(
+            cluster=a.cluster, serviceName=a.name, taskDefinition=like["taskDefinition"],
+            desiredCount=like["desiredCount"] if a.count is None else a.count,
+            loadBalancers=like.get("loadBalancers") or [],
+            capacityProviderStrategy=[{"capacityProvider": a.provider, "weight": 1, "base": 0}],
+        )["service"]
+        return {"service": svc["serviceArn"], "capacityProviderStrategy": svc.get("capacityProviderStrategy"),
+                "launchType": svc.get("launchType")}
+
     def deployments(self, a: argparse.Namespace) -> dict[str, Any]:
         (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
         keys = ("id", "status", "rolloutState", "taskDefinition", "desiredCount", "runningCount", "pendingCount")
@@ -404,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name)
         s.add_argument("instance", help="container-instance index or i-...")
         s.add_argument("--cluster", default="nestjs-cluster")
+
+    s = sub.add_parser("create-cp-service")
+    s.add_argument("name"); s.add_argument("--provider", required=True)
+    s.add_argument("--cluster", default="nestjs-cluster"); s.add_argument("--like", default="nestjs-api")
+    s.add_argument("--count", type=int)
 
     s = sub.add_parser("show")
     s.add_argument("--cluster", default="nestjs-cluster"); s.add_argument("--service", default="nestjs-api")

@@ -37,6 +37,7 @@ def build_app() -> "object":
     """moto's WSGI app with every patch applied, wrapped in our middleware."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    import capacity_providers
     import deployments
     import ec2_patch
     import ecs_patch
@@ -49,6 +50,7 @@ def build_app() -> "object":
     deployments.apply()
     read_lag.apply()
     instance_loss.apply()
+    capacity_providers.apply()
     targets_patch.apply()
     ec2_patch.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='eventually consistent reads, e.g. \'{"ecs": 2, "elbv2": 1, "ec2": 1}\' (read_lag.py)')
     parser.add_argument("--instance-loss-lag", type=float, metavar="S",
                         help="seconds until ECS stops the tasks of a stopped/terminated instance (instance_loss.py)")
+    parser.add_argument("--capacity-providers", action="store_true",
+                        help="CreateService capacityProviderStrategy as in AWS (capacity_providers.py)")
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     SETTINGS.draining_seconds = max(0, args.draining_seconds)
     SETTINGS.rolling_deployments = args.rolling_deployments
     SETTINGS.instance_loss_lag = args.instance_loss_lag
+    SETTINGS.capacity_providers = args.capacity_providers
     if args.lifecycle:
         import lifecycle
 

@@ -407,7 +407,7 @@ class EmulatorMiddleware:
             raise ValueError("expected a JSON object")
         known = {"delay", "paused", "deregister_on_stop", "for_next", "draining_seconds",
                  "unbacked_targets_unhealthy", "lifecycle", "rolling_deployments", "read_lag",
-                 "instance_loss_lag"}
+                 "instance_loss_lag", "capacity_providers"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -424,6 +424,8 @@ class EmulatorMiddleware:
                 if value is not None and float(value) < 0:
                     raise ValueError("instance_loss_lag must be null or >= 0")
                 SETTINGS.instance_loss_lag = None if value is None else float(value)
+            if "capacity_providers" in body:
+                SETTINGS.capacity_providers = bool(body["capacity_providers"])
             if "read_lag" in body:
                 read_lag.configure(body["read_lag"])
             if "rolling_deployments" in body:

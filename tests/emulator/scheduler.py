@@ -263,6 +263,9 @@ class Scheduler(threading.Thread):
                 launch_type="EC2",
                 started_by=deployment_id,
             )
+            strategy = getattr(service, "capacity_provider_strategy", None)
+            if strategy:  # capacity_providers.py: placed on EC2 container instances all the same
+                task.capacity_provider_name = strategy[0]["capacityProvider"]
             backend.update_container_instance_resources(ci, reqs)
             backend.tasks[cluster.name][task.task_arn] = task
             candidates[ci.container_instance_arn][0] += 1

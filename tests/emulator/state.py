@@ -55,6 +55,9 @@ class Settings:
     # Seconds until ECS notices a stopped/terminated container instance and
     # stops its tasks; None: never (instance_loss.py).
     instance_loss_lag: float | None = None
+    # CreateService capacityProviderStrategy kept, no invented launchType;
+    # FARGATE/FARGATE_SPOT built in (capacity_providers.py).
+    capacity_providers: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

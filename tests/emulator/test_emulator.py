@@ -1550,6 +1550,50 @@ def test_instance_stopped_or_terminated_under_tasks(emu: Emu, capsys: pytest.Cap
     w.remove()
 
 
+def test_capacity_provider_strategy(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    w = World(emu, "cp", count=1, draining=0)
+    strategy = [{"capacityProvider": "FARGATE", "weight": 1}]
+    # off (default): moto's behaviour, the strategy is dropped and EC2 invented
+    off = emu.ecs.create_service(cluster=w.cluster, serviceName="cp-off", taskDefinition="nestjs-api",
+                                 desiredCount=0, capacityProviderStrategy=strategy)["service"]
+    assert off["launchType"] == "EC2" and "capacityProviderStrategy" not in off
+    try:
+        out = awsctl(emu, capsys, "create-cp-service", "cp-copy", "--provider", "cp-asg", "--cluster", w.cluster,
+                     "--like", w.service_name, "--count", "1")
+        assert out["launchType"] is None
+        assert out["capacityProviderStrategy"] == [{"capacityProvider": "cp-asg", "weight": 1, "base": 0}]
+        (svc,) = emu.ecs.describe_services(cluster=w.cluster, services=["cp-copy"])["services"]
+        assert "launchType" not in svc and svc["capacityProviderStrategy"] == out["capacityProviderStrategy"]
+        assert "launchType" not in svc["deployments"][0]
+        assert svc["deployments"][0]["capacityProviderStrategy"] == out["capacityProviderStrategy"]
+        assert svc["loadBalancers"] == w.created["loadBalancers"]
+        # placed on the cluster's EC2 container instances, registered in the same target group
+        arns = wait_until(lambda: emu.ecs.list_tasks(cluster=w.cluster, serviceName="cp-copy")["taskArns"], 5,
+                          "a task of the capacity-provider service")
+        (task,) = emu.ecs.describe_tasks(cluster=w.cluster, tasks=arns)["tasks"]
+        assert task["capacityProviderName"] == "cp-asg" and task["containerInstanceArn"] in w.ci_arns
+        wait_until(lambda: w.targets().get(w.task_target(task)) == "healthy", 5, "its healthy target")
+        # DescribeCapacityProviders: all, built-ins, failures
+        providers = {p["name"]: p for p in emu.ecs.describe_capacity_providers()["capacityProviders"]}
+        assert {"FARGATE", "FARGATE_SPOT", "cp-asg"} <= set(providers)
+        assert providers["cp-asg"]["autoScalingGroupProvider"]["autoScalingGroupArn"].endswith("/cp-asg")
+        some = emu.ecs.describe_capacity_providers(capacityProviders=["FARGATE", "nope"])
+        assert [p["name"] for p in some["capacityProviders"]] == ["FARGATE"] and len(some["failures"]) == 1
+        cluster = emu.ecs.describe_clusters(clusters=[w.cluster])["clusters"][0]
+        assert cluster["capacityProviders"] == ["cp-asg"]
+        # AWS's validation
+        for kw in ({"launchType": "EC2", "capacityProviderStrategy": strategy},
+                   {"capacityProviderStrategy": strategy}):  # FARGATE is not associated with the cluster
+            err = client_error(lambda: emu.ecs.create_service(
+                cluster=w.cluster, serviceName="cp-bad", taskDefinition="nestjs-api", desiredCount=0, **kw))
+            assert err.response["Error"]["Code"] == "InvalidParameterException"
+        emu.ecs.update_service(cluster=w.cluster, service="cp-copy", desiredCount=0)
+        emu.ecs.delete_service(cluster=w.cluster, service="cp-copy", force=True)
+    finally:
+        emu.control("POST", "scheduler", {"capacity_providers": False})
+    w.remove()
+
+
 # ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
