@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,8 @@ def plan(service: Service, active: list[Task]) -> Plan:
     new = [t for t in active if t.started_by == primary_id]
     old = [t for t in active if t.started_by != primary_id]
     out = Plan()
+    if config.get("strategy") == "BLUE_GREEN":
+        return _blue_green(raw[0], config, desired, new, old, healthy, out)
     n_healthy = len(healthy)
     # Old tasks that are not healthy never count towards the minimum.
     out.stop.extend(t for t in old if t.task_arn not in healthy)
@@ -156,6 +159,25 @@ def plan(service: Service, active: list[Task]) -> Plan:
     out.complete = (
         not old and len(new) == desired and all(t.task_arn in healthy for t in new)
     )
+    return out
+
+
+def _blue_green(primary: dict[str, Any], config: dict[str, Any], desired: int, new: list[Task],
+                old: list[Task], healthy: set[str], out: Plan) -> Plan:
+    """ECS-native blue/green: the green (new) tasks start in full next to
+    the blue ones; once all are healthy the bake time (bakeTimeInMinutes)
+    runs, then the blue tasks stop and the deployment completes."""
+    out.start = max(0, desired - len(new))
+    green_ready = len(new) >= desired and all(t.task_arn in healthy for t in new)
+    if not green_ready:
+        primary.pop("emu_ready_at", None)
+        return out
+    ready_at = primary.setdefault("emu_ready_at", time.time())
+    if time.time() - ready_at < 60.0 * float(config.get("bakeTimeInMinutes", 0) or 0):
+        return out
+    out.stop.extend(old)
+    out.stop.extend(sorted(new, key=lambda t: t.task_arn in healthy)[: max(0, len(new) - desired)])
+    out.complete = not old and len(new) == desired
     return out
 
 

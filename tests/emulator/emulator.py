@@ -44,6 +44,7 @@ def build_app() -> "object":
     import instance_loss
     import read_lag
     import targets_patch
+    import task_sets
     from middleware import EmulatorMiddleware
 
     ecs_patch.apply()
@@ -51,6 +52,7 @@ def build_app() -> "object":
     read_lag.apply()
     instance_loss.apply()
     capacity_providers.apply()
+    task_sets.apply()
     targets_patch.apply()
     ec2_patch.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds until ECS stops the tasks of a stopped/terminated instance (instance_loss.py)")
     parser.add_argument("--capacity-providers", action="store_true",
                         help="CreateService capacityProviderStrategy as in AWS (capacity_providers.py)")
+    parser.add_argument("--task-sets", action="store_true",
+                        help="CODE_DEPLOY/EXTERNAL services run their task sets (task_sets.py)")
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     SETTINGS.rolling_deployments = args.rolling_deployments
     SETTINGS.instance_loss_lag = args.instance_loss_lag
     SETTINGS.capacity_providers = args.capacity_providers
+    SETTINGS.task_sets = args.task_sets
     if args.lifecycle:
         import lifecycle
 

@@ -407,7 +407,8 @@ class EmulatorMiddleware:
             raise ValueError("expected a JSON object")
         known = {"delay", "paused", "deregister_on_stop", "for_next", "draining_seconds",
                  "unbacked_targets_unhealthy", "lifecycle", "rolling_deployments", "read_lag",
-                 "instance_loss_lag", "capacity_providers"}
+                 "instance_loss_lag", "capacity_providers",
+                 "task_sets"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -426,6 +427,8 @@ class EmulatorMiddleware:
                 SETTINGS.instance_loss_lag = None if value is None else float(value)
             if "capacity_providers" in body:
                 SETTINGS.capacity_providers = bool(body["capacity_providers"])
+            if "task_sets" in body:
+                SETTINGS.task_sets = bool(body["task_sets"])
             if "read_lag" in body:
                 read_lag.configure(body["read_lag"])
             if "rolling_deployments" in body:

@@ -48,6 +48,7 @@ import ecs_patch
 import instance_loss
 import lifecycle
 import targets_patch
+import task_sets
 from state import LOCK, SETTINGS, generation
 
 TICK_SECONDS = 0.05
@@ -70,7 +71,10 @@ def register_task_targets(backend: EC2ContainerServiceBackend, service: Service,
     ci = ecs_patch.find_container_instance(backend, task.cluster_name, task.container_instance_arn)
     if ci is None:
         return
-    for lb in service.load_balancers or []:
+    load_balancers = getattr(task, "emu_load_balancers", None)
+    if load_balancers is None:
+        load_balancers = service.load_balancers
+    for lb in load_balancers or []:
         tg_arn = lb.get("targetGroupArn")
         tg = _target_group(backend, tg_arn) if tg_arn else None
         if tg is None:
@@ -171,6 +175,14 @@ class Scheduler(threading.Thread):
             return
         key = (backend.account_id, backend.region_name, service.cluster_name, service.name)
         desired = int(service.desired_count or 0) if service.status == "ACTIVE" else 0
+        if SETTINGS.task_sets and task_sets.external(service):
+            # CODE_DEPLOY / EXTERNAL: only the task sets run tasks (task_sets.py).
+            self._diverged.pop(key, None)
+            if task_sets.reconcile(self, backend, service):
+                self._rolling.add(key)
+            else:
+                self._rolling.discard(key)
+            return
         active = [t for t in ecs_patch.service_tasks(service) if t.desired_status == "RUNNING"]
         if SETTINGS.rolling_deployments and deployments.in_progress(service, active):
             # A rollout (deployments.py): replace old tasks step by step,
@@ -230,15 +242,23 @@ class Scheduler(threading.Thread):
             deployments.complete(service)
             self._rolling.discard(key)
 
-    def _start_tasks(self, backend: EC2ContainerServiceBackend, service: Service, count: int) -> int:
-        if not service.task_definition:
+    def _start_tasks(
+        self, backend: EC2ContainerServiceBackend, service: Service, count: int,
+        task_definition: str | None = None, started_by: str | None = None,
+        load_balancers: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Start ``count`` tasks of the service (by default: its task
+        definition, startedBy its PRIMARY deployment, its load balancers;
+        a task set passes its own)."""
+        task_definition = task_definition or service.task_definition
+        if not task_definition:
             return 0
         cluster = backend.clusters.get(service.cluster_name)
         if cluster is None:
             return 0
-        task_definition = backend.describe_task_definition(service.task_definition)
+        task_definition = backend.describe_task_definition(task_definition)
         reqs = backend._calculate_task_resource_requirements(task_definition)
-        deployment_id = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
+        deployment_id = started_by or (service.deployments[0]["id"] if service.deployments else "ecs-svc/0")
         backend.tasks.setdefault(cluster.name, {})
         # Placement candidates, looked up once per cluster and tick: the
         # cluster's ACTIVE container instances on running EC2 instances, with
@@ -263,6 +283,8 @@ class Scheduler(threading.Thread):
                 launch_type="EC2",
                 started_by=deployment_id,
             )
+            if load_balancers is not None:
+                task.emu_load_balancers = load_balancers
             strategy = getattr(service, "capacity_provider_strategy", None)
             if strategy:  # capacity_providers.py: placed on EC2 container instances all the same
                 task.capacity_provider_name = strategy[0]["capacityProvider"]
@@ -306,13 +328,15 @@ class Scheduler(threading.Thread):
         return None if best is None else best[2]
 
     def _stop_tasks(
-        self, backend: EC2ContainerServiceBackend, service: Service, active: list[Task], count: int
+        self, backend: EC2ContainerServiceBackend, service: Service, active: list[Task], count: int,
+        deployment_id: str | None = None,
     ) -> None:
         # Keep the spread: take from the busiest instance, newest task first.
         per_instance: dict[str, list[Task]] = {}
         for task in active:
             per_instance.setdefault(task.container_instance_arn or "", []).append(task)
-        deployment_id = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
+        if deployment_id is None:
+            deployment_id = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
         self._candidates.pop((id(backend), service.cluster_name), None)
         stopped: list[Task] = []
         for _ in range(count):

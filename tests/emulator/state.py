@@ -58,6 +58,8 @@ class Settings:
     # CreateService capacityProviderStrategy kept, no invented launchType;
     # FARGATE/FARGATE_SPOT built in (capacity_providers.py).
     capacity_providers: bool = False
+    # CODE_DEPLOY/EXTERNAL services run their task sets' tasks (task_sets.py).
+    task_sets: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1594,6 +1594,83 @@ def test_capacity_provider_strategy(emu: Emu, capsys: pytest.CaptureFixture[str]
     w.remove()
 
 
+def test_task_sets_of_external_service(emu: Emu) -> None:
+    emu.control("POST", "scheduler", {"task_sets": True})
+    try:
+        w = World(emu, "ts", count=2, draining=0, load_balancer=False, deploymentController={"type": "EXTERNAL"})
+        green_tg = w.make_target_group("ts-green-tg", 0)
+        time.sleep(DELAY * 3)
+        assert w.tasks() == []  # the scheduler starts nothing for the service itself
+        lb = lambda tg: [{"targetGroupArn": tg, "containerName": "api", "containerPort": 3000}]  # noqa: E731
+        blue = emu.ecs.create_task_set(cluster=w.cluster, service=w.service_name, taskDefinition="nestjs-api",
+                                       loadBalancers=lb(w.tg_arn), scale={"value": 50, "unit": "PERCENT"},
+                                       externalId="blue")["taskSet"]
+        assert blue["id"].startswith("ecs-svc/") and blue["status"] == "ACTIVE" and blue["externalId"] == "blue"
+        assert blue["computedDesiredCount"] == 1 and blue["taskSetArn"].endswith(blue["id"].split("/")[1])
+        green = emu.ecs.create_task_set(cluster=w.cluster, service=w.service_name, taskDefinition="nestjs-api",
+                                        loadBalancers=lb(green_tg), scale={"value": 100, "unit": "PERCENT"},
+                                        externalId="green")["taskSet"]
+
+        def sets() -> dict[str, dict[str, Any]]:
+            return {t["externalId"]: t for t in w.service()["taskSets"]}
+
+        wait_until(lambda: all(t["stabilityStatus"] == "STEADY_STATE" for t in sets().values())
+                   and len(sets()) == 2, 5, "both task sets steady")
+        assert {k: (t["computedDesiredCount"], t["runningCount"]) for k, t in sets().items()} == {
+            "blue": (1, 1), "green": (2, 2)}
+        tasks = w.tasks()
+        by_set = {blue["id"]: [], green["id"]: []}
+        for t in tasks:
+            by_set[t["startedBy"]].append(t)
+            assert t["group"] == f"service:{w.service_name}"
+        assert [len(by_set[blue["id"]]), len(by_set[green["id"]])] == [1, 2]
+        # each task set's tasks are registered in its own target group
+        wait_until(lambda: set(w.targets(green_tg)) == {w.task_target(t) for t in by_set[green["id"]]}
+                   and set(w.targets()) == {w.task_target(t) for t in by_set[blue["id"]]}, 5, "targets per task set")
+        emu.ecs.update_service_primary_task_set(cluster=w.cluster, service=w.service_name,
+                                                primaryTaskSet=green["taskSetArn"])
+        svc = w.service()
+        assert svc["deploymentController"] == {"type": "EXTERNAL"}
+        assert {k: t["status"] for k, t in sets().items()} == {"blue": "ACTIVE", "green": "PRIMARY"}
+        out = emu.ecs.delete_task_set(cluster=w.cluster, service=w.service_name, taskSet=blue["taskSetArn"])
+        assert out["taskSet"]["status"] == "DRAINING"
+        wait_until(lambda: list(sets()) == ["green"], 5, "the deleted task set to go")
+        (blue_task,) = by_set[blue["id"]]
+        assert w.task(blue_task["taskArn"])["lastStatus"] == "STOPPED"
+        described = emu.ecs.describe_task_sets(cluster=w.cluster, service=w.service_name)["taskSets"]
+        assert [t["id"] for t in described] == [green["id"]]
+        w.remove()
+        wait_until(lambda: w.tasks() == [], 5, "the service's tasks to stop")
+    finally:
+        emu.control("POST", "scheduler", {"task_sets": False})
+
+
+def test_blue_green_strategy(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1}
+    w = World(emu, "bg", count=1, draining=0, deploymentConfiguration=config)
+    assert w.service()["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
+    w.wait_steady(1)
+    (blue,) = w.tasks()
+    emu.control("POST", "scheduler", {"rolling_deployments": True})
+    try:
+        dep = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)["deployment"]
+        # green starts in full next to blue; both stay while the bake time runs
+        wait_until(lambda: sum(s == "healthy" for s in w.targets().values()) == 2, 5, "green healthy next to blue")
+        time.sleep(0.5)
+        svc = w.service()
+        assert [(d["status"], d["rolloutState"]) for d in svc["deployments"]][0] == ("PRIMARY", "IN_PROGRESS")
+        assert len(svc["deployments"]) == 2 and w.task(blue["taskArn"])["lastStatus"] == "RUNNING"
+        # bake time over (set to 0): blue stops, the deployment completes
+        emu.ecs.update_service(cluster=w.cluster, service=w.service_name,
+                               deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0})
+        _watch_rollout(w, emu, dep, min_healthy=1, max_total=2)
+        assert w.task(blue["taskArn"])["desiredStatus"] == "STOPPED"
+    finally:
+        emu.control("POST", "scheduler", {"rolling_deployments": False})
+    w.wait_steady(1)
+    w.remove()
+
+
 # ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
