@@ -412,6 +412,12 @@ class EmulatorMiddleware:
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        # Validate the new behaviours' values before changing anything.
+        lifecycle_value = lifecycle.validate(body.get("lifecycle"))
+        read_lag.validate(body.get("read_lag"))
+        loss = body.get("instance_loss_lag")
+        if loss is not None and float(loss) < 0:
+            raise ValueError("instance_loss_lag must be null or >= 0")
         with LOCK:
             if "delay" in body:
                 delay = float(body["delay"])
@@ -421,10 +427,7 @@ class EmulatorMiddleware:
             if "paused" in body:
                 SETTINGS.paused = bool(body["paused"])
             if "instance_loss_lag" in body:
-                value = body["instance_loss_lag"]
-                if value is not None and float(value) < 0:
-                    raise ValueError("instance_loss_lag must be null or >= 0")
-                SETTINGS.instance_loss_lag = None if value is None else float(value)
+                SETTINGS.instance_loss_lag = None if loss is None else float(loss)
             if "capacity_providers" in body:
                 SETTINGS.capacity_providers = bool(body["capacity_providers"])
             if "task_sets" in body:
@@ -434,7 +437,7 @@ class EmulatorMiddleware:
             if "rolling_deployments" in body:
                 SETTINGS.rolling_deployments = bool(body["rolling_deployments"])
             if "lifecycle" in body:
-                SETTINGS.lifecycle = lifecycle.validate(body["lifecycle"])
+                SETTINGS.lifecycle = lifecycle_value
             if "unbacked_targets_unhealthy" in body:
                 SETTINGS.unbacked_targets_unhealthy = bool(body["unbacked_targets_unhealthy"])
             if "draining_seconds" in body:
