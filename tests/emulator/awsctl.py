@@ -19,6 +19,14 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
   calls [--reset]
   scheduler [--delay S] [--paused true|false]
   show [--cluster C --service S --target-group TG --load-balancer LB]
+  deploy CLUSTER SERVICE [--force]           new task definition revision (same containers) + UpdateService,
+                                             or forceNewDeployment; prints the new PRIMARY deployment
+  deployments CLUSTER SERVICE                the service's deployments (id, status, rolloutState, counts)
+  stop-instance INDEX|i-ID [--cluster C]     StopInstances (INDEX = container-instance index)
+  create-cp-service NAME --provider P [--cluster C] [--like SERVICE] [--count N]
+                                             switches capacity_providers on; a copy of SERVICE (same task
+                                             definition and load balancers) with capacityProviderStrategy P
+  terminate-instance INDEX|i-ID [--cluster C]
 
 GROUP may be a group name or id; TG / LB a name or ARN.
 """
@@ -293,6 +301,76 @@ class Ctl:
                          "state": d["TargetHealth"]["State"]} for d in health],
         }
 
+    # ---- real-ECS behaviours ----------------------------------------------
+    TD_KEYS = ("family", "containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory",
+               "taskRoleArn", "executionRoleArn", "volumes", "placementConstraints")
+
+    def deploy(self, a: argparse.Namespace) -> dict[str, Any]:
+        """A new deployment: a new revision of the service's task definition
+        (same containers), or --force: forceNewDeployment."""
+        (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
+        if a.force:
+            self.ecs.update_service(cluster=a.cluster, service=a.service, forceNewDeployment=True)
+        else:
+            td = self.ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+            new = self.ecs.register_task_definition(**{k: td[k] for k in self.TD_KEYS if td.get(k)})
+            self.ecs.update_service(cluster=a.cluster, service=a.service,
+                                    taskDefinition=new["taskDefinition"]["taskDefinitionArn"])
+        (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
+        primary = next(d for d in svc["deployments"] if d["status"] == "PRIMARY")
+        return {"deployment": primary["id"], "taskDefinition": primary["taskDefinition"]}
+
+    def _instance_id(self, cluster: str, ref: str) -> str:
+        if ref.startswith("i-"):
+            return ref
+        cis = self.container_instances(cluster)
+        if int(ref) >= len(cis):
+            raise CtlError(f"cluster {cluster} has {len(cis)} container instances")
+        return cis[int(ref)]["ec2InstanceId"]
+
+    def stop_instance(self, a: argparse.Namespace) -> dict[str, Any]:
+        instance_id = self._instance_id(a.cluster, a.instance)
+        out = self.ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"][0]
+        return {"stopped": instance_id, "state": out["CurrentState"]["Name"]}
+
+    def terminate_instance(self, a: argparse.Namespace) -> dict[str, Any]:
+        instance_id = self._instance_id(a.cluster, a.instance)
+        out = self.ec2.terminate_instances(InstanceIds=[instance_id])["TerminatingInstances"][0]
+        return {"terminated": instance_id, "state": out["CurrentState"]["Name"]}
+
+    def create_cp_service(self, a: argparse.Namespace) -> dict[str, Any]:
+        """A copy of an existing service (same task definition, same load
+        balancers) that uses a capacity-provider strategy instead of a
+        launch type.  Creates the provider (an Auto Scaling group provider)
+        and associates it with the cluster first, unless it exists / is
+        built in (FARGATE, FARGATE_SPOT)."""
+        self.control("POST", "scheduler", {"capacity_providers": True})
+        (like,) = self.ecs.describe_services(cluster=a.cluster, services=[a.like])["services"]
+        known = {p["name"] for p in self.ecs.describe_capacity_providers()["capacityProviders"]}
+        if a.provider not in known:
+            self.ecs.create_capacity_provider(name=a.provider, autoScalingGroupProvider={
+                "autoScalingGroupArn": f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:"
+                                       f"00000000-0000-0000-0000-000000000000:autoScalingGroupName/{a.provider}"})
+        (cluster,) = self.ecs.describe_clusters(clusters=[a.cluster])["clusters"]
+        providers = list(cluster.get("capacityProviders") or [])
+        if a.provider not in providers:
+            self.ecs.put_cluster_capacity_providers(
+                cluster=a.cluster, capacityProviders=providers + [a.provider],
+                defaultCapacityProviderStrategy=cluster.get("defaultCapacityProviderStrategy") or [])
+        svc = self.ecs.create_service(
+            cluster=a.cluster, serviceName=a.name, taskDefinition=like["taskDefinition"],
+            desiredCount=like["desiredCount"] if a.count is None else a.count,
+            loadBalancers=like.get("loadBalancers") or [],
+            capacityProviderStrategy=[{"capacityProvider": a.provider, "weight": 1, "base": 0}],
+        )["service"]
+        return {"service": svc["serviceArn"], "capacityProviderStrategy": svc.get("capacityProviderStrategy"),
+                "launchType": svc.get("launchType")}
+
+    def deployments(self, a: argparse.Namespace) -> dict[str, Any]:
+        (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
+        keys = ("id", "status", "rolloutState", "taskDefinition", "desiredCount", "runningCount", "pendingCount")
+        return {"deployments": [{k: d.get(k) for k in keys} for d in svc.get("deployments", [])]}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -346,6 +424,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scheduler")
     s.add_argument("--delay", type=float); s.add_argument("--paused", choices=["true", "false"])
+
+    s = sub.add_parser("deploy")
+    s.add_argument("cluster"); s.add_argument("service"); s.add_argument("--force", action="store_true")
+
+    s = sub.add_parser("deployments")
+    s.add_argument("cluster"); s.add_argument("service")
+
+    for name in ("stop-instance", "terminate-instance"):
+        s = sub.add_parser(name)
+        s.add_argument("instance", help="container-instance index or i-...")
+        s.add_argument("--cluster", default="nestjs-cluster")
+
+    s = sub.add_parser("create-cp-service")
+    s.add_argument("name"); s.add_argument("--provider", required=True)
+    s.add_argument("--cluster", default="nestjs-cluster"); s.add_argument("--like", default="nestjs-api")
+    s.add_argument("--count", type=int)
 
     s = sub.add_parser("show")
     s.add_argument("--cluster", default="nestjs-cluster"); s.add_argument("--service", default="nestjs-api")

@@ -70,6 +70,8 @@ from moto.ecs.models import (
 )
 from moto.utilities.utils import get_partition
 
+import lifecycle
+import read_lag
 from paging import BadToken, paginate
 from state import SETTINGS
 from state import now as state_now
@@ -289,6 +291,7 @@ def _patch_models() -> None:
         orig_task_init(self, *args, **kwargs)
         task_definition = args[1] if len(args) > 1 else kwargs["task_definition"]
         _decorate_new_task(self, task_definition)
+        read_lag.record_task(self)
 
     Task.__init__ = task_init
 
@@ -304,9 +307,17 @@ def _patch_models() -> None:
 
     # Service counts derived from real tasks.
     def running_count(self: Service) -> int:
+        as_of = self.__dict__.get("_emu_as_of")  # a lagged read (read_lag.py)
+        if as_of is not None:
+            return sum(1 for _, last, _ in read_lag.states_at(service_tasks(self), as_of) if last == "RUNNING")
         return sum(1 for t in service_tasks(self) if t.last_status == "RUNNING")
 
     def pending_count(self: Service) -> int:
+        as_of = self.__dict__.get("_emu_as_of")
+        if as_of is not None:
+            return sum(
+                1 for _, last, _ in read_lag.states_at(service_tasks(self), as_of) if last in lifecycle.STARTING
+            )
         return sum(
             1 for t in service_tasks(self) if t.last_status in ("PROVISIONING", "PENDING", "ACTIVATING")
         )
@@ -376,7 +387,10 @@ def _patch_models() -> None:
         return sum(1 for t in cluster_tasks(backend, self.name) if t.last_status == "RUNNING")
 
     def cluster_pending(self: Cluster) -> int:
-        return 0
+        backend = _cluster_backend(self)
+        if backend is None:
+            return 0
+        return sum(1 for t in cluster_tasks(backend, self.name) if t.last_status in lifecycle.STARTING)
 
     def cluster_services(self: Cluster) -> int:
         backend = _cluster_backend(self)
@@ -419,7 +433,11 @@ def _patch_models() -> None:
         behind_load_balancer = bool(getattr(task, "emu_targets", None))
         for hook in STOP_HOOKS:
             hook(self, task)
-        if behind_load_balancer and SETTINGS.scheduler_delay > 0:
+        if lifecycle.enabled():
+            # The full AWS lifecycle (lifecycle.py): DEACTIVATING until the
+            # targets drained, then STOPPING, DEPROVISIONING, STOPPED.
+            lifecycle.begin_stop(self, task, code)
+        elif behind_load_balancer and SETTINGS.scheduler_delay > 0:
             # As in AWS: a task behind a load balancer first deregisters its
             # targets (DEACTIVATING, desiredStatus STOPPED) and only then
             # stops; finish_deactivating() completes it.  stopCode,
@@ -435,6 +453,7 @@ def _patch_models() -> None:
                 container.last_status = "RUNNING"
         else:
             _mark_stopped(task, code)
+        read_lag.record_task(task)
         return task
 
     EC2ContainerServiceBackend.stop_task = stop_task
@@ -476,13 +495,15 @@ def finish_deactivating(backend: EC2ContainerServiceBackend) -> None:
             task.last_status = "STOPPED"
             task.emu_stop_at = None
             _mark_stopped(task, getattr(task, "emu_stop_code", "UserInitiated"))
+            read_lag.record_task(task)
             del registry[arn]
 
 
 def stop_task_as_scheduler(
-    backend: EC2ContainerServiceBackend, cluster_name: str, task: Task, reason: str
+    backend: EC2ContainerServiceBackend, cluster_name: str, task: Task, reason: str,
+    code: str = "ServiceSchedulerInitiated",
 ) -> None:
-    _stop_context.code = "ServiceSchedulerInitiated"
+    _stop_context.code = code
     try:
         backend.stop_task(cluster_name, task.task_arn, reason)
     finally:
@@ -535,7 +556,11 @@ def _patch_responses() -> None:
         if launch_type:
             tasks = [t for t in tasks if (t.launch_type or "EC2") == launch_type]
         desired = self._get_param("desiredStatus") or "RUNNING"
-        tasks = [t for t in tasks if t.desired_status == desired]
+        as_of = read_lag.as_of()
+        if as_of is not None:  # a lagged read: membership as it was then
+            tasks = [t for t, _, d in read_lag.states_at(tasks, as_of) if d == desired]
+        else:
+            tasks = [t for t in tasks if t.desired_status == desired]
         page, token = _page([t.task_arn for t in tasks], self, 100, 100)
         result: dict[str, Any] = {"taskArns": page}
         if token:
@@ -554,8 +579,11 @@ def _patch_responses() -> None:
             raise InvalidParameterException("Tasks cannot contain more than 100 elements.")
         by_id = {t.id: t for t in cluster_tasks(backend, cluster.name)}
         found, failures = [], []
+        as_of = read_lag.as_of()
         for ref in refs:
             task = by_id.get(ref.split("/")[-1])
+            if task is not None and as_of is not None:
+                task = read_lag.task_as_of(task, as_of)  # None: not created yet then
             if task is not None:
                 found.append(task)
             else:
@@ -631,6 +659,8 @@ def apply() -> None:
     if _applied:
         return
     _applied = True
+    lifecycle.mark_stopped = _mark_stopped
+    lifecycle.ON_CHANGE.append(read_lag.record_task)
     _patch_models()
     _patch_responses()
     _patch_serializer()

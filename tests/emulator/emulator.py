@@ -37,12 +37,22 @@ def build_app() -> "object":
     """moto's WSGI app with every patch applied, wrapped in our middleware."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    import capacity_providers
+    import deployments
     import ec2_patch
     import ecs_patch
+    import instance_loss
+    import read_lag
     import targets_patch
+    import task_sets
     from middleware import EmulatorMiddleware
 
     ecs_patch.apply()
+    deployments.apply()
+    read_lag.apply()
+    instance_loss.apply()
+    capacity_providers.apply()
+    task_sets.apply()
     targets_patch.apply()
     ec2_patch.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
@@ -64,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-file", help="write the seed result (JSON ids) here")
     parser.add_argument("--scheduler-delay", type=float, default=1.0)
     parser.add_argument("--draining-seconds", type=int, default=300)
+    parser.add_argument("--lifecycle", metavar="JSON",
+                        help='per-state task lifecycle seconds, e.g. \'{"provisioning": 0.2, "pending": 0.3}\' (lifecycle.py)')
+    parser.add_argument("--rolling-deployments", action="store_true",
+                        help="UpdateService starts rolling-update deployments (deployments.py)")
+    parser.add_argument("--read-lag", metavar="JSON",
+                        help='eventually consistent reads, e.g. \'{"ecs": 2, "elbv2": 1, "ec2": 1}\' (read_lag.py)')
+    parser.add_argument("--instance-loss-lag", type=float, metavar="S",
+                        help="seconds until ECS stops the tasks of a stopped/terminated instance (instance_loss.py)")
+    parser.add_argument("--capacity-providers", action="store_true",
+                        help="CreateService capacityProviderStrategy as in AWS (capacity_providers.py)")
+    parser.add_argument("--task-sets", action="store_true",
+                        help="CODE_DEPLOY/EXTERNAL services run their task sets (task_sets.py)")
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -72,11 +94,23 @@ def main(argv: list[str] | None = None) -> int:
 
     SETTINGS.scheduler_delay = max(0.0, args.scheduler_delay)
     SETTINGS.draining_seconds = max(0, args.draining_seconds)
+    SETTINGS.rolling_deployments = args.rolling_deployments
+    SETTINGS.instance_loss_lag = args.instance_loss_lag
+    SETTINGS.capacity_providers = args.capacity_providers
+    SETTINGS.task_sets = args.task_sets
+    if args.lifecycle:
+        import lifecycle
+
+        SETTINGS.lifecycle = lifecycle.validate(json.loads(args.lifecycle))
 
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     app = build_app()
+    if args.read_lag:
+        import read_lag
+
+        read_lag.configure(json.loads(args.read_lag))
     if args.calls_log:
         app.calls.open_log(args.calls_log)
 

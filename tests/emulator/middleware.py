@@ -30,6 +30,8 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
+import lifecycle
+import read_lag
 from faults import FaultBook, error_response
 from state import LOCK, SETTINGS, mark_changed
 
@@ -231,7 +233,7 @@ class EmulatorMiddleware:
                     start_response(f"{status} {'Bad Request' if status == 400 else 'Error'}", headers)
                     return [body]
             seen: dict[str, int] = {}
-            out = self._forward(environ, start_response, operation, seen)
+            out = self._forward(environ, start_response, operation, seen, service)
             status = seen.get("status")
             return out
         finally:
@@ -239,32 +241,61 @@ class EmulatorMiddleware:
 
     def _forward(
         self, environ: dict[str, Any], start_response: StartResponse, operation: str | None,
-        seen: dict[str, int] | None = None,
+        seen: dict[str, int] | None = None, service: str | None = None,
     ) -> list[bytes]:
+        is_read = bool(operation and operation.startswith(READ_PREFIXES))
         with LOCK:
-            captured: dict[str, Any] = {}
-
-            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-                captured["status"], captured["headers"] = status, headers
-                return lambda data: captured.setdefault("written", []).append(data)
-
             try:
-                result = self.app(environ, capture)
-                try:
-                    chunks = captured.get("written", []) + [bytes(c) for c in result]
-                finally:
-                    if hasattr(result, "close"):
-                        result.close()
+                lag_t = read_lag.pick_as_of(service) if (service and SETTINGS.read_lag and is_read) else None
+                if service == "ec2" and read_lag.lag_of("ec2"):
+                    status, headers, chunks = self._forward_ec2_lagged(environ, is_read, lag_t)
+                else:
+                    with read_lag.reading(lag_t):
+                        status, headers, chunks = self._run(environ)
             finally:
-                if not (operation and operation.startswith(READ_PREFIXES)):
+                if not is_read:
                     mark_changed()  # the scheduler re-checks every service
         if seen is not None:
             try:
-                seen["status"] = int(str(captured["status"]).split(" ", 1)[0])
-            except (KeyError, ValueError):
+                seen["status"] = int(str(status).split(" ", 1)[0])
+            except ValueError:
                 pass
-        start_response(captured["status"], captured["headers"])
+        start_response(status, headers)
         return [b"".join(chunks)]
+
+    def _run(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        """One call through moto (LOCK held): (status, headers, body chunks)."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: captured.setdefault("written", []).append(data)
+
+        result = self.app(environ, capture)
+        try:
+            chunks = captured.get("written", []) + [bytes(c) for c in result]
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        return captured["status"], captured["headers"], chunks
+
+    def _forward_ec2_lagged(
+        self, environ: dict[str, Any], is_read: bool, lag_t: float | None,
+    ) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        """EC2 with read lag: recorded responses (read_lag.Ec2Recorder)."""
+        stream = environ.get("wsgi.input")
+        body = stream.getvalue() if isinstance(stream, io.BytesIO) else b""
+        if not is_read:
+            read_lag.EC2.before_write(self._run)
+            return self._run(environ)
+        key = read_lag.EC2.key(environ, body)
+        hit = read_lag.EC2.lookup(key, lag_t) if lag_t is not None else None
+        if hit is not None:
+            read_lag.EC2.touch(key)
+            return hit
+        status, headers, chunks = self._run(environ)
+        read_lag.EC2.store(key, environ, body, status, headers, chunks)
+        return status, headers, chunks
 
     # ------------------------------------------------------------------
     def control(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -365,6 +396,8 @@ class EmulatorMiddleware:
                 return _json(start_response, 500, {"error": f"building the topology failed: {exc!r}"})
             finally:
                 mark_changed()
+                if read_lag.lag_of("ec2"):
+                    read_lag.EC2.writes.append(time.time())  # EC2 changed in-process
             self.extra["topology"] = params
         return _json(start_response, 200, ids)
 
@@ -373,10 +406,18 @@ class EmulatorMiddleware:
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object")
         known = {"delay", "paused", "deregister_on_stop", "for_next", "draining_seconds",
-                 "unbacked_targets_unhealthy"}
+                 "unbacked_targets_unhealthy", "lifecycle", "rolling_deployments", "read_lag",
+                 "instance_loss_lag", "capacity_providers",
+                 "task_sets"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        # Validate the new behaviours' values before changing anything.
+        lifecycle_value = lifecycle.validate(body.get("lifecycle"))
+        read_lag.validate(body.get("read_lag"))
+        loss = body.get("instance_loss_lag")
+        if loss is not None and float(loss) < 0:
+            raise ValueError("instance_loss_lag must be null or >= 0")
         with LOCK:
             if "delay" in body:
                 delay = float(body["delay"])
@@ -385,6 +426,18 @@ class EmulatorMiddleware:
                 SETTINGS.scheduler_delay = delay
             if "paused" in body:
                 SETTINGS.paused = bool(body["paused"])
+            if "instance_loss_lag" in body:
+                SETTINGS.instance_loss_lag = None if loss is None else float(loss)
+            if "capacity_providers" in body:
+                SETTINGS.capacity_providers = bool(body["capacity_providers"])
+            if "task_sets" in body:
+                SETTINGS.task_sets = bool(body["task_sets"])
+            if "read_lag" in body:
+                read_lag.configure(body["read_lag"])
+            if "rolling_deployments" in body:
+                SETTINGS.rolling_deployments = bool(body["rolling_deployments"])
+            if "lifecycle" in body:
+                SETTINGS.lifecycle = lifecycle_value
             if "unbacked_targets_unhealthy" in body:
                 SETTINGS.unbacked_targets_unhealthy = bool(body["unbacked_targets_unhealthy"])
             if "draining_seconds" in body:

@@ -43,7 +43,12 @@ from typing import Any
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.elbv2.models import elbv2_backends
 
+import deployments
 import ecs_patch
+import instance_loss
+import lifecycle
+import targets_patch
+import task_sets
 from state import LOCK, SETTINGS, generation
 
 TICK_SECONDS = 0.05
@@ -66,7 +71,10 @@ def register_task_targets(backend: EC2ContainerServiceBackend, service: Service,
     ci = ecs_patch.find_container_instance(backend, task.cluster_name, task.container_instance_arn)
     if ci is None:
         return
-    for lb in service.load_balancers or []:
+    load_balancers = getattr(task, "emu_load_balancers", None)
+    if load_balancers is None:
+        load_balancers = service.load_balancers
+    for lb in load_balancers or []:
         tg_arn = lb.get("targetGroupArn")
         tg = _target_group(backend, tg_arn) if tg_arn else None
         if tg is None:
@@ -94,11 +102,16 @@ def on_task_stopped(backend: EC2ContainerServiceBackend, task: Task) -> None:
         return
     if not SETTINGS.deregister_on_stop:
         return
+    drain = 0.0
     for tg_arn, instance_id, port in targets:
         tg = _target_group(backend, tg_arn)
         if tg is not None:
             tg.deregister([{"Id": instance_id, "Port": port}])
+            drain = max(drain, targets_patch.draining_seconds(tg))
     task.emu_targets = []
+    # With the lifecycle on, the task stays DEACTIVATING until its targets
+    # drained: the groups' deregistration_delay.timeout_seconds at the stop.
+    task.emu_drain_until = time.time() + drain
 
 
 class Scheduler(threading.Thread):
@@ -108,6 +121,8 @@ class Scheduler(threading.Thread):
         # (account, region, cluster, service) -> (sign of the difference, since)
         self._diverged: dict[tuple[str, str, str, str], tuple[int, float]] = {}
         self._no_capacity_logged: set[tuple[str, str, str, str]] = set()
+        # Services in the middle of a rollout (deployments.py): every tick.
+        self._rolling: set[tuple[str, str, str, str]] = set()
         self._seen_generation: int | None = None
         self._last_full_pass = 0.0
         # Placement candidates per (backend, cluster), valid for one tick.
@@ -137,10 +152,12 @@ class Scheduler(threading.Thread):
         if full:
             self._seen_generation = gen
             self._last_full_pass = t
-        waiting = set(self._diverged)
+        waiting = set(self._diverged) | self._rolling
         self._candidates.clear()
         for backend in _all_ecs_backends():
             ecs_patch.finish_deactivating(backend)
+            lifecycle.advance(backend)
+            instance_loss.advance(backend)
             if full:
                 for service in list(backend.services.values()):
                     self._reconcile(backend, service)
@@ -158,7 +175,23 @@ class Scheduler(threading.Thread):
             return
         key = (backend.account_id, backend.region_name, service.cluster_name, service.name)
         desired = int(service.desired_count or 0) if service.status == "ACTIVE" else 0
+        if SETTINGS.task_sets and task_sets.external(service):
+            # CODE_DEPLOY / EXTERNAL: only the task sets run tasks (task_sets.py).
+            self._diverged.pop(key, None)
+            if task_sets.reconcile(self, backend, service):
+                self._rolling.add(key)
+            else:
+                self._rolling.discard(key)
+            return
         active = [t for t in ecs_patch.service_tasks(service) if t.desired_status == "RUNNING"]
+        if SETTINGS.rolling_deployments and deployments.in_progress(service, active):
+            # A rollout (deployments.py): replace old tasks step by step,
+            # re-checked on every tick until it completes.
+            self._diverged.pop(key, None)
+            self._rolling.add(key)
+            self._roll(backend, service, active, key)
+            return
+        self._rolling.discard(key)
         diff = desired - len(active)
         if diff == 0:
             self._diverged.pop(key, None)
@@ -190,15 +223,42 @@ class Scheduler(threading.Thread):
         self._diverged.pop(key, None)
         ecs_patch.add_service_event(service, f"(service {service.name}) has reached a steady state.")
 
-    def _start_tasks(self, backend: EC2ContainerServiceBackend, service: Service, count: int) -> int:
-        if not service.task_definition:
+    def _roll(self, backend: EC2ContainerServiceBackend, service: Service, active: list[Task], key: Any) -> None:
+        step = deployments.plan(service, active)
+        if step.stop:
+            self._candidates.pop((id(backend), service.cluster_name), None)
+            for task in step.stop:
+                ecs_patch.stop_task_as_scheduler(
+                    backend, service.cluster_name, task,
+                    f"Scaling activity initiated by (deployment {task.started_by})",
+                )
+            ids = ", ".join(f"(task {t.id})" for t in step.stop)
+            ecs_patch.add_service_event(
+                service, f"(service {service.name}) has stopped {len(step.stop)} running tasks: {ids}."
+            )
+        if step.start:
+            self._start_tasks(backend, service, step.start)
+        if step.complete:
+            deployments.complete(service)
+            self._rolling.discard(key)
+
+    def _start_tasks(
+        self, backend: EC2ContainerServiceBackend, service: Service, count: int,
+        task_definition: str | None = None, started_by: str | None = None,
+        load_balancers: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Start ``count`` tasks of the service (by default: its task
+        definition, startedBy its PRIMARY deployment, its load balancers;
+        a task set passes its own)."""
+        task_definition = task_definition or service.task_definition
+        if not task_definition:
             return 0
         cluster = backend.clusters.get(service.cluster_name)
         if cluster is None:
             return 0
-        task_definition = backend.describe_task_definition(service.task_definition)
+        task_definition = backend.describe_task_definition(task_definition)
         reqs = backend._calculate_task_resource_requirements(task_definition)
-        deployment_id = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
+        deployment_id = started_by or (service.deployments[0]["id"] if service.deployments else "ecs-svc/0")
         backend.tasks.setdefault(cluster.name, {})
         # Placement candidates, looked up once per cluster and tick: the
         # cluster's ACTIVE container instances on running EC2 instances, with
@@ -223,10 +283,18 @@ class Scheduler(threading.Thread):
                 launch_type="EC2",
                 started_by=deployment_id,
             )
+            if load_balancers is not None:
+                task.emu_load_balancers = load_balancers
+            strategy = getattr(service, "capacity_provider_strategy", None)
+            if strategy:  # capacity_providers.py: placed on EC2 container instances all the same
+                task.capacity_provider_name = strategy[0]["capacityProvider"]
             backend.update_container_instance_resources(ci, reqs)
             backend.tasks[cluster.name][task.task_arn] = task
             candidates[ci.container_instance_arn][0] += 1
-            register_task_targets(backend, service, task)
+            if lifecycle.enabled():
+                lifecycle.start(backend, service, task)  # targets at ACTIVATING
+            else:
+                register_task_targets(backend, service, task)
             started.append(task)
         if started:
             ids = ", ".join(f"(task {t.id})" for t in started)
@@ -240,7 +308,7 @@ class Scheduler(threading.Thread):
         """container instance ARN -> [running tasks, order, container instance]."""
         candidates: dict[str, list[Any]] = {}
         for order, ci in enumerate(backend.container_instances.get(cluster_name, {}).values()):
-            if ci.status != "ACTIVE":
+            if ci.status != "ACTIVE" or not getattr(ci, "agent_connected", True):
                 continue
             instance = backend_ec2_instance(backend, ci.ec2_instance_id)
             if instance is not None and instance.state != "running":
@@ -260,13 +328,15 @@ class Scheduler(threading.Thread):
         return None if best is None else best[2]
 
     def _stop_tasks(
-        self, backend: EC2ContainerServiceBackend, service: Service, active: list[Task], count: int
+        self, backend: EC2ContainerServiceBackend, service: Service, active: list[Task], count: int,
+        deployment_id: str | None = None,
     ) -> None:
         # Keep the spread: take from the busiest instance, newest task first.
         per_instance: dict[str, list[Task]] = {}
         for task in active:
             per_instance.setdefault(task.container_instance_arn or "", []).append(task)
-        deployment_id = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
+        if deployment_id is None:
+            deployment_id = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
         self._candidates.pop((id(backend), service.cluster_name), None)
         stopped: list[Task] = []
         for _ in range(count):
@@ -337,5 +407,6 @@ def install() -> Scheduler:
     global SCHEDULER
     if on_task_stopped not in ecs_patch.STOP_HOOKS:
         ecs_patch.STOP_HOOKS.append(on_task_stopped)
+    lifecycle.register_targets = register_task_targets
     SCHEDULER = Scheduler()
     return SCHEDULER

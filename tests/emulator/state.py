@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 LOCK = threading.RLock()
@@ -44,6 +44,22 @@ class Settings:
     # bound to its (instance, port) reports "unhealthy" (as real health checks
     # against a port nobody listens on would) instead of "healthy".
     unbacked_targets_unhealthy: bool = False
+    # Real-ECS behaviours, each off (None/False) by default; see README
+    # "Real-ECS behaviours (switchable)".
+    # Per-state seconds of the task lifecycle (lifecycle.py), or None.
+    lifecycle: dict[str, float] | None = None
+    # Rolling-update deployments on UpdateService (deployments.py).
+    rolling_deployments: bool = False
+    # Eventually consistent reads: {"ecs"|"elbv2"|"ec2": max lag seconds} (read_lag.py).
+    read_lag: dict[str, float] = field(default_factory=dict)
+    # Seconds until ECS notices a stopped/terminated container instance and
+    # stops its tasks; None: never (instance_loss.py).
+    instance_loss_lag: float | None = None
+    # CreateService capacityProviderStrategy kept, no invented launchType;
+    # FARGATE/FARGATE_SPOT built in (capacity_providers.py).
+    capacity_providers: bool = False
+    # CODE_DEPLOY/EXTERNAL services run their task sets' tasks (task_sets.py).
+    task_sets: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

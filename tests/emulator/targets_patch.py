@@ -34,6 +34,7 @@ from typing import Any
 from moto.elbv2.exceptions import InvalidTargetError, TargetGroupNotFoundError, TargetNotRunning
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 
+import read_lag
 from state import SETTINGS, now
 
 _applied = False
@@ -69,10 +70,18 @@ def _health_port(tg: FakeTargetGroup, port: int) -> str | None:
     return str(hc)
 
 
-def _status(tg: FakeTargetGroup, key: Key) -> FakeHealthStatus:
+def _status(tg: FakeTargetGroup, key: Key, past: Any = None) -> FakeHealthStatus:
+    """The target's health now, or (``past``: (at, {key: healthy_at},
+    {key: until}) from read_lag) as it was then."""
     target_id, port = key
     hc_port = _health_port(tg, port)
-    entry = tg.targets.get(key)
+    if past is None:
+        at, entry, draining = now(), tg.targets.get(key), key in tg.draining
+    else:
+        at, registered, drained = past
+        healthy_at = registered.get(key)
+        entry = None if healthy_at is None else {"healthy_at": healthy_at}
+        draining = key in drained
     if entry is not None:
         if target_id.startswith("i-"):
             instance = tg.ec2_backend.get_instance_by_id(target_id)
@@ -81,7 +90,7 @@ def _status(tg: FakeTargetGroup, key: Key) -> FakeHealthStatus:
                     target_id, port, hc_port, "unused", "Target.InvalidState",
                     "Target is in the stopped state",
                 )
-        if now() < entry["healthy_at"]:
+        if at < entry["healthy_at"]:
             return FakeHealthStatus(
                 target_id, port, hc_port, "initial", "Elb.RegistrationInProgress",
                 "Target registration is in progress",
@@ -91,7 +100,7 @@ def _status(tg: FakeTargetGroup, key: Key) -> FakeHealthStatus:
                 target_id, port, hc_port, "unhealthy", "Target.FailedHealthChecks", "Health checks failed",
             )
         return FakeHealthStatus(target_id, port, hc_port, "healthy")
-    if key in tg.draining:
+    if draining:
         return FakeHealthStatus(
             target_id, port, hc_port, "draining", "Target.DeregistrationInProgress",
             "Target deregistration is in progress",
@@ -129,6 +138,7 @@ def _patch() -> None:
         orig_init(self, *args, **kwargs)
         self.targets = OrderedDict()  # (id, port) -> {"Id", "Port", "healthy_at"}
         self.draining = OrderedDict()  # (id, port) -> {"Id", "Port", "until"}
+        read_lag.tg_init(self)
         if self.target_type != "lambda":
             self.attributes["deregistration_delay.timeout_seconds"] = int(SETTINGS.draining_seconds)
 
@@ -153,12 +163,14 @@ def _patch() -> None:
                     "Port": key[1],
                     "healthy_at": now() + max(0.0, float(SETTINGS.scheduler_delay)),
                 }
+            read_lag.record_target(self, "reg", key, self.targets[key]["healthy_at"])
 
     def deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
         _purge(self)
         until = now() + draining_seconds(self)
         for target in targets:
             key = _key(self, target)
+            read_lag.record_target(self, "dereg", key, until)
             if self.targets.pop(key, None) is not None and until > now():
                 self.draining[key] = {"Id": key[0], "Port": key[1], "until": until}
 
@@ -180,6 +192,16 @@ def _patch() -> None:
         tg = self.target_groups.get(target_group_arn)
         if tg is None:
             raise TargetGroupNotFoundError()
+        as_of = read_lag.as_of()
+        if as_of is not None:  # a lagged read: the registrations as they were then
+            found = read_lag.targets_at(tg, as_of)
+            if found is None:
+                raise TargetGroupNotFoundError()
+            past = (as_of, found[0], found[1])
+            if targets:
+                return [_status(tg, _key(tg, t), past) for t in targets]
+            keys = list(found[0]) + [k for k in found[1] if k not in found[0]]
+            return [_status(tg, k, past) for k in keys]
         _purge(tg)
         if targets:
             return [_status(tg, _key(tg, t)) for t in targets]

@@ -1238,6 +1238,440 @@ def test_topology_in_process_matches_api_build(emu: Emu) -> None:
 
 
 # ----------------------------------------------------------------------------
+# real-ECS behaviours (switchable, off by default); each test builds its own
+# cluster/instances/target group/service ("world") so the seed stays untouched
+# ----------------------------------------------------------------------------
+LIFECYCLE = {"provisioning": 0.3, "pending": 0.3, "activating": 0.3, "deactivating_min": 0,
+             "stopping": 0.3, "deprovisioning": 0.3}
+
+
+class World:
+    """A cluster of its own: EC2 instances registered as container instances,
+    a target group, and a service of the seed's task definition behind it."""
+
+    def __init__(self, emu: Emu, name: str, count: int = 2, instances: int = 2, draining: int = 1,
+                 load_balancer: bool = True, **service_kw: Any) -> None:
+        self.emu, self.name, self.cluster = emu, name, f"{name}-cluster"
+        seed = emu.seed
+        emu.ecs.create_cluster(clusterName=self.cluster)
+        self.instance_ids, self.ci_arns = [], []
+        for i in range(instances):
+            inst = emu.ec2.run_instances(
+                ImageId=seed["ami_id"], InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                SubnetId=seed["subnet_ids"][i % 2],
+                SecurityGroupIds=[seed["security_groups"]["EC2InstanceWithLoadBalancer"]])["Instances"][0]
+            doc = {"instanceId": inst["InstanceId"], "region": "us-east-1", "accountId": "123456789012",
+                   "availabilityZone": inst["Placement"]["AvailabilityZone"], "instanceType": "t3.micro",
+                   "imageId": seed["ami_id"]}
+            ci = emu.ecs.register_container_instance(
+                cluster=self.cluster, instanceIdentityDocument=json.dumps(doc))["containerInstance"]
+            self.instance_ids.append(inst["InstanceId"])
+            self.ci_arns.append(ci["containerInstanceArn"])
+        self.tg_arn = self.make_target_group(f"{name}-tg", draining)
+        self.service_name = f"{name}-svc"
+        kw: dict[str, Any] = {"launchType": "EC2"}
+        if load_balancer:
+            kw["loadBalancers"] = [{"targetGroupArn": self.tg_arn, "containerName": "api", "containerPort": 3000}]
+        kw.update(service_kw)
+        if "capacityProviderStrategy" in kw:
+            kw.pop("launchType")
+        self.created = emu.ecs.create_service(cluster=self.cluster, serviceName=self.service_name,
+                                              taskDefinition="nestjs-api", desiredCount=count, **kw)["service"]
+
+    def make_target_group(self, name: str, draining: int) -> str:
+        arn = self.emu.elbv2.create_target_group(
+            Name=name, Protocol="HTTP", Port=80, VpcId=self.emu.seed["vpc_id"], TargetType="instance",
+        )["TargetGroups"][0]["TargetGroupArn"]
+        self.emu.elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(draining)}])
+        return arn
+
+    def tasks(self, desired: str = "RUNNING") -> list[dict[str, Any]]:
+        arns = self.emu.ecs.list_tasks(cluster=self.cluster, serviceName=self.service_name,
+                                       desiredStatus=desired)["taskArns"]
+        if not arns:
+            return []
+        return self.emu.ecs.describe_tasks(cluster=self.cluster, tasks=arns)["tasks"]
+
+    def task(self, arn: str) -> dict[str, Any]:
+        (task,) = self.emu.ecs.describe_tasks(cluster=self.cluster, tasks=[arn])["tasks"]
+        return task
+
+    def service(self) -> dict[str, Any]:
+        return self.emu.ecs.describe_services(cluster=self.cluster, services=[self.service_name])["services"][0]
+
+    def targets(self, tg_arn: str | None = None) -> dict[tuple[str, int], str]:
+        descs = self.emu.elbv2.describe_target_health(TargetGroupArn=tg_arn or self.tg_arn)["TargetHealthDescriptions"]
+        return {(d["Target"]["Id"], d["Target"]["Port"]): d["TargetHealth"]["State"] for d in descs}
+
+    def task_target(self, task: dict[str, Any]) -> tuple[str, int]:
+        instance = dict(zip(self.ci_arns, self.instance_ids))[task["containerInstanceArn"]]
+        return instance, task["containers"][0]["networkBindings"][0]["hostPort"]
+
+    def steady(self, n: int, tg_arn: str | None = None) -> bool:
+        tasks = [t for t in self.tasks() if t["lastStatus"] == "RUNNING"]
+        svc = self.service()
+        if len(tasks) != n or svc["runningCount"] != n or svc["pendingCount"] != 0:
+            return False
+        healthy = {k for k, s in self.targets(tg_arn).items() if s == "healthy"}
+        return healthy == {self.task_target(t) for t in tasks}
+
+    def wait_steady(self, n: int, timeout: float = 10.0, tg_arn: str | None = None) -> None:
+        wait_until(lambda: self.steady(n, tg_arn), timeout, f"{self.name}: {n} running tasks, healthy targets")
+
+    def remove(self) -> None:
+        """Scale to 0 and delete the service (its tasks stop)."""
+        self.emu.ecs.update_service(cluster=self.cluster, service=self.service_name, desiredCount=0)
+        self.emu.ecs.delete_service(cluster=self.cluster, service=self.service_name, force=True)
+
+
+def test_lifecycle_states_and_targets(emu: Emu) -> None:
+    w = World(emu, "life", count=1, draining=1)
+    w.wait_steady(1)
+    (old,) = w.tasks()
+    old_target = w.task_target(old)
+    settings = emu.control("POST", "scheduler", {"lifecycle": LIFECYCLE})
+    assert settings["lifecycle"] == LIFECYCLE
+    try:
+        t0 = time.monotonic()
+        out = emu.ecs.stop_task(cluster=w.cluster, task=old["taskArn"], reason="lifecycle test")["task"]
+        assert (out["lastStatus"], out["desiredStatus"]) == ("DEACTIVATING", "STOPPED")
+        assert w.targets()[old_target] == "draining"
+        seen_old: list[tuple[float, str]] = []
+        seen_new: list[str] = []
+        new_arn = None
+        while time.monotonic() - t0 < 8:
+            status = w.task(old["taskArn"])["lastStatus"]
+            if not seen_old or seen_old[-1][1] != status:
+                seen_old.append((time.monotonic() - t0, status))
+            running = w.tasks()
+            if running:
+                (new,) = running
+                new_arn = new["taskArn"]
+                state = new["lastStatus"]
+                if not seen_new or seen_new[-1] != state:
+                    seen_new.append(state)
+                # targets only from ACTIVATING on; counts follow lastStatus
+                # (checked when the state did not move between the calls)
+                registered = w.task_target(new) in w.targets()
+                svc = w.service()
+                if w.task(new_arn)["lastStatus"] == state:
+                    assert registered == (state in ("ACTIVATING", "RUNNING")), (state, w.targets())
+                    assert (svc["runningCount"], svc["pendingCount"]) == ((1, 0) if state == "RUNNING" else (0, 1))
+                assert new["desiredStatus"] == "RUNNING"
+            if status == "STOPPED" and seen_new and seen_new[-1] == "RUNNING":
+                break
+            time.sleep(0.05)
+        assert [s for _, s in seen_old] == ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"], seen_old
+        # DEACTIVATING for the group's deregistration delay (1 s), then 0.3 + 0.3
+        assert seen_old[1][0] >= 0.95 and seen_old[3][0] >= 1.5, seen_old
+        assert seen_new == ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING"], seen_new
+        stopped = w.task(old["taskArn"])
+        assert_stopped(stopped, "UserInitiated", "lifecycle test")
+        new = w.task(new_arn)
+        assert new["startedAt"] > new["pullStartedAt"] and new["containers"][0]["lastStatus"] == "RUNNING"
+        # the delay is the target group's attribute at the stop: 0 s now
+        emu.elbv2.modify_target_group_attributes(TargetGroupArn=w.tg_arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "0"}])
+        wait_until(lambda: w.targets().get(w.task_target(new)) == "healthy", 5, "healthy new target")
+        t1 = time.monotonic()
+        emu.ecs.stop_task(cluster=w.cluster, task=new_arn)
+        wait_until(lambda: w.task(new_arn)["lastStatus"] == "STOPPED", 5, "quick stop")
+        assert time.monotonic() - t1 < 0.95
+    finally:
+        settings = emu.control("POST", "scheduler", {"lifecycle": None})
+    assert settings["lifecycle"] is None
+    assert http_error("POST", f"{emu.endpoint}/_emulator/scheduler", {"lifecycle": {"nope": 1}}).code == 400
+    w.wait_steady(1)
+    w.remove()
+
+
+def _watch_rollout(w: World, emu: Emu, dep_id: str, min_healthy: int, max_total: int,
+                   timeout: float = 12.0) -> dict[str, Any]:
+    """Polls until the deployment completed, checking the percent bounds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = w.tasks()
+        assert len(running) <= max_total, [t["lastStatus"] for t in running]
+        healthy = [s for s in w.targets().values() if s == "healthy"]
+        assert len(healthy) >= min_healthy, w.targets()
+        svc = w.service()
+        if len(svc["deployments"]) == 1 and svc["deployments"][0]["rolloutState"] == "COMPLETED":
+            assert svc["deployments"][0]["id"] == dep_id
+            return svc
+        time.sleep(0.05)
+    raise AssertionError(f"rollout of {dep_id} did not complete: {w.service()['deployments']}")
+
+
+def test_rolling_deployment(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    w = World(emu, "roll", count=2, draining=0)
+    w.wait_steady(2)
+    old_ids = {t["taskArn"] for t in w.tasks()}
+    # off (default): a new task definition changes nothing that runs
+    out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)
+    assert len(w.service()["deployments"]) == 1 and {t["taskArn"] for t in w.tasks()} == old_ids
+    assert emu.control("POST", "scheduler", {"rolling_deployments": True})["rolling_deployments"] is True
+    try:
+        out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)
+        dep_id, td_arn = out["deployment"], out["taskDefinition"]
+        assert dep_id.startswith("ecs-svc/") and len(dep_id.split("/")[1]) == 19 and td_arn.endswith(":3")
+        deps = awsctl(emu, capsys, "deployments", w.cluster, w.service_name)["deployments"]
+        assert [(d["status"], d["rolloutState"]) for d in deps] in (
+            [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "COMPLETED")], [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "IN_PROGRESS")])
+        assert deps[0]["id"] == dep_id and deps[0]["desiredCount"] == 2 and deps[1]["taskDefinition"].endswith(":2")
+        raw = w.service()["deployments"][0]
+        assert raw["createdAt"] and raw["updatedAt"] and raw["launchType"] == "EC2"
+        # 200 % / 100 %: at most 4 tasks, never fewer than 2 healthy
+        svc = _watch_rollout(w, emu, dep_id, min_healthy=2, max_total=4)
+        assert svc["deployments"][0]["rolloutStateReason"] == f"ECS deployment {dep_id} completed."
+        assert svc["deployments"][0]["runningCount"] == 2
+        messages = [e["message"] for e in svc["events"]]
+        assert f"(service {w.service_name}) (deployment {dep_id}) deployment completed." in messages
+        tasks = w.tasks()
+        assert {t["startedBy"] for t in tasks} == {dep_id} and {t["taskDefinitionArn"] for t in tasks} == {td_arn}
+        assert not old_ids & {t["taskArn"] for t in tasks}
+        stopped = [t for t in w.tasks("STOPPED") if t["taskArn"] in old_ids]
+        assert all(t["stoppedReason"].startswith("Scaling activity initiated by (deployment ecs-svc/")
+                   for t in stopped) and len(stopped) == 2
+
+        # with the lifecycle, and 50 % / 100 %: stop one, start one, ...
+        emu.ecs.update_service(cluster=w.cluster, service=w.service_name,
+                               deploymentConfiguration={"minimumHealthyPercent": 50, "maximumPercent": 100})
+        emu.control("POST", "scheduler", {"lifecycle": {"provisioning": 0.1, "pending": 0.1, "activating": 0.2}})
+        out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name, "--force")
+        assert out["taskDefinition"] == td_arn and out["deployment"] != dep_id
+        _watch_rollout(w, emu, out["deployment"], min_healthy=1, max_total=2)
+        w.wait_steady(2)
+        assert {t["startedBy"] for t in w.tasks()} == {out["deployment"]}
+    finally:
+        emu.control("POST", "scheduler", {"rolling_deployments": False, "lifecycle": None})
+    w.remove()
+
+
+def _reads(fn: Callable[[], Any], seconds: float) -> list[Any]:
+    """fn() repeatedly for ``seconds``."""
+    out, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        out.append(fn())
+    return out
+
+
+def test_read_lag(emu: Emu) -> None:
+    w = World(emu, "lag", count=1, draining=0)
+    w.wait_steady(1)
+    (task,) = w.tasks()
+    arn = task["taskArn"]
+    group = emu.ec2.create_security_group(GroupName="lag-sg", Description="lag", VpcId=emu.seed["vpc_id"])["GroupId"]
+    describe_group = lambda: emu.ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]  # noqa: E731
+    lag = {"ecs": 0.6, "elbv2": 0.6, "ec2": 0.6}
+    assert emu.control("POST", "scheduler", {"read_lag": lag})["read_lag"] == lag
+    try:
+        assert describe_group() == []  # a request seen before the write is recorded
+        time.sleep(0.7)  # history starts when the lag is switched on
+        # ECS: a stop, then reads: some still RUNNING, none invented, current after the lag
+        emu.ecs.stop_task(cluster=w.cluster, task=arn)  # writes are never lagged
+        seen = _reads(lambda: w.task(arn)["lastStatus"], 0.2)
+        assert "RUNNING" in seen and set(seen) <= {"RUNNING", "DEACTIVATING", "STOPPED"}, seen
+        listed = _reads(lambda: arn in emu.ecs.list_tasks(cluster=w.cluster)["taskArns"], 0.2)
+        assert True in listed, listed  # still listed as desiredStatus RUNNING by some reads
+        svc = w.service()
+        assert svc["runningCount"] in (0, 1)
+        emu.ecs.update_service(cluster=w.cluster, service=w.service_name, desiredCount=2)
+        counts = _reads(lambda: w.service()["desiredCount"], 0.2)
+        assert 1 in counts and set(counts) <= {1, 2}, counts
+        time.sleep(0.7)
+        assert {w.task(arn)["lastStatus"] for _ in range(5)} == {"STOPPED"}
+        assert {w.service()["desiredCount"] for _ in range(5)} == {2}
+        # a task started less than the lag ago may be MISSING
+        wait_until(lambda: len(emu.ecs.list_tasks(cluster=w.cluster)["taskArns"]) >= 1, 5, "new tasks")
+        # ELBv2: a new registration is not there for some reads, then initial/healthy
+        target = {"Id": w.instance_ids[0], "Port": 40000}
+        emu.elbv2.register_targets(TargetGroupArn=w.tg_arn, Targets=[target])
+        states = _reads(lambda: w.targets().get((target["Id"], 40000), "absent"), 0.2)
+        assert "absent" in states and set(states) <= {"absent", "initial", "healthy"}, states
+        emu.elbv2.deregister_targets(TargetGroupArn=w.tg_arn, Targets=[target])
+        # EC2: a rule added is missing from some reads of a request seen before
+        emu.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+        rules = _reads(lambda: len(describe_group()), 0.2)
+        assert 0 in rules and set(rules) <= {0, 1}, rules
+        time.sleep(0.7)
+        assert {len(describe_group()) for _ in range(5)} == {1}
+        # the control API and the scheduler always see the current state
+        assert emu.control("GET", "scheduler")["read_lag"] == lag
+    finally:
+        emu.control("POST", "scheduler", {"read_lag": {}})
+    assert http_error("POST", f"{emu.endpoint}/_emulator/scheduler", {"read_lag": {"s3": 1}}).code == 400
+    # off again: consistent at once
+    emu.ecs.update_service(cluster=w.cluster, service=w.service_name, desiredCount=1)
+    assert w.service()["desiredCount"] == 1
+    w.wait_steady(1)
+    w.remove()
+
+
+def test_instance_stopped_or_terminated_under_tasks(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    w = World(emu, "loss", count=2, instances=3, draining=0)
+    w.wait_steady(2)
+    emu.control("POST", "scheduler", {"instance_loss_lag": 0.5})
+    try:
+        for verb, kind in (("stop-instance", "stopped"), ("terminate-instance", "terminated")):
+            victim = w.tasks()[0]
+            instance_id, port = w.task_target(victim)
+            ci_arn = victim["containerInstanceArn"]
+            out = awsctl(emu, capsys, verb, instance_id, "--cluster", w.cluster)
+            assert out[kind] == instance_id
+            t0 = time.monotonic()
+            if kind == "stopped":
+                # targets on it cannot be registered, and report Target.InvalidState
+                err = client_error(lambda: emu.elbv2.register_targets(
+                    TargetGroupArn=w.tg_arn, Targets=[{"Id": instance_id, "Port": 40001}]))
+                assert err.response["Error"]["Code"] == "InvalidTarget"
+                assert err.response["Error"]["Message"] == (
+                    f"The following targets are not in a running state and cannot be registered: '{instance_id}'")
+                (health,) = emu.elbv2.describe_target_health(
+                    TargetGroupArn=w.tg_arn, Targets=[{"Id": instance_id, "Port": port}])["TargetHealthDescriptions"]
+                assert (health["TargetHealth"]["State"], health["TargetHealth"]["Reason"]) == (
+                    "unused", "Target.InvalidState")
+            # still RUNNING until ECS notices (instance_loss_lag) ...
+            assert w.task(victim["taskArn"])["lastStatus"] == "RUNNING"
+            stopped = wait_until(lambda: (t := w.task(victim["taskArn"]))["desiredStatus"] == "STOPPED" and t,
+                                 5, f"task on the {kind} instance to stop")
+            assert time.monotonic() - t0 >= 0.4
+            assert stopped["stopCode"] == "TerminationNotice"
+            assert stopped["stoppedReason"] == f"Host EC2 (instance {instance_id}) {kind}."
+            (ci,) = emu.ecs.describe_container_instances(cluster=w.cluster, containerInstances=[ci_arn])[
+                "containerInstances"]
+            assert ci["agentConnected"] is False and ci["status"] == ("INACTIVE" if kind == "terminated" else "ACTIVE")
+            # ... and replaced on the remaining instances
+            w.wait_steady(2)
+            assert ci_arn not in {t["containerInstanceArn"] for t in w.tasks()}
+    finally:
+        emu.control("POST", "scheduler", {"instance_loss_lag": None})
+    w.remove()
+
+
+def test_capacity_provider_strategy(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    w = World(emu, "cp", count=1, draining=0)
+    strategy = [{"capacityProvider": "FARGATE", "weight": 1}]
+    # off (default): moto's behaviour, the strategy is dropped and EC2 invented
+    off = emu.ecs.create_service(cluster=w.cluster, serviceName="cp-off", taskDefinition="nestjs-api",
+                                 desiredCount=0, capacityProviderStrategy=strategy)["service"]
+    assert off["launchType"] == "EC2" and "capacityProviderStrategy" not in off
+    try:
+        out = awsctl(emu, capsys, "create-cp-service", "cp-copy", "--provider", "cp-asg", "--cluster", w.cluster,
+                     "--like", w.service_name, "--count", "1")
+        assert out["launchType"] is None
+        assert out["capacityProviderStrategy"] == [{"capacityProvider": "cp-asg", "weight": 1, "base": 0}]
+        (svc,) = emu.ecs.describe_services(cluster=w.cluster, services=["cp-copy"])["services"]
+        assert "launchType" not in svc and svc["capacityProviderStrategy"] == out["capacityProviderStrategy"]
+        assert "launchType" not in svc["deployments"][0]
+        assert svc["deployments"][0]["capacityProviderStrategy"] == out["capacityProviderStrategy"]
+        assert svc["loadBalancers"] == w.created["loadBalancers"]
+        # placed on the cluster's EC2 container instances, registered in the same target group
+        arns = wait_until(lambda: emu.ecs.list_tasks(cluster=w.cluster, serviceName="cp-copy")["taskArns"], 5,
+                          "a task of the capacity-provider service")
+        (task,) = emu.ecs.describe_tasks(cluster=w.cluster, tasks=arns)["tasks"]
+        assert task["capacityProviderName"] == "cp-asg" and task["containerInstanceArn"] in w.ci_arns
+        wait_until(lambda: w.targets().get(w.task_target(task)) == "healthy", 5, "its healthy target")
+        # DescribeCapacityProviders: all, built-ins, failures
+        providers = {p["name"]: p for p in emu.ecs.describe_capacity_providers()["capacityProviders"]}
+        assert {"FARGATE", "FARGATE_SPOT", "cp-asg"} <= set(providers)
+        assert providers["cp-asg"]["autoScalingGroupProvider"]["autoScalingGroupArn"].endswith("/cp-asg")
+        some = emu.ecs.describe_capacity_providers(capacityProviders=["FARGATE", "nope"])
+        assert [p["name"] for p in some["capacityProviders"]] == ["FARGATE"] and len(some["failures"]) == 1
+        cluster = emu.ecs.describe_clusters(clusters=[w.cluster])["clusters"][0]
+        assert cluster["capacityProviders"] == ["cp-asg"]
+        # AWS's validation
+        for kw in ({"launchType": "EC2", "capacityProviderStrategy": strategy},
+                   {"capacityProviderStrategy": strategy}):  # FARGATE is not associated with the cluster
+            err = client_error(lambda: emu.ecs.create_service(
+                cluster=w.cluster, serviceName="cp-bad", taskDefinition="nestjs-api", desiredCount=0, **kw))
+            assert err.response["Error"]["Code"] == "InvalidParameterException"
+        emu.ecs.update_service(cluster=w.cluster, service="cp-copy", desiredCount=0)
+        emu.ecs.delete_service(cluster=w.cluster, service="cp-copy", force=True)
+    finally:
+        emu.control("POST", "scheduler", {"capacity_providers": False})
+    w.remove()
+
+
+def test_task_sets_of_external_service(emu: Emu) -> None:
+    emu.control("POST", "scheduler", {"task_sets": True})
+    try:
+        w = World(emu, "ts", count=2, draining=0, load_balancer=False, deploymentController={"type": "EXTERNAL"})
+        green_tg = w.make_target_group("ts-green-tg", 0)
+        time.sleep(DELAY * 3)
+        assert w.tasks() == []  # the scheduler starts nothing for the service itself
+        lb = lambda tg: [{"targetGroupArn": tg, "containerName": "api", "containerPort": 3000}]  # noqa: E731
+        blue = emu.ecs.create_task_set(cluster=w.cluster, service=w.service_name, taskDefinition="nestjs-api",
+                                       loadBalancers=lb(w.tg_arn), scale={"value": 50, "unit": "PERCENT"},
+                                       externalId="blue")["taskSet"]
+        assert blue["id"].startswith("ecs-svc/") and blue["status"] == "ACTIVE" and blue["externalId"] == "blue"
+        assert blue["computedDesiredCount"] == 1 and blue["taskSetArn"].endswith(blue["id"].split("/")[1])
+        green = emu.ecs.create_task_set(cluster=w.cluster, service=w.service_name, taskDefinition="nestjs-api",
+                                        loadBalancers=lb(green_tg), scale={"value": 100, "unit": "PERCENT"},
+                                        externalId="green")["taskSet"]
+
+        def sets() -> dict[str, dict[str, Any]]:
+            return {t["externalId"]: t for t in w.service()["taskSets"]}
+
+        wait_until(lambda: all(t["stabilityStatus"] == "STEADY_STATE" for t in sets().values())
+                   and len(sets()) == 2, 5, "both task sets steady")
+        assert {k: (t["computedDesiredCount"], t["runningCount"]) for k, t in sets().items()} == {
+            "blue": (1, 1), "green": (2, 2)}
+        tasks = w.tasks()
+        by_set = {blue["id"]: [], green["id"]: []}
+        for t in tasks:
+            by_set[t["startedBy"]].append(t)
+            assert t["group"] == f"service:{w.service_name}"
+        assert [len(by_set[blue["id"]]), len(by_set[green["id"]])] == [1, 2]
+        # each task set's tasks are registered in its own target group
+        wait_until(lambda: set(w.targets(green_tg)) == {w.task_target(t) for t in by_set[green["id"]]}
+                   and set(w.targets()) == {w.task_target(t) for t in by_set[blue["id"]]}, 5, "targets per task set")
+        emu.ecs.update_service_primary_task_set(cluster=w.cluster, service=w.service_name,
+                                                primaryTaskSet=green["taskSetArn"])
+        svc = w.service()
+        assert svc["deploymentController"] == {"type": "EXTERNAL"}
+        assert {k: t["status"] for k, t in sets().items()} == {"blue": "ACTIVE", "green": "PRIMARY"}
+        out = emu.ecs.delete_task_set(cluster=w.cluster, service=w.service_name, taskSet=blue["taskSetArn"])
+        assert out["taskSet"]["status"] == "DRAINING"
+        wait_until(lambda: list(sets()) == ["green"], 5, "the deleted task set to go")
+        (blue_task,) = by_set[blue["id"]]
+        assert w.task(blue_task["taskArn"])["lastStatus"] == "STOPPED"
+        described = emu.ecs.describe_task_sets(cluster=w.cluster, service=w.service_name)["taskSets"]
+        assert [t["id"] for t in described] == [green["id"]]
+        w.remove()
+        wait_until(lambda: w.tasks() == [], 5, "the service's tasks to stop")
+    finally:
+        emu.control("POST", "scheduler", {"task_sets": False})
+
+
+def test_blue_green_strategy(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1}
+    w = World(emu, "bg", count=1, draining=0, deploymentConfiguration=config)
+    assert w.service()["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
+    w.wait_steady(1)
+    (blue,) = w.tasks()
+    emu.control("POST", "scheduler", {"rolling_deployments": True})
+    try:
+        dep = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)["deployment"]
+        # green starts in full next to blue; both stay while the bake time runs
+        wait_until(lambda: sum(s == "healthy" for s in w.targets().values()) == 2, 5, "green healthy next to blue")
+        time.sleep(0.5)
+        svc = w.service()
+        assert [(d["status"], d["rolloutState"]) for d in svc["deployments"]][0] == ("PRIMARY", "IN_PROGRESS")
+        assert len(svc["deployments"]) == 2 and w.task(blue["taskArn"])["lastStatus"] == "RUNNING"
+        # bake time over (set to 0): blue stops, the deployment completes
+        emu.ecs.update_service(cluster=w.cluster, service=w.service_name,
+                               deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0})
+        _watch_rollout(w, emu, dep, min_healthy=1, max_total=2)
+        assert w.task(blue["taskArn"])["desiredStatus"] == "STOPPED"
+    finally:
+        emu.control("POST", "scheduler", {"rolling_deployments": False})
+    w.wait_steady(1)
+    w.remove()
+
+
+# ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
 def test_sigterm_exits_zero_and_port_file(emu: Emu) -> None:
