@@ -6,13 +6,18 @@ use serde_json::Value;
 
 use crate::harness::{Emulator, seed_config};
 
-/// The applied changes of a JSON plan as (kind, resource).
+/// The changes of a JSON plan that `apply` makes, as (kind, resource):
+/// those to apply now, and target changes a one-read plan holds until a
+/// second read agrees (`apply --once` reads again for them).
 pub fn applied(plan: &Value) -> Vec<(String, String)> {
     plan["changes"]
         .as_array()
         .expect("changes")
         .iter()
-        .filter(|c| c["disposition"] == "apply")
+        .filter(|c| {
+            c["disposition"] == "apply"
+                || (c["disposition"] == "held" && c["hold"] == "awaiting-consistency")
+        })
         .map(|c| {
             (
                 c["kind"].as_str().unwrap().to_string(),

@@ -148,7 +148,12 @@ impl Emulator {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env_remove("AWS_PROFILE")
             .env_remove("ECS_RECONCILER_CONFIG")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            // The emulator's reads are consistent unless a test turns its
+            // read lag on (and then sets a window longer than the lag): a
+            // short window keeps the suite fast and still makes every
+            // target change wait for a second read.
+            .env("ECS_RECONCILER_CONSISTENCY_WINDOW", CONSISTENCY_WINDOW);
     }
 
     /// Runs the real binary against this emulator.
@@ -249,6 +254,9 @@ impl Drop for Emulator {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The consistency window every command of the suite runs with.
+pub const CONSISTENCY_WINDOW: &str = "2s";
 
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};

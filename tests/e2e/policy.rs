@@ -183,9 +183,12 @@ fn quiet_target_groups_are_re_read_in_rotation_within_the_bound() {
         &daemon,
     );
     let passes_taken = passes(&daemon) - at;
+    // Seen within 4 passes (+1 in flight); the registration then waits for
+    // a second read a consistency window (2 s) later: up to 3 more 1 s
+    // passes, the re-check among them.
     assert!(
-        passes_taken <= 4 + 1,
-        "corrected {passes_taken} passes after the drift (bound 4, +1 for the pass in flight); {took:?}"
+        passes_taken <= 4 + 1 + 3,
+        "corrected {passes_taken} passes after the drift (bound 4, +1 for the pass in flight, +3 for the consistency window); {took:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }

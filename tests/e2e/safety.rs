@@ -367,9 +367,10 @@ fn a_failed_second_page_is_unknown_not_a_shorter_list() {
     }
 }
 
-/// Authorize before revoke, register before deregister, under faults: when
-/// the additive step fails, the removal that would follow it is skipped, so
-/// the resource never has fewer allowed paths or serving targets.
+/// Authorize before revoke under faults: when the authorize fails, the
+/// revoke that would follow it is skipped, so the group never has fewer
+/// allowed paths. A failed registration skips nothing: what the plan
+/// deregisters serves no task.
 #[test]
 fn a_failure_between_the_two_steps_never_leaves_fewer_paths_or_targets() {
     let emu = Emulator::start();
@@ -393,10 +394,13 @@ fn a_failure_between_the_two_steps_never_leaves_fewer_paths_or_targets() {
     let rules = lb_group_rules(&emu);
     assert_eq!(rules, vec![(8080, "0.0.0.0/0".to_string())]);
 
-    // A target swap: one running task's target deregistered, a stale one
-    // registered. RegisterTargets fails: the stale target keeps serving.
+    // Targets: one running task's target deregistered by hand, a rogue one
+    // registered. RegisterTargets fails — and holds nothing else back: the
+    // rogue target serves no task, so removing it in the same pass never
+    // leaves fewer serving targets (the other task's target stays).
     let seed = crate::harness::seed_config();
     let _ = emu.reconciler(&["apply", "--config", &seed, "--once"]);
+    let serving = emu.ctl("show")["targets"][1]["port"].clone();
     emu.ctl("deregister-target nestjs-api-tg --index 0");
     emu.ctl("register-target nestjs-api-tg 0 40000");
     emu.ctl("faults add --service elbv2 --operation RegisterTargets --kind 5xx");
@@ -405,11 +409,23 @@ fn a_failure_between_the_two_steps_never_leaves_fewer_paths_or_targets() {
     assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
     let calls = emu.control("GET", "calls?client=reconciler", None);
     assert!(calls.get("elbv2:RegisterTargets").is_some(), "{calls}");
-    assert!(calls.get("elbv2:DeregisterTargets").is_none(), "{calls}");
-    let targets = emu.ctl("show")["targets"].to_string();
+    assert!(calls.get("elbv2:DeregisterTargets").is_some(), "{calls}");
+    let targets = emu.ctl("show")["targets"].clone();
+    let live: Vec<(serde_json::Value, serde_json::Value)> = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["port"].clone(), t["state"].clone()))
+        .collect();
     assert!(
-        targets.contains("40000"),
-        "the stale target went first: {targets}"
+        live.iter()
+            .any(|(port, state)| *port == 40000 && state == "draining"),
+        "the rogue target was not removed: {live:?}"
+    );
+    assert!(
+        live.iter()
+            .any(|(port, state)| *port == serving && state == "healthy"),
+        "a serving target was touched: {live:?}"
     );
     emu.ctl("faults clear");
     let apply = emu.reconciler(&["apply", "--config", &seed, "--once"]);

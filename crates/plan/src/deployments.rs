@@ -201,7 +201,10 @@ mod tests {
         let Registrations::Deployment { why, .. } = registrations(&service) else {
             panic!("two task sets are a deployment");
         };
-        assert!(why.contains("CodeDeploy") && why.contains("green (ACTIVE)"), "{why}");
+        assert!(
+            why.contains("CodeDeploy") && why.contains("green (ACTIVE)"),
+            "{why}"
+        );
 
         service.task_sets = vec![set("green", "PRIMARY")];
         let owner = registrations(&service);

@@ -184,7 +184,10 @@ fn check_capacity(
                 format!(
                     "{} ({})",
                     item.provider,
-                    launch.map_or_else(|| "not EC2 or Fargate capacity".to_string(), |l| format!("{l} capacity"))
+                    launch.map_or_else(
+                        || "not EC2 or Fargate capacity".to_string(),
+                        |l| format!("{l} capacity")
+                    )
                 )
             })
             .collect::<Vec<_>>()

@@ -99,7 +99,11 @@ fn a_target_registered_before_its_task_is_listed_is_never_deregistered() {
     let mut listed = s.clone();
     let mut starting = task(3, 0, 40000);
     starting.last_status = "ACTIVATING".into();
-    cluster_mut(&mut listed).tasks.known_mut().unwrap().push(starting);
+    cluster_mut(&mut listed)
+        .tasks
+        .known_mut()
+        .unwrap()
+        .push(starting);
     let plan = daemon_pass(&mut sightings, &listed, 6_000);
     assert!(plan.changes.is_empty(), "{:#?}", plan.changes);
     assert!(sightings.is_empty());
@@ -136,7 +140,11 @@ fn no_registration_on_a_stopped_instance_and_the_rogue_target_still_goes() {
         .find(|c| c.kind == "instance-not-running")
         .expect("reported");
     assert_eq!(report.disposition, Disposition::Report);
-    assert!(report.reason.contains("i-0002 stopped"), "{}", report.reason);
+    assert!(
+        report.reason.contains("i-0002 stopped"),
+        "{}",
+        report.reason
+    );
     assert!(
         !plan
             .actions()
@@ -184,7 +192,9 @@ fn tasks_of_a_replacement_task_set_are_never_registered_in_production() {
     let mut plan = ecs_reconciler_plan::plan(&desired(), &s);
     assert_eq!(holds(&plan), vec![Some(HoldReason::Deployment)]);
     assert!(
-        plan.changes[0].reason.contains("CodeDeploy owns registrations"),
+        plan.changes[0]
+            .reason
+            .contains("CodeDeploy owns registrations"),
         "{}",
         plan.changes[0].reason
     );
@@ -273,7 +283,10 @@ fn launch_type_ec2_is_satisfied_by_auto_scaling_group_providers() {
     );
     let check = &plan.changes[0];
     assert_eq!(check.kind, "check-launch-type");
-    assert_eq!(check.before, "capacity providers nestjs-asg (FARGATE capacity)");
+    assert_eq!(
+        check.before,
+        "capacity providers nestjs-asg (FARGATE capacity)"
+    );
 
     // The provider could not be described: no verdict, an unknown.
     let mut s = on_capacity_providers(CapacityProviderKind::AutoScalingGroup);

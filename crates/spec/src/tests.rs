@@ -192,7 +192,9 @@ fn kitchen_sink_uses_every_field_of_the_schema() {
 
 #[test]
 fn a_capacity_provider_strategy_is_checked_like_ecs_checks_it() {
-    let state = crate::load(&kitchen_sink()).map_err(|e| e.to_string()).unwrap();
+    let state = crate::load(&kitchen_sink())
+        .map_err(|e| e.to_string())
+        .unwrap();
     let spot = state.services.iter().find(|s| s.name == "spot").unwrap();
     let strategy = spot.capacity_provider_strategy.as_ref().unwrap();
     // Sorted by provider; weight and base default to ECS's 0.
@@ -216,5 +218,8 @@ services:
     assert!(errors.contains("not both"), "{errors}");
     assert!(errors.contains("weight"), "{errors}");
     assert!(errors.contains("named twice"), "{errors}");
-    assert!(errors.contains("9:7: error: a service has a launch type"), "{errors}");
+    assert!(
+        errors.contains("9:7: error: a service has a launch type"),
+        "{errors}"
+    );
 }

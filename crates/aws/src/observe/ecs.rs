@@ -304,10 +304,7 @@ async fn describe_services(
             if service.status() == Some("INACTIVE") {
                 continue;
             }
-            found.insert(
-                name.to_string(),
-                live_service(service),
-            );
+            found.insert(name.to_string(), live_service(service));
         }
     }
     Ok(found)
@@ -378,7 +375,11 @@ pub(super) async fn capacity_providers(
         .values()
         .filter_map(|s| s.known()?.as_ref())
         .filter(|s| s.launch_type.is_none())
-        .flat_map(|s| s.capacity_provider_strategy.iter().map(|i| i.provider.clone()))
+        .flat_map(|s| {
+            s.capacity_provider_strategy
+                .iter()
+                .map(|i| i.provider.clone())
+        })
         .collect();
     let mut out = BTreeMap::new();
     let mut to_describe = Vec::new();
@@ -437,13 +438,17 @@ async fn describe_capacity_providers(
             }
         }
         for provider in out.capacity_providers() {
-            let Some(name) = provider.name() else { continue };
+            let Some(name) = provider.name() else {
+                continue;
+            };
             // A deleted provider (INACTIVE) gives no capacity.
             if provider.status().is_some_and(|s| s.as_str() == "INACTIVE") {
                 continue;
             }
             let kind = match provider.r#type() {
-                Some(CapacityProviderType::Ec2Autoscaling) => CapacityProviderKind::AutoScalingGroup,
+                Some(CapacityProviderType::Ec2Autoscaling) => {
+                    CapacityProviderKind::AutoScalingGroup
+                }
                 Some(CapacityProviderType::Fargate | CapacityProviderType::FargateSpot) => {
                     CapacityProviderKind::Fargate
                 }

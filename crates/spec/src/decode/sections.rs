@@ -3,8 +3,9 @@
 
 use super::{Decode, Decoder};
 use crate::file::{
-    CapacityProviderItem, Cluster, DesiredStateFile, IngressRule, Int, Listener, LoadBalancer, Policy, PortBounds,
-    ReplicaRange, Replicas, SecurityGroup, Service, TargetGroup, TaskDefinition,
+    CapacityProviderItem, Cluster, DesiredStateFile, IngressRule, Int, Listener, LoadBalancer,
+    Policy, PortBounds, ReplicaRange, Replicas, SecurityGroup, Service, TargetGroup,
+    TaskDefinition,
 };
 use crate::yaml::{Node, Value};
 

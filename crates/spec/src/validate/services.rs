@@ -208,7 +208,11 @@ fn capacity_providers(
         let p = format!("{path}[{i}]");
         let name_path = format!("{p}.capacityProvider");
         if ctx.ok(&name_path) {
-            ctx.non_empty(&name_path, &item.capacity_provider, "a capacity provider name");
+            ctx.non_empty(
+                &name_path,
+                &item.capacity_provider,
+                "a capacity provider name",
+            );
             if let Some(first) = seen.get(item.capacity_provider.as_str()) {
                 ctx.error(
                     &name_path,
