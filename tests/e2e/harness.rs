@@ -176,6 +176,37 @@ impl Emulator {
         run.json()
     }
 
+    /// Runs a boto3 snippet against this emulator (as client `other`):
+    /// `ecs`, `elbv2` and `ec2` clients are defined, and whatever the
+    /// snippet assigns to `out` is printed as JSON and returned. Panics
+    /// when it fails.
+    pub fn boto3(&self, snippet: &str) -> Value {
+        let script = format!(
+            "import boto3, json\n\
+             kw = dict(endpoint_url={endpoint:?}, region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test')\n\
+             ecs = boto3.client('ecs', **kw)\n\
+             elbv2 = boto3.client('elbv2', **kw)\n\
+             ec2 = boto3.client('ec2', **kw)\n\
+             out = None\n\
+             {snippet}\n\
+             print(json.dumps(out, default=str))\n",
+            endpoint = self.endpoint,
+        );
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run python");
+        let run = Run::from(&out);
+        assert_eq!(
+            run.code, 0,
+            "boto3 snippet failed: {}\n{script}",
+            run.stderr
+        );
+        run.json()
+    }
+
     /// [`Emulator::awsctl`] with the arguments written as one line.
     pub fn ctl(&self, line: &str) -> Value {
         self.awsctl(&line.split_whitespace().collect::<Vec<_>>())

@@ -7,4 +7,5 @@ mod drift;
 mod faults;
 mod harness;
 mod policy;
+mod real_ecs;
 mod safety;
