@@ -18,6 +18,7 @@
   const STATE = {
     'in-sync': ['✓', 'In sync'], drifted: ['!', 'Drifted'], correcting: ['↻', 'Correcting'],
     fighting: ['⚔', 'Fighting (held)'], paused: ['‖', 'Paused'], error: ['✕', 'Error'], pending: ['…', 'Not checked yet'],
+    standby: ['⇢', 'Standby: the leading copy reconciles it'],
     unknown: ['?', 'Unknown'],
   };
   const RESULT = { applied: 'applied', 'already-done': 'already done', skipped: 'skipped', failed: 'failed' };
@@ -168,6 +169,7 @@
       .map(([st, words]) => [st, count(st), words]).filter(([, n]) => n > 0);
     let state = 'in-sync', text = `All ${units.length} resources in sync`;
     if (!units.length) [state, text] = ['unknown', s.daemon?.passes ? 'No resources reported' : 'Waiting for the first pass…'];
+    else if (count('standby') === units.length) [state, text] = ['standby', `Follower: ${units.length} resources reconciled by the leading copy`];
     else if (parts.length) [state, text] = [parts[0][0], parts.map(([, n, words]) => `${n} ${words}`).join(', ')];
     const o = $('overall');
     if (o.dataset.state !== state || o.lastElementChild.textContent !== text) {
@@ -175,11 +177,15 @@
       fill(o, el('span', { class: 'icon', 'aria-hidden': 'true' }, STATE[state][0]), ' ', el('span', { class: 'text' }, text));
     }
     $('config-badge').hidden = !s.config?.error;
-    const l = s.leadership || {}, b = $('leader');
+    const l = s.leadership || s.daemon?.leadership || {}, b = $('leader');
+    const since = s.daemon?.leadership_since_unix;
     b.dataset.role = l.role || 'unknown';
     b.textContent = l.role === 'leader' ? 'leader'
-      : l.role === 'follower' ? `follower${l.leader ? ` (leader: ${l.leader})` : ''}` : 'leadership unknown';
-    b.title = l.reason || 'Only the leader writes; followers observe and report.';
+      : l.role === 'follower' ? `follower${l.leader ? ` (leader: ${l.leader.split('/').pop()})` : ''}` : 'leadership unknown';
+    b.title = (l.reason || (l.role === 'follower'
+      ? `Task ${l.leader || '(none running)'} leads and writes; this copy reads only the election.`
+      : 'Only the leader writes; followers read only the election.'))
+      + (since ? ` Since ${new Date(since * 1000).toISOString()}.` : '');
   }
   function renderConfig(c) {
     if (!c) return;
