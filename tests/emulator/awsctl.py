@@ -17,6 +17,7 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
   stop-task CLUSTER SERVICE [--index I | --task ID]
   faults list|clear|add --service S --operation O --kind K [--rate R] [--count N] [--latency-ms MS] [--client reconciler|other] [--after N]
   calls [--reset]
+  oracle [--reset]                           the safety oracle's document (--reset: zero it first)
   scheduler [--delay S] [--paused true|false]
   show [--cluster C --service S --target-group TG --load-balancer LB]
   deploy CLUSTER SERVICE [--force]           new task definition revision (same containers) + UpdateService,
@@ -244,6 +245,11 @@ class Ctl:
             return self.control("POST", "calls/reset", {})
         return self.control("GET", "calls")
 
+    def oracle(self, a: argparse.Namespace) -> Any:
+        if a.reset:
+            return self.control("POST", "oracle/reset", {})
+        return self.control("GET", "oracle")
+
     def scheduler(self, a: argparse.Namespace) -> Any:
         body: dict[str, Any] = {}
         if a.delay is not None:
@@ -420,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--client", choices=["reconciler", "other", "*"]); s.add_argument("--after", type=int)
 
     s = sub.add_parser("calls")
+    s.add_argument("--reset", action="store_true")
+
+    s = sub.add_parser("oracle")
     s.add_argument("--reset", action="store_true")
 
     s = sub.add_parser("scheduler")

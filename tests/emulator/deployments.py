@@ -33,7 +33,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from moto.core.utils import utcnow
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task
@@ -45,6 +45,9 @@ import targets_patch
 from state import SETTINGS
 
 _applied = False
+
+# Called with the service when a deployment completes (oracle.py counts them).
+ON_COMPLETE: list[Callable[[Service], None]] = []
 
 
 def new_deployment_id() -> str:
@@ -195,6 +198,8 @@ def complete(service: Service) -> None:
     )
     ecs_patch.add_service_event(service, f"(service {service.name}) has reached a steady state.")
     read_lag.record_service(service)
+    for fn in ON_COMPLETE:
+        fn(service)
 
 
 def _patch() -> None:

@@ -42,6 +42,7 @@ def build_app() -> "object":
     import ec2_patch
     import ecs_patch
     import instance_loss
+    import oracle
     import read_lag
     import targets_patch
     import task_sets
@@ -55,6 +56,7 @@ def build_app() -> "object":
     task_sets.apply()
     targets_patch.apply()
     ec2_patch.apply()
+    oracle.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 import lifecycle
+import oracle
 import read_lag
 from faults import FaultBook, error_response
 from state import LOCK, SETTINGS, mark_changed
@@ -233,7 +234,7 @@ class EmulatorMiddleware:
                     start_response(f"{status} {'Bad Request' if status == 400 else 'Error'}", headers)
                     return [body]
             seen: dict[str, int] = {}
-            out = self._forward(environ, start_response, operation, seen, service)
+            out = self._forward(environ, start_response, operation, seen, service, client)
             status = seen.get("status")
             return out
         finally:
@@ -241,7 +242,7 @@ class EmulatorMiddleware:
 
     def _forward(
         self, environ: dict[str, Any], start_response: StartResponse, operation: str | None,
-        seen: dict[str, int] | None = None, service: str | None = None,
+        seen: dict[str, int] | None = None, service: str | None = None, client: str | None = None,
     ) -> list[bytes]:
         is_read = bool(operation and operation.startswith(READ_PREFIXES))
         with LOCK:
@@ -249,6 +250,9 @@ class EmulatorMiddleware:
                 lag_t = read_lag.pick_as_of(service) if (service and SETTINGS.read_lag and is_read) else None
                 if service == "ec2" and read_lag.lag_of("ec2"):
                     status, headers, chunks = self._forward_ec2_lagged(environ, is_read, lag_t)
+                elif service == "elbv2" and client is not None and operation in oracle.JUDGED:
+                    with oracle.calling(client):  # the safety oracle judges it (oracle.py)
+                        status, headers, chunks = self._run(environ)
                 else:
                     with read_lag.reading(lag_t):
                         status, headers, chunks = self._run(environ)
@@ -335,6 +339,14 @@ class EmulatorMiddleware:
             if path == "/_emulator/calls/reset" and method == "POST":
                 self.calls.reset()
                 return _json(start_response, 200, {"ok": True})
+            if path == "/_emulator/oracle" or path == "/_emulator/oracle/reset":
+                if (path, method) not in (("/_emulator/oracle", "GET"), ("/_emulator/oracle/reset", "POST")):
+                    return _json(start_response, 405, {"error": "use GET /_emulator/oracle or POST /_emulator/oracle/reset"})
+                with LOCK:
+                    if path.endswith("/reset"):
+                        oracle.ORACLE.reset()
+                    oracle.ORACLE.watching = True  # no_healthy is tracked from now on
+                    return _json(start_response, 200, oracle.ORACLE.document())
             if path == "/_emulator/scheduler":
                 if method == "POST":
                     self._update_scheduler(body)

@@ -30,7 +30,9 @@ their delay (``_diverged``).  With 1,000 steady services (10,000 tasks) an
 idle tick takes ~0.03 ms and a full pass ~8 ms.  Tasks are looked up through
 ``ecs_patch.task_index`` (by service group / container instance), never by
 scanning the cluster; placement candidates are computed once per cluster and
-tick.  ``GET /_emulator/scheduler/stats`` reports the cost.
+tick.  ``GET /_emulator/scheduler/stats`` reports the cost.  The safety
+oracle's ``no_healthy`` pass (oracle.py) runs after the tick, only once the
+oracle was read or reset: one attribute check per tick before that.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import deployments
 import ecs_patch
 import instance_loss
 import lifecycle
+import oracle
 import targets_patch
 import task_sets
 from state import LOCK, SETTINGS, generation
@@ -139,7 +142,10 @@ class Scheduler(threading.Thread):
                     if not SETTINGS.paused:
                         t0 = time.perf_counter()
                         full = self.tick()
+                        oracle.ORACLE.track()
                         self.stats.add(time.perf_counter() - t0, full)
+                    else:
+                        oracle.ORACLE.track()  # health still changes with time
             except Exception as exc:  # keep scheduling whatever one tick did
                 print(f"emulator scheduler: tick failed: {exc!r}", file=sys.stderr, flush=True)
 

@@ -1672,6 +1672,114 @@ def test_blue_green_strategy(emu: Emu, capsys: pytest.CaptureFixture[str]) -> No
 
 
 # ----------------------------------------------------------------------------
+# safety oracle (oracle.py); each test builds its own world and resets it
+# ----------------------------------------------------------------------------
+def _oracle_reset(emu: Emu) -> dict[str, Any]:
+    doc = emu.control("POST", "oracle/reset", {})
+    zero = {k: 0 for k in ("drain_cancelled", "registered_dying", "deregistered_serving")}
+    assert doc["reconciler"] == zero and doc["other"] == zero, doc
+    assert doc["events"] == [] and doc["deployments_completed"] == {}
+    return doc
+
+
+def test_oracle_deregistered_serving(emu: Emu) -> None:
+    w = World(emu, "orc-dereg", count=1, draining=1)
+    w.wait_steady(1)
+    (task,) = w.tasks()
+    target = w.task_target(task)
+    _oracle_reset(emu)
+    rust = emu.rust_client("elbv2")
+    rust.deregister_targets(TargetGroupArn=w.tg_arn, Targets=[{"Id": target[0], "Port": target[1]}])
+    # a second deregistration of the (now draining) target is harmless
+    emu.elbv2.deregister_targets(TargetGroupArn=w.tg_arn, Targets=[{"Id": target[0], "Port": target[1]}])
+    doc = emu.control("GET", "oracle")
+    assert doc["reconciler"]["deregistered_serving"] == 1 and doc["other"]["deregistered_serving"] == 0, doc
+    (event,) = doc["events"]
+    assert event["client"] == "reconciler" and event["kind"] == "deregistered_serving"
+    assert event["target_group"] == "orc-dereg-tg" and event["target"] == f"{target[0]}:{target[1]}"
+    assert event["task"] == task["taskArn"] and event["target_state"] == "healthy"
+    assert (event["task_last_status"], event["task_desired_status"]) == ("RUNNING", "RUNNING")
+    assert http_error("POST", f"{emu.endpoint}/_emulator/oracle", {}).code == 405
+    w.remove()
+
+
+def test_oracle_drain_cancelled_and_registered_dying(emu: Emu) -> None:
+    w = World(emu, "orc-drain", count=2, draining=3)
+    w.wait_steady(2)
+    first, second = w.tasks()
+    emu.control("POST", "scheduler", {"lifecycle": {"stopping": 0.1, "deprovisioning": 0.1}})
+    try:
+        _oracle_reset(emu)
+        emu.ecs.stop_task(cluster=w.cluster, task=first["taskArn"])  # target draining (ECS's own: not judged)
+        target = w.task_target(first)
+        assert w.targets()[target] == "draining"
+        rust = emu.rust_client("elbv2")
+        rust.register_targets(TargetGroupArn=w.tg_arn, Targets=[{"Id": target[0], "Port": target[1]}])
+        doc = emu.control("GET", "oracle")
+        assert doc["reconciler"]["drain_cancelled"] == 1 and doc["other"]["drain_cancelled"] == 0, doc
+        (event,) = doc["events"]
+        assert (event["kind"], event["target_state"], event["task"]) == ("drain_cancelled", "draining", first["taskArn"])
+        assert (event["task_last_status"], event["task_desired_status"]) == ("DEACTIVATING", "STOPPED")
+        # a stopped task whose target is gone (drain delay 0): registered_dying
+        emu.elbv2.modify_target_group_attributes(TargetGroupArn=w.tg_arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "0"}])
+        emu.ecs.stop_task(cluster=w.cluster, task=second["taskArn"])
+        wait_until(lambda: w.task(second["taskArn"])["lastStatus"] == "STOPPED", 5, "second task STOPPED")
+        target2 = w.task_target(second)
+        assert target2 not in w.targets()
+        emu.elbv2.register_targets(TargetGroupArn=w.tg_arn, Targets=[{"Id": target2[0], "Port": target2[1]}])
+        doc = emu.control("GET", "oracle")
+        assert doc["other"]["registered_dying"] == 1 and doc["reconciler"]["registered_dying"] == 0, doc
+        assert doc["events"][-1]["task_last_status"] == "STOPPED" and doc["events"][-1]["target_state"] == "unused"
+    finally:
+        emu.control("POST", "scheduler", {"lifecycle": None})
+    w.remove()
+
+
+def test_oracle_no_healthy(emu: Emu) -> None:
+    w = World(emu, "orc-nh", count=1, draining=0)
+    w.wait_steady(1)
+    (task,) = w.tasks()
+    target = w.task_target(task)
+    _oracle_reset(emu)
+    time.sleep(0.2)
+    assert "orc-nh-tg" not in emu.control("GET", "oracle")["no_healthy"]
+    emu.elbv2.deregister_targets(TargetGroupArn=w.tg_arn, Targets=[{"Id": target[0], "Port": target[1]}])
+    time.sleep(0.5)
+    entry = emu.control("GET", "oracle")["no_healthy"]["orc-nh-tg"]
+    assert entry["open"] and 0.3 <= entry["seconds"] <= 1.5 and len(entry["intervals"]) == 1, entry
+    emu.elbv2.register_targets(TargetGroupArn=w.tg_arn, Targets=[{"Id": target[0], "Port": target[1]}])
+    # initial for the scheduler delay (0.2 s), then healthy: the interval closes
+    entry = wait_until(lambda: (e := emu.control("GET", "oracle")["no_healthy"]["orc-nh-tg"]) and not e["open"] and e,
+                       3, "no_healthy interval to close")
+    (start, end), = entry["intervals"]
+    assert abs(entry["seconds"] - (end - start)) < 0.01 and 0.6 <= entry["seconds"] <= 2.0, entry
+    time.sleep(0.2)
+    assert emu.control("GET", "oracle")["no_healthy"]["orc-nh-tg"]["seconds"] == entry["seconds"]
+    doc = emu.control("GET", "oracle")
+    assert doc["other"]["deregistered_serving"] == 1 and doc["other"]["registered_dying"] == 0
+    w.remove()
+
+
+def test_oracle_deployments_completed(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    w = World(emu, "orc-dep", count=1, draining=0)
+    w.wait_steady(1)
+    assert awsctl(emu, capsys, "oracle", "--reset")["deployments_completed"] == {}
+    emu.control("POST", "scheduler", {"rolling_deployments": True})
+    try:
+        dep = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)["deployment"]
+        _watch_rollout(w, emu, dep, min_healthy=1, max_total=2)
+        doc = awsctl(emu, capsys, "oracle")
+        assert doc["deployments_completed"] == {"orc-dep-cluster/orc-dep-svc": 1}, doc
+        # ECS's own target changes during the rollout are never judged
+        assert doc["events"] == [] and not any(doc["other"].values()), doc
+    finally:
+        emu.control("POST", "scheduler", {"rolling_deployments": False})
+    w.wait_steady(1)
+    w.remove()
+
+
+# ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
 def test_sigterm_exits_zero_and_port_file(emu: Emu) -> None:
