@@ -35,10 +35,12 @@ RUNNING); and ``deployments_completed`` per cluster/service
 
 Cost: the judging is a few dict look-ups per target of a client's
 RegisterTargets/DeregisterTargets call.  ``no_healthy`` is only tracked once
-the oracle was read or reset (``watch``); then each tracking pass visits every
-service with load balancers (early exit on the first RUNNING task and the
-first healthy target), and passes are spaced so that they take at most
-~4 % of the time (every tick while a pass costs < 2 ms).
+the oracle was read or reset (``watching``); then each tracking pass visits
+every service with load balancers: its target groups (early exit on the first
+healthy target, each group once per pass) and, only for a group without one,
+its tasks (early exit on the first RUNNING one).  ~0.1 ms with the seed,
+~4.5 ms with 1,000 services / 10,000 tasks; passes are spaced so that they
+take at most ~4 % of the time (every tick while a pass costs < 2 ms).
 """
 
 from __future__ import annotations
