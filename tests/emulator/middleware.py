@@ -15,7 +15,9 @@ For every request it:
 4. forwards it to moto while holding ``state.LOCK`` (moto is not
    thread-safe and the ECS scheduler thread mutates the same backends); a
    call that is not a Describe/List/Get tells the scheduler that something
-   may have changed (``state.mark_changed``).
+   may have changed (``state.mark_changed``).  A RegisterTargets or
+   DeregisterTargets call runs inside ``oracle.calling(client)``, so the
+   safety oracle judges it (``/_emulator/oracle``, oracle.py).
 """
 
 from __future__ import annotations
