@@ -249,7 +249,11 @@ class EmulatorMiddleware:
         is_read = bool(operation and operation.startswith(READ_PREFIXES))
         with LOCK:
             try:
-                lag_t = read_lag.pick_as_of(service) if (service and SETTINGS.read_lag and is_read) else None
+                # Only the controller's reads lag: the tests' own tools
+                # (awsctl, boto3 snippets, the seed) read the current state
+                # so they can drive the scenario they mean to.
+                lagged = service and SETTINGS.read_lag and is_read and client == "reconciler"
+                lag_t = read_lag.pick_as_of(service) if lagged else None
                 if service == "ec2" and read_lag.lag_of("ec2"):
                     status, headers, chunks = self._forward_ec2_lagged(environ, is_read, lag_t)
                 elif service == "elbv2" and client is not None and operation in oracle.JUDGED:

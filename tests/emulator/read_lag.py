@@ -82,8 +82,10 @@ def configure(value: Any) -> None:
     global RECORDING, ENABLED_AT
     lag = validate(value)
     if lag and not RECORDING:
-        ENABLED_AT = time.time()
         _snapshot_all()
+        # After the snapshot: no read may go back to before the first
+        # entry of any history (it would find the object missing).
+        ENABLED_AT = time.time()
         RECORDING = True
     if "ec2" not in lag:
         # EC2 writes are only tracked while EC2 lags: start afresh next time.

@@ -1465,6 +1465,11 @@ def test_read_lag(emu: Emu) -> None:
     describe_group = lambda: emu.ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]  # noqa: E731
     lag = {"ecs": 0.6, "elbv2": 0.6, "ec2": 0.6}
     assert emu.control("POST", "scheduler", {"read_lag": lag})["read_lag"] == lag
+    # Only the controller's reads lag (the tests' own tools read the truth):
+    # read through clients the emulator attributes to the reconciler.
+    others = emu.ecs, emu.elbv2, emu.ec2
+    assert {w.service()["desiredCount"] for _ in range(5)} == {1}  # an `other` read: current
+    emu.ecs, emu.elbv2, emu.ec2 = (emu.rust_client(s) for s in ("ecs", "elbv2", "ec2"))
     try:
         assert describe_group() == []  # a request seen before the write is recorded
         time.sleep(0.7)  # history starts when the lag is switched on
@@ -1500,6 +1505,7 @@ def test_read_lag(emu: Emu) -> None:
         # the control API and the scheduler always see the current state
         assert emu.control("GET", "scheduler")["read_lag"] == lag
     finally:
+        emu.ecs, emu.elbv2, emu.ec2 = others
         emu.control("POST", "scheduler", {"read_lag": {}})
     assert http_error("POST", f"{emu.endpoint}/_emulator/scheduler", {"read_lag": {"s3": 1}}).code == 400
     # off again: consistent at once

@@ -23,6 +23,6 @@ pub use drastic::{DrasticChange, drastic_changes, hold_drastic, takes_away};
 pub use failure::{ErrorClass, Unread};
 pub use gate::{GateInput, GateOutcome, HeldKey, Verdict, gate};
 pub use plan::{Address, Plan, Unknown, change_key, plan, plan_with};
-pub use sightings::{Direction, SightingKey, Sightings};
+pub use sightings::{Direction, OwnWrites, SightingKey, Sightings};
 pub use snapshot::*;
 pub use unit::{ParseUnitIdError, UnitId, UnitKind, unit_ids, unit_modes};

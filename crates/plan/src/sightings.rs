@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::action::{Action, Change, HoldReason};
+use crate::action::{Action, Change, Disposition, HoldReason};
 use crate::plan::Plan;
 use crate::snapshot::TargetKey;
 
@@ -200,6 +200,61 @@ impl Sightings {
     }
 }
 
+/// The fields this copy wrote lately, and the value it wrote: a read
+/// within the consistency window after a write may still show the value
+/// from before it (ECS's DescribeServices lagging UpdateService, EC2's
+/// rules lagging an authorize). The same correction is then held rather
+/// than made again — a second write would be harmless but is a wasted call
+/// and would count towards a fight with a writer that does not exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnWrites {
+    /// Field (see [`Change::field`]) → (Unix ms of the write, the `after`
+    /// it set).
+    written: BTreeMap<String, (u64, String)>,
+}
+
+impl OwnWrites {
+    /// Remembers what `done` (the changes that took effect) set at `now_ms`.
+    pub fn record<'a>(&mut self, done: impl IntoIterator<Item = &'a Change>, now_ms: u64) {
+        for change in done {
+            if let Some(field) = change.field() {
+                self.written.insert(field, (now_ms, change.after.clone()));
+            }
+        }
+    }
+
+    /// Holds every change of `plan` that would set a field to the value
+    /// this copy set less than `window` before `now_ms`; forgets older
+    /// writes.
+    pub fn hold_unseen(&mut self, plan: &mut Plan, now_ms: u64, window: Duration) {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.written
+            .retain(|_, (at, _)| now_ms.saturating_sub(*at) < window_ms);
+        for change in &mut plan.changes {
+            if change.disposition != Disposition::Apply {
+                continue;
+            }
+            let Some(field) = change.field() else {
+                continue;
+            };
+            let Some((at, after)) = self.written.get(&field) else {
+                continue;
+            };
+            if *after != change.after {
+                continue;
+            }
+            let ago = Duration::from_millis(now_ms.saturating_sub(*at)).as_secs_f64();
+            change.hold(
+                HoldReason::AwaitingConsistency,
+                &format!(
+                    "this copy set it {ago:.1} s ago and reads may lag behind writes; made again only if a read {} s after the write still shows it",
+                    window.as_secs_f64()
+                ),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +326,19 @@ mod tests {
     fn no_window_confirms_at_first_sight() {
         let s = Sightings::default();
         assert!(s.is_confirmed(&SightingKey::of(&register(1)).unwrap()));
+    }
+
+    #[test]
+    fn a_correction_this_copy_just_made_is_not_made_again_on_a_lagging_read() {
+        let mut writes = OwnWrites::default();
+        writes.record([&register(1)], 1_000);
+        let mut plan = plan_of(vec![register(1), register(2)]);
+        writes.hold_unseen(&mut plan, 3_000, Duration::from_secs(5));
+        assert_eq!(plan.changes[0].hold, Some(HoldReason::AwaitingConsistency));
+        assert_eq!(plan.changes[1].hold, None, "another field");
+        // After the window, a read that still shows the old value is news.
+        let mut plan = plan_of(vec![register(1)]);
+        writes.hold_unseen(&mut plan, 6_000, Duration::from_secs(5));
+        assert_eq!(plan.changes[0].hold, None);
     }
 }

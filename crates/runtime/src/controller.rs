@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ecs_reconciler_plan::{
-    GateInput, HeldKey, HoldReason, Sightings, Snapshot, UnitId, gate, plan_with, unit_ids,
+    GateInput, HeldKey, HoldReason, Outcome, OwnWrites, Sightings, Snapshot, UnitId, gate,
+    plan_with, unit_ids,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -72,6 +73,8 @@ pub struct Controller<C: Cloud> {
     /// Target findings earlier passes saw, so a target is (de)registered
     /// only once reads a consistency window apart agree.
     sightings: Sightings,
+    /// What this copy wrote lately: a lagging read is not corrected again.
+    own_writes: OwnWrites,
     /// The origin of the times `sightings` is given.
     clock_origin: Instant,
     /// Since when a full pass has been trying to run (abandoned for edits
@@ -108,6 +111,7 @@ impl<C: Cloud> Controller<C> {
             drastic: DrasticHolds::default(),
             release_all_held: false,
             sightings: Sightings::new(DEFAULT_CONSISTENCY_WINDOW),
+            own_writes: OwnWrites::default(),
             clock_origin: Instant::now(),
             full_pass_pending_since: None,
         }
@@ -390,9 +394,8 @@ impl<C: Cloud> Controller<C> {
         }
         let snapshot = self.observe(desired, coverage, started).await?;
         // The loop's own clock (tokio's), like the schedule's.
-        let since_start = started.duration_since(self.clock_origin).as_millis();
-        self.sightings
-            .observed_at(u64::try_from(since_start).unwrap_or(u64::MAX));
+        let now_ms = self.clock_ms(started);
+        self.sightings.observed_at(now_ms);
         let mut plan = plan_with(desired, &snapshot, &self.sightings);
         let read: BTreeSet<String> = desired
             .target_groups
@@ -400,6 +403,8 @@ impl<C: Cloud> Controller<C> {
             .map(|t| t.name.clone())
             .collect();
         self.sightings.record(&plan, &read);
+        self.own_writes
+            .hold_unseen(&mut plan, now_ms, self.sightings.window());
 
         let drastic = self.drastic.changes();
         let fighting = self.fights.fighting();
@@ -437,6 +442,13 @@ impl<C: Cloud> Controller<C> {
         } else {
             self.cloud.execute(to_apply, self.shutdown.clone()).await
         };
+        self.own_writes.record(
+            outcomes
+                .iter()
+                .filter(|o| matches!(o.outcome, Outcome::Applied { .. } | Outcome::AlreadyDone))
+                .map(|o| &o.change),
+            self.clock_ms(Instant::now()),
+        );
         self.note_fights(&outcomes);
         if let Some(audit) = &mut self.audit {
             audit.record_all(&outcomes);
@@ -487,6 +499,11 @@ impl<C: Cloud> Controller<C> {
         Some(results)
     }
 
+    /// Milliseconds of the loop's clock (tokio's, like the schedule's).
+    fn clock_ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.duration_since(self.clock_origin).as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// A pass of a copy that does not lead: nothing observed, nothing
     /// planned; the status says who leads. The units stay on the resync
     /// schedule, so a takeover happens within one resync of the leader's
@@ -501,6 +518,7 @@ impl<C: Cloud> Controller<C> {
         // Findings of earlier passes are a leader's: a copy that leads
         // again starts its windows afresh.
         self.sightings = Sightings::new(self.sightings.window());
+        self.own_writes = OwnWrites::default();
         self.held_before.clear();
         self.metrics.is_leader.set(0);
         let declared = unit_ids(&config.desired);
