@@ -7,7 +7,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ecs_reconciler_runtime::reload::WatchMode;
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_duration_or_zero};
 
 /// `--version`: the release and the commit it was built from (`build.rs`).
 pub const VERSION: &str = concat!(
@@ -108,7 +108,7 @@ pub struct AwsArgs {
     /// task that still reads RUNNING, or a new task's target before the
     /// task. `apply --once` reads twice this far apart when it must; `0s`
     /// acts on one read.
-    #[arg(long, env = "ECS_RECONCILER_CONSISTENCY_WINDOW", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "ECS_RECONCILER_CONSISTENCY_WINDOW", default_value = "10s", value_parser = parse_duration_or_zero)]
     pub consistency_window: std::time::Duration,
 }
 

@@ -4,6 +4,18 @@
 use std::time::Duration;
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+/// Like [`parse_duration`], but `0` (in any unit) is allowed: for settings
+/// where zero means "off".
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    let number = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if number.parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -32,7 +44,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_duration_or_zero};
     use std::time::Duration;
 
     #[test]
@@ -45,5 +57,9 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
+        assert_eq!(parse_duration_or_zero("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("4s"), Ok(Duration::from_secs(4)));
+        assert!(parse_duration_or_zero("-1s").is_err());
     }
 }
