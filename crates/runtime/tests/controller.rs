@@ -400,7 +400,7 @@ async fn shutdown_stops_the_loop() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_follower_or_an_unknown_election_observes_but_never_writes() {
+async fn a_follower_or_an_unknown_election_reads_nothing_but_the_election_and_never_writes() {
     for role in [
         Leadership::Follower {
             leader: Some("arn:aws:ecs:us-east-1:1:task/c/other".into()),
@@ -421,9 +421,16 @@ async fn a_follower_or_an_unknown_election_observes_but_never_writes() {
             h.cloud.executed.lock().unwrap().is_empty(),
             "{role:?} wrote"
         );
+        // Many copies cost one: a copy that does not lead observes nothing.
+        assert_eq!(
+            *h.cloud.observations.lock().unwrap(),
+            0,
+            "{role:?} observed"
+        );
         let status = h.status.borrow().clone();
         assert_eq!(status.leadership, role);
-        assert_eq!(status.units[&web()].state, UnitState::Drifted);
+        assert!(status.leadership_since_unix.is_some());
+        assert_eq!(status.units[&web()].state, UnitState::Standby);
         // Elected: the next pass corrects.
         *h.cloud.role.lock().unwrap() = None;
         run_for(Duration::from_secs(34)).await;

@@ -282,20 +282,7 @@ async fn describe_services(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs", "DescribeServices", &e))?;
-        for failure in out.failures() {
-            // MISSING means "no such service" and is an answer; anything
-            // else is not.
-            if failure.reason() != Some("MISSING") {
-                return Err(AwsError {
-                    service: "ecs",
-                    operation: "DescribeServices",
-                    kind: ErrorKind::Transient,
-                    code: failure.reason().map(str::to_string),
-                    message: failure.detail().unwrap_or_default().to_string(),
-                    request_id: None,
-                });
-            }
-        }
+        missing_is_an_answer("DescribeServices", out.failures())?;
         for service in out.services() {
             let Some(name) = service.service_name() else {
                 continue;
@@ -425,18 +412,7 @@ async fn describe_capacity_providers(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs", "DescribeCapacityProviders", &e))?;
-        for failure in out.failures() {
-            if failure.reason() != Some("MISSING") {
-                return Err(AwsError {
-                    service: "ecs",
-                    operation: "DescribeCapacityProviders",
-                    kind: ErrorKind::Transient,
-                    code: failure.reason().map(str::to_string),
-                    message: failure.detail().unwrap_or_default().to_string(),
-                    request_id: None,
-                });
-            }
-        }
+        missing_is_an_answer("DescribeCapacityProviders", out.failures())?;
         for provider in out.capacity_providers() {
             let Some(name) = provider.name() else {
                 continue;
@@ -579,6 +555,25 @@ pub(crate) async fn list_task_arns(
     )
     .await?;
     Ok(arns)
+}
+
+/// Per-item failures of a describe by name: `MISSING` means "no such
+/// item" and is an answer; any other reason makes the read incomplete.
+fn missing_is_an_answer(
+    operation: &'static str,
+    failures: &[aws_sdk_ecs::types::Failure],
+) -> Result<()> {
+    match failures.iter().find(|f| f.reason() != Some("MISSING")) {
+        None => Ok(()),
+        Some(failure) => Err(AwsError {
+            service: "ecs",
+            operation,
+            kind: ErrorKind::Transient,
+            code: failure.reason().map(str::to_string),
+            message: failure.detail().unwrap_or_default().to_string(),
+            request_id: None,
+        }),
+    }
 }
 
 /// ECS reports per-item failures beside a successful answer; any of them
