@@ -61,6 +61,7 @@ pub async fn execute_until(
         let batch = &runnable[start..end];
         let first = action_of(batch[0]);
         let resource = resource_key(first);
+        let mut notice = None;
         let results = if stop() {
             vec![
                 Outcome::Skipped {
@@ -75,6 +76,9 @@ pub async fn execute_until(
                 };
                 batch.len()
             ]
+        } else if let Some(attached) = crate::attach::run(aws, first).await {
+            notice = attached.notice;
+            vec![attached.outcome]
         } else {
             if let Action::RegisterTarget { target_group, .. }
             | Action::DeregisterTarget { target_group, .. }
@@ -92,10 +96,13 @@ pub async fn execute_until(
             {
                 tainted.insert(resource.clone());
             }
-            outcomes.push(ActionOutcome {
-                change: (*change).clone(),
-                outcome,
-            });
+            let mut change = (*change).clone();
+            if let Some(notice) = &notice {
+                // What the reads around the write saw of other writers goes
+                // with the change: into the log, the audit line, the status.
+                change.reason = format!("{}; {notice}", change.reason);
+            }
+            outcomes.push(ActionOutcome { change, outcome });
         }
         start = end;
     }
@@ -309,7 +316,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
                     .map(str::to_string);
             }
             if !permissions.is_empty() {
-                request_id = aws
+                let out = aws
                     .sdk
                     .ec2
                     .revoke_security_group_ingress()
@@ -317,37 +324,33 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
                     .set_ip_permissions(Some(permissions))
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", &e))?
-                    .request_id()
-                    .map(str::to_string);
+                    .map_err(|e| AwsError::from_sdk("ec2", "RevokeSecurityGroupIngress", &e))?;
+                // In a default VPC a revoke that matches nothing succeeds and
+                // lists what matched nothing in UnknownIpPermissions (other
+                // VPCs answer InvalidPermission.NotFound): the same "not
+                // there", so the batch is retried one by one and each such
+                // rule counts as already gone; the next read verifies it.
+                if !out.unknown_ip_permissions().is_empty() {
+                    return Err(AwsError {
+                        service: "ec2",
+                        operation: "RevokeSecurityGroupIngress",
+                        kind: ErrorKind::NotFound,
+                        code: Some("UnknownIpPermissions".into()),
+                        message: format!(
+                            "{} of the rules to revoke matched nothing (UnknownIpPermissions)",
+                            out.unknown_ip_permissions().len()
+                        ),
+                        request_id: out.request_id().map(str::to_string),
+                    });
+                }
+                request_id = out.request_id().map(str::to_string);
             }
             request_id
         }
-        Action::SetInstanceGroups {
-            instance_id,
-            group_ids,
-        } => aws
-            .sdk
-            .ec2
-            .modify_instance_attribute()
-            .instance_id(instance_id)
-            .set_groups(Some(group_ids.clone()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", &e))?
-            .request_id()
-            .map(str::to_string),
-        Action::SetLoadBalancerGroups { arn, group_ids, .. } => aws
-            .sdk
-            .elbv2
-            .set_security_groups()
-            .load_balancer_arn(arn)
-            .set_security_groups(Some(group_ids.clone()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", &e))?
-            .request_id()
-            .map(str::to_string),
+        // Read, write, verify: see crate::attach, which runs them first.
+        Action::SetInstanceGroups { .. } | Action::SetLoadBalancerGroups { .. } => {
+            unreachable!("attachments are run by crate::attach")
+        }
         Action::RegisterTarget { arn, .. } => aws
             .sdk
             .elbv2

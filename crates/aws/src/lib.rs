@@ -8,6 +8,7 @@
 //! Observation ([`mod@observe`]) is split by service: `observe::{ecs, ec2, elbv2}`.
 
 pub mod apply;
+mod attach;
 pub mod budget;
 pub mod clients;
 pub mod error;

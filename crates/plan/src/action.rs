@@ -47,24 +47,40 @@ pub enum Action {
         /// The live rule's `sgr-...` id, used by the revoke when known.
         rule_id: Option<String>,
     },
-    /// ModifyInstanceAttribute Groups: the instance's full new group list
-    /// (its current groups, kept, plus the missing ones).
+    /// Attaches groups to an instance: through its primary network
+    /// interface (ModifyNetworkInterfaceAttribute, which works whatever
+    /// other interfaces — a trunk ENI — it has), or ModifyInstanceAttribute
+    /// when the interface is unknown. Both replace the whole list, so the
+    /// executor reads the current list again right before the write and
+    /// writes it plus `attach`: a group attached by someone else since the
+    /// pass's read is kept.
     #[serde(rename_all = "camelCase")]
     SetInstanceGroups {
         /// The EC2 instance (`i-...`).
         instance_id: String,
-        /// Every group id the instance is to carry, existing ones first.
+        /// Its primary network interface (device index 0), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network_interface_id: Option<String>,
+        /// The list the pass expects after the write: the groups it read,
+        /// then `attach`.
         group_ids: Vec<String>,
+        /// The declared groups it lacks.
+        attach: Vec<String>,
     },
-    /// SetSecurityGroups on a load balancer: its full new group list.
+    /// SetSecurityGroups on a load balancer, which replaces the whole list:
+    /// like [`Action::SetInstanceGroups`], the executor re-reads the list
+    /// right before the write and adds `attach` to it.
     #[serde(rename_all = "camelCase")]
     SetLoadBalancerGroups {
         /// The load balancer's name in the file.
         load_balancer: String,
         /// The load balancer's ARN, which the call needs.
         arn: String,
-        /// Every group id it is to carry, existing ones first.
+        /// The list the pass expects after the write: the groups it read,
+        /// then `attach`.
         group_ids: Vec<String>,
+        /// The declared groups it lacks.
+        attach: Vec<String>,
     },
     /// RegisterTargets for one (instance, port).
     #[serde(rename_all = "camelCase")]

@@ -94,8 +94,9 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
         if missing.is_empty() {
             continue;
         }
+        let attach: Vec<String> = missing.iter().map(|(_, id)| id.to_string()).collect();
         let mut group_ids = instance.security_group_ids.clone();
-        group_ids.extend(missing.iter().map(|(_, id)| id.to_string()));
+        group_ids.extend(attach.iter().cloned());
         let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
         changes.push(
             Change::fix(
@@ -110,7 +111,9 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
                 enforce,
                 Action::SetInstanceGroups {
                     instance_id: instance_id.clone(),
+                    network_interface_id: instance.primary_network_interface_id.clone(),
                     group_ids,
+                    attach,
                 },
             )
             .on_resource(format!("instance/{instance_id}")),
@@ -140,8 +143,9 @@ fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mu
             .filter(|(_, id)| !live.security_group_ids.iter().any(|g| g == id))
             .collect();
         if !missing.is_empty() {
+            let attach: Vec<String> = missing.iter().map(|(_, id)| id.to_string()).collect();
             let mut group_ids = live.security_group_ids.clone();
-            group_ids.extend(missing.iter().map(|(_, id)| id.to_string()));
+            group_ids.extend(attach.iter().cloned());
             let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
             changes.push(Change::fix(
                 &unit,
@@ -157,6 +161,7 @@ fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mu
                     load_balancer: spec.name.clone(),
                     arn: live.arn.clone(),
                     group_ids,
+                    attach,
                 },
             ));
         }

@@ -45,6 +45,7 @@ pub fn apply(snapshot: &mut Snapshot, action: &Action) {
         Action::SetInstanceGroups {
             instance_id,
             group_ids,
+            ..
         } => {
             if let Some(Observed::Known(instance)) = snapshot.instances.get_mut(instance_id) {
                 instance.security_group_ids = group_ids.clone();

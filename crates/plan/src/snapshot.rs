@@ -346,8 +346,13 @@ pub struct LiveInstance {
     /// EC2's state name (`running`, `shutting-down`, ...); terminating
     /// instances get no attachments.
     pub state: String,
-    /// Group ids, in the order EC2 reports them.
+    /// The groups of its primary network interface (device index 0), in
+    /// the order EC2 reports them: what the cluster's groups attach to.
     pub security_group_ids: Vec<String>,
+    /// Its primary network interface (`eni-...`), when reported: groups
+    /// are written through it, which works whatever other interfaces (a
+    /// trunk ENI) the instance has.
+    pub primary_network_interface_id: Option<String>,
 }
 
 /// A registered target, keyed by (id, port) as ELBv2 keys them.

@@ -301,7 +301,7 @@ proptest! {
                         prop_assert!(r.managed_by_us);
                     }
                 }
-                Action::SetInstanceGroups { instance_id, group_ids } => {
+                Action::SetInstanceGroups { instance_id, group_ids, .. } => {
                     prop_assert!(INSTANCES.contains(&instance_id.as_str()));
                     let Some(Observed::Known(before)) = s.instances.get(instance_id) else { unreachable!() };
                     for g in &before.security_group_ids { prop_assert!(group_ids.contains(g)); }

@@ -146,7 +146,9 @@ fn detached_instance_group_is_attached_keeping_other_groups() {
         actions,
         vec![&Action::SetInstanceGroups {
             instance_id: "i-0002".into(),
+            network_interface_id: Some("eni-i-0002".into()),
             group_ids: vec![DEFAULT_GROUP.into(), INSTANCE_GROUP.into()],
+            attach: vec![INSTANCE_GROUP.into()],
         }]
     );
 }
@@ -161,6 +163,7 @@ fn detached_load_balancer_group_is_attached_keeping_other_groups() {
             load_balancer: "nestjs-api-alb".into(),
             arn: LB_ARN.into(),
             group_ids: vec![DEFAULT_GROUP.into(), LB_GROUP.into()],
+            attach: vec![LB_GROUP.into()],
         }]
     );
 }

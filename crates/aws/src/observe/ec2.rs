@@ -302,6 +302,43 @@ pub(super) async fn observe_instances(
     out
 }
 
+/// The parts of a described instance the plan uses. Its groups are its
+/// primary network interface's (device index 0), which is what the
+/// cluster's groups attach to; the instance-level list (all interfaces'
+/// groups on an instance with a trunk ENI) only when no interface is
+/// reported.
+pub(crate) fn live_instance(id: &str, instance: &aws_sdk_ec2::types::Instance) -> LiveInstance {
+    let primary = instance.network_interfaces().iter().find(|eni| {
+        eni.attachment()
+            .and_then(aws_sdk_ec2::types::InstanceNetworkInterfaceAttachment::device_index)
+            == Some(0)
+    });
+    let security_group_ids = match primary {
+        Some(eni) => eni
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+        None => instance
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+    };
+    LiveInstance {
+        id: id.to_string(),
+        state: instance
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default(),
+        security_group_ids,
+        primary_network_interface_id: primary
+            .and_then(|eni| eni.network_interface_id())
+            .map(str::to_string),
+    }
+}
+
 /// By `instance-id` filter, not InstanceIds: one stale id must not fail the
 /// whole read.
 async fn describe_instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String, LiveInstance>> {
@@ -333,21 +370,7 @@ async fn describe_instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String
                     let Some(id) = instance.instance_id() else {
                         continue;
                     };
-                    out.insert(
-                        id.to_string(),
-                        LiveInstance {
-                            id: id.to_string(),
-                            state: instance
-                                .state()
-                                .and_then(|s| s.name())
-                                .map(|n| n.as_str().to_string())
-                                .unwrap_or_default(),
-                            security_group_ids: instance
-                                .security_groups()
-                                .iter()
-                                .filter_map(|g| g.group_id().map(str::to_string))
-                                .collect(),
-                        },
+                    out.insert(id.to_string(), live_instance(id, instance));
                     );
                 }
             },

@@ -1,0 +1,248 @@
+//! Attaching groups where AWS only offers a write that replaces the whole
+//! list: ModifyNetworkInterfaceAttribute / ModifyInstanceAttribute `Groups`
+//! for an instance, SetSecurityGroups for a load balancer.
+//!
+//! A list read at the start of the pass may be seconds old when the write
+//! goes out; writing it back would silently detach whatever someone
+//! attached in between — while the controller promises "attached, never
+//! detached". So the current list is read again right before the write
+//! (the narrowest window the API allows), the write is that list plus the
+//! declared groups it lacks, and the result is read back. A group that the
+//! pass saw but that was gone before the write, or that is gone after it,
+//! is said in the change's reason (and so in the log, the audit line and
+//! the status), never silently lost.
+//!
+//! Instances are written through their primary network interface (device
+//! index 0): ModifyInstanceAttribute fails with InvalidInstanceID on an
+//! instance with more than one interface (every container instance with
+//! ENI trunking has a trunk ENI), ModifyNetworkInterfaceAttribute works for
+//! one interface or many.
+
+use aws_sdk_ec2::operation::RequestId;
+use ecs_reconciler_plan::{Action, Outcome};
+
+use crate::Aws;
+use crate::error::AwsError;
+
+type Result<T> = std::result::Result<T, AwsError>;
+
+/// What an attachment did: its outcome, and what the reads around the
+/// write noticed about other writers.
+pub(crate) struct Attached {
+    pub outcome: Outcome,
+    pub notice: Option<String>,
+}
+
+/// Runs `action` if it is an attachment; `None` for other actions.
+pub(crate) async fn run(aws: &Aws, action: &Action) -> Option<Attached> {
+    let target = match action {
+        Action::SetInstanceGroups {
+            instance_id,
+            network_interface_id,
+            ..
+        } => Target::Instance {
+            instance_id,
+            network_interface_id: network_interface_id.as_deref(),
+        },
+        Action::SetLoadBalancerGroups { arn, .. } => Target::LoadBalancer { arn },
+        _ => return None,
+    };
+    let (seen, attach) = match action {
+        Action::SetInstanceGroups {
+            group_ids, attach, ..
+        }
+        | Action::SetLoadBalancerGroups {
+            group_ids, attach, ..
+        } => (group_ids, attach),
+        _ => return None,
+    };
+    // What the pass read: the expected list without what it adds.
+    let seen: Vec<&String> = seen.iter().filter(|g| !attach.contains(g)).collect();
+    Some(match attach_groups(aws, &target, &seen, attach).await {
+        Ok(attached) => attached,
+        Err(err) => Attached {
+            outcome: Outcome::Failed {
+                error: err.to_string(),
+                class: err.kind,
+            },
+            notice: None,
+        },
+    })
+}
+
+enum Target<'a> {
+    Instance {
+        instance_id: &'a str,
+        network_interface_id: Option<&'a str>,
+    },
+    LoadBalancer {
+        arn: &'a str,
+    },
+}
+
+async fn attach_groups(
+    aws: &Aws,
+    target: &Target<'_>,
+    seen: &[&String],
+    attach: &[String],
+) -> Result<Attached> {
+    let current = read_groups(aws, target).await?;
+    let mut notices = Vec::new();
+    let detached: Vec<&str> = seen
+        .iter()
+        .filter(|g| !current.contains(g))
+        .map(|g| g.as_str())
+        .collect();
+    if !detached.is_empty() {
+        notices.push(format!(
+            "{} detached by another writer since this pass's read; left as it is",
+            detached.join(", ")
+        ));
+    }
+    let missing: Vec<&String> = attach.iter().filter(|g| !current.contains(g)).collect();
+    if missing.is_empty() {
+        return Ok(Attached {
+            outcome: Outcome::AlreadyDone,
+            notice: join(notices),
+        });
+    }
+    let mut groups = current.clone();
+    groups.extend(missing.into_iter().cloned());
+    let request_id = write_groups(aws, target, &groups).await?;
+    // Read back: what the write kept of the list it was given.
+    let after = read_groups(aws, target).await?;
+    let gone: Vec<&str> = groups
+        .iter()
+        .filter(|g| !after.contains(g))
+        .map(String::as_str)
+        .collect();
+    if !gone.is_empty() {
+        notices.push(format!(
+            "a read right after the write lacks {} (another writer, or a read that lags the write; the next pass checks again)",
+            gone.join(", ")
+        ));
+    }
+    let notice = join(notices);
+    if let Some(notice) = &notice {
+        tracing::warn!(%notice, "group list changed around the write");
+    }
+    Ok(Attached {
+        outcome: Outcome::Applied { request_id },
+        notice,
+    })
+}
+
+fn join(notices: Vec<String>) -> Option<String> {
+    (!notices.is_empty()).then(|| notices.join("; "))
+}
+
+async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {
+    match target {
+        Target::Instance {
+            network_interface_id: Some(eni),
+            ..
+        } => {
+            aws.take("ec2", "DescribeNetworkInterfaces").await;
+            let out = aws
+                .sdk
+                .ec2
+                .describe_network_interfaces()
+                .network_interface_ids(*eni)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2", "DescribeNetworkInterfaces", &e))?;
+            Ok(out
+                .network_interfaces()
+                .iter()
+                .flat_map(|i| i.groups())
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect())
+        }
+        Target::Instance { instance_id, .. } => {
+            aws.take("ec2", "DescribeInstances").await;
+            let out = aws
+                .sdk
+                .ec2
+                .describe_instances()
+                .instance_ids(*instance_id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2", "DescribeInstances", &e))?;
+            Ok(out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .find(|i| i.instance_id() == Some(*instance_id))
+                .map(|i| crate::observe::live_instance(instance_id, i).security_group_ids)
+                .unwrap_or_default())
+        }
+        Target::LoadBalancer { arn } => {
+            aws.take("elbv2", "DescribeLoadBalancers").await;
+            let out = aws
+                .sdk
+                .elbv2
+                .describe_load_balancers()
+                .load_balancer_arns(*arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elbv2", "DescribeLoadBalancers", &e))?;
+            Ok(out
+                .load_balancers()
+                .iter()
+                .flat_map(|lb| lb.security_groups())
+                .cloned()
+                .collect())
+        }
+    }
+}
+
+async fn write_groups(aws: &Aws, target: &Target<'_>, groups: &[String]) -> Result<Option<String>> {
+    let groups = Some(groups.to_vec());
+    match target {
+        Target::Instance {
+            network_interface_id: Some(eni),
+            ..
+        } => {
+            aws.take("ec2", "ModifyNetworkInterfaceAttribute").await;
+            Ok(aws
+                .sdk
+                .ec2
+                .modify_network_interface_attribute()
+                .network_interface_id(*eni)
+                .set_groups(groups)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2", "ModifyNetworkInterfaceAttribute", &e))?
+                .request_id()
+                .map(str::to_string))
+        }
+        Target::Instance { instance_id, .. } => {
+            aws.take("ec2", "ModifyInstanceAttribute").await;
+            Ok(aws
+                .sdk
+                .ec2
+                .modify_instance_attribute()
+                .instance_id(*instance_id)
+                .set_groups(groups)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", &e))?
+                .request_id()
+                .map(str::to_string))
+        }
+        Target::LoadBalancer { arn } => {
+            aws.take("elbv2", "SetSecurityGroups").await;
+            Ok(aws
+                .sdk
+                .elbv2
+                .set_security_groups()
+                .load_balancer_arn(*arn)
+                .set_security_groups(groups)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elbv2", "SetSecurityGroups", &e))?
+                .request_id()
+                .map(str::to_string))
+        }
+    }
+}
