@@ -28,6 +28,11 @@ stderr and exits 1.  Endpoint: --endpoint URL or $AWS_ENDPOINT_URL.
                                              switches capacity_providers on; a copy of SERVICE (same task
                                              definition and load balancers) with capacityProviderStrategy P
   terminate-instance INDEX|i-ID [--cluster C]
+  add-trunk-eni INDEX|i-ID [--cluster C] [--groups sg-1,sg-2]
+                                             attach a trunk ENI (device index 1) as ECS awsvpcTrunking does
+  hooks list|clear|add --before ec2:Operation --do ACTION --target INSTANCE|LB --group GROUP [--client C] [--every]
+                                             run ACTION (attach_group, detach_group, attach_lb_group,
+                                             detach_lb_group) just before the next matching call
 
 GROUP may be a group name or id; TG / LB a name or ARN.
 """
@@ -156,7 +161,13 @@ class Ctl:
         keep = [g for g in current if g != group_id]
         if not keep:
             raise CtlError(f"{instance_id} would have no security group left")
-        self.ec2.modify_instance_attribute(InstanceId=instance_id, Groups=keep)
+        enis = self.instance(instance_id).get("NetworkInterfaces", [])
+        if len(enis) > 1:
+            # AWS refuses ModifyInstanceAttribute Groups with several ENIs: write the primary ENI's
+            primary = next(n for n in enis if n["Attachment"]["DeviceIndex"] == 0)
+            self.ec2.modify_network_interface_attribute(NetworkInterfaceId=primary["NetworkInterfaceId"], Groups=keep)
+        else:
+            self.ec2.modify_instance_attribute(InstanceId=instance_id, Groups=keep)
         return {"instance_id": instance_id, "groups": keep}
 
     def detach_lb_group(self, a: argparse.Namespace) -> dict[str, Any]:
@@ -372,6 +383,24 @@ class Ctl:
         return {"service": svc["serviceArn"], "capacityProviderStrategy": svc.get("capacityProviderStrategy"),
                 "launchType": svc.get("launchType")}
 
+    def add_trunk_eni(self, a: argparse.Namespace) -> dict[str, Any]:
+        spec: dict[str, Any] = {"instance": self._instance_id(a.cluster, a.instance)}
+        if a.groups:
+            spec["groups"] = [self.group(g)["GroupId"] for g in a.groups.split(",")]
+        return self.control("POST", "ec2", {"add_trunk_eni": spec})["trunk_eni"]
+
+    def hooks(self, a: argparse.Namespace) -> Any:
+        if a.action == "list":
+            return self.control("GET", "hooks")
+        if a.action == "clear":
+            return self.control("DELETE", "hooks")
+        if not (a.before and a.do and a.target and a.group):
+            raise CtlError("hooks add needs --before, --do, --target and --group")
+        group = a.group if a.group.startswith("sg-") else self.group(a.group)["GroupId"]
+        key = "load_balancer" if a.do.endswith("_lb_group") else "instance"
+        return self.control("POST", "hooks", {"before": a.before, "client": a.client, "once": not a.every,
+                                              "do": {a.do: {key: a.target, "group": group}}})
+
     def deployments(self, a: argparse.Namespace) -> dict[str, Any]:
         (svc,) = self.ecs.describe_services(cluster=a.cluster, services=[a.service])["services"]
         keys = ("id", "status", "rolloutState", "taskDefinition", "desiredCount", "runningCount", "pendingCount")
@@ -444,6 +473,18 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name)
         s.add_argument("instance", help="container-instance index or i-...")
         s.add_argument("--cluster", default="nestjs-cluster")
+
+    s = sub.add_parser("add-trunk-eni")
+    s.add_argument("instance", help="container-instance index or i-...")
+    s.add_argument("--cluster", default="nestjs-cluster")
+    s.add_argument("--groups", help="comma-separated group names or ids (default: the primary ENI's)")
+
+    s = sub.add_parser("hooks")
+    s.add_argument("action", choices=["list", "clear", "add"])
+    s.add_argument("--before"); s.add_argument("--client", default="*", choices=["reconciler", "other", "*"])
+    s.add_argument("--do", choices=["attach_group", "detach_group", "attach_lb_group", "detach_lb_group"])
+    s.add_argument("--target", help="instance id (attach/detach_group) or load balancer name/ARN")
+    s.add_argument("--group"); s.add_argument("--every", action="store_true", help="fire on every matching call")
 
     s = sub.add_parser("create-cp-service")
     s.add_argument("name"); s.add_argument("--provider", required=True)

@@ -38,8 +38,14 @@ def build_app() -> "object":
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     import capacity_providers
+    import cross_account
     import deployments
     import ec2_patch
+    import enis
+    import group_writes
+    import prefix_lists
+    import revoke_unknown
+    import rule_quota
     import ecs_patch
     import instance_loss
     import oracle
@@ -56,6 +62,13 @@ def build_app() -> "object":
     task_sets.apply()
     targets_patch.apply()
     ec2_patch.apply()
+    # real-EC2 networking (each switchable, off by default); after ec2_patch
+    enis.apply()
+    group_writes.apply()
+    prefix_lists.apply()
+    rule_quota.apply()
+    cross_account.apply()
+    revoke_unknown.apply()
     oracle.apply()
     return EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
 
@@ -88,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CreateService capacityProviderStrategy as in AWS (capacity_providers.py)")
     parser.add_argument("--task-sets", action="store_true",
                         help="CODE_DEPLOY/EXTERNAL services run their task sets (task_sets.py)")
+    parser.add_argument("--ec2-networking", metavar="JSON",
+                        help='real-EC2 networking switches, as POST /_emulator/ec2 takes them, e.g. {"trunk_enis": true}')
     parser.add_argument("--calls-log", help="append one JSON line per identified AWS call to this file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -113,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         import read_lag
 
         read_lag.configure(json.loads(args.read_lag))
+    if args.ec2_networking:
+        import ec2_networking
+
+        ec2_networking.configure_cli(args.ec2_networking)
     if args.calls_log:
         app.calls.open_log(args.calls_log)
 

@@ -32,6 +32,8 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
+import ec2_networking
+import hooks
 import lifecycle
 import oracle
 import read_lag
@@ -235,6 +237,7 @@ class EmulatorMiddleware:
                     headers = headers + [("Content-Length", str(len(body)))]
                     start_response(f"{status} {'Bad Request' if status == 400 else 'Error'}", headers)
                     return [body]
+            hooks.HOOKS.run_before(service, operation, client)  # another writer first (hooks.py)
             seen: dict[str, int] = {}
             out = self._forward(environ, start_response, operation, seen, service, client)
             status = seen.get("status")
@@ -334,6 +337,23 @@ class EmulatorMiddleware:
                 if method == "DELETE":
                     self.faults.clear()
                     return _json(start_response, 200, {"faults": []})
+                return _json(start_response, 405, {"error": "use GET, POST or DELETE"})
+            if path == "/_emulator/ec2":
+                if method == "POST":
+                    return _json(start_response, 200, ec2_networking.configure(body))
+                if method == "GET":
+                    return _json(start_response, 200, ec2_networking.settings())
+                return _json(start_response, 405, {"error": "use GET or POST"})
+            if path == "/_emulator/hooks":
+                if method == "GET":
+                    return _json(start_response, 200, {"hooks": hooks.HOOKS.list()})
+                if method == "POST":
+                    specs = body if isinstance(body, list) else [body]
+                    added = [hooks.HOOKS.add(spec)["id"] for spec in specs]
+                    return _json(start_response, 200, {"added": added, "hooks": hooks.HOOKS.list()})
+                if method == "DELETE":
+                    hooks.HOOKS.clear()
+                    return _json(start_response, 200, {"hooks": []})
                 return _json(start_response, 405, {"error": "use GET, POST or DELETE"})
             if path == "/_emulator/calls" and method == "GET":
                 client = parse_qs(environ.get("QUERY_STRING", "")).get("client", [None])[0]

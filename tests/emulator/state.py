@@ -60,6 +60,20 @@ class Settings:
     capacity_providers: bool = False
     # CODE_DEPLOY/EXTERNAL services run their task sets' tasks (task_sets.py).
     task_sets: bool = False
+    # Real-EC2 networking, each off by default; see README "Real-EC2
+    # networking (switchable)" and ec2_networking.py (POST /_emulator/ec2).
+    # Every container instance (existing and newly registered) gets a trunk ENI (enis.py).
+    trunk_enis: bool = False
+    # Group-list writes checked like AWS: same VPC, at most 5 groups (group_writes.py).
+    strict_group_writes: bool = False
+    # AWS-managed prefix lists with their weights; PrefixListIds validated (prefix_lists.py).
+    prefix_lists: bool = False
+    # Rules per group per direction per address family, AWS's counting (rule_quota.py); None: moto's check.
+    rule_quota: int | None = None
+    # UserIdGroupPairs with another account's UserId accepted (cross_account.py).
+    cross_account_groups: bool = False
+    # Default VPC: revoking an unknown ingress rule returns UnknownIpPermissions (revoke_unknown.py).
+    revoke_unknown_returns_success: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1788,6 +1788,306 @@ def test_oracle_deployments_completed(emu: Emu, capsys: pytest.CaptureFixture[st
 # ----------------------------------------------------------------------------
 # process lifecycle
 # ----------------------------------------------------------------------------
+# ----------------------------------------------------------------------------
+# real-EC2 networking (switchable, off by default); each test makes its own
+# instances/groups so the seed stays unchanged
+# ----------------------------------------------------------------------------
+def _own_instance(emu: Emu, *groups: str) -> str:
+    seed = emu.seed
+    return emu.ec2.run_instances(
+        ImageId=seed["ami_id"], InstanceType="t3.micro", MinCount=1, MaxCount=1, SubnetId=seed["subnet_ids"][0],
+        SecurityGroupIds=list(groups) or [seed["security_groups"]["EC2InstanceWithLoadBalancer"]],
+    )["Instances"][0]["InstanceId"]
+
+
+def _described(emu: Emu, iid: str) -> tuple[list[str], dict[int, dict[str, Any]]]:
+    (inst,) = emu.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
+    enis = {n["Attachment"]["DeviceIndex"]: n for n in inst["NetworkInterfaces"]}
+    return [g["GroupId"] for g in inst["SecurityGroups"]], enis
+
+
+def _group(emu: Emu, name: str, vpc_id: str | None = None) -> str:
+    return emu.ec2.create_security_group(GroupName=name, Description=name,
+                                         VpcId=vpc_id or emu.seed["vpc_id"])["GroupId"]
+
+
+def test_trunk_eni_and_interface_group_writes(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    seed, ec2 = emu.seed, emu.ec2
+    lb_sg, inst_sg, default_sg = (seed["security_groups"]["LoadBalancerGroup"],
+                                  seed["security_groups"]["EC2InstanceWithLoadBalancer"], seed["default_security_group_id"])
+    iid = _own_instance(emu, default_sg, inst_sg)
+    # one ENI: ModifyNetworkInterfaceAttribute on the primary is the instance's groups too
+    groups, enis = _described(emu, iid)
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=enis[0]["NetworkInterfaceId"], Groups=[inst_sg])
+    assert _described(emu, iid)[0] == [inst_sg]
+    err = client_error(lambda: ec2.modify_network_interface_attribute(
+        NetworkInterfaceId=enis[0]["NetworkInterfaceId"], Groups=["sg-00000000000000000"]))
+    assert err.response["Error"]["Code"] == "InvalidGroup.NotFound"
+    ec2.modify_instance_attribute(InstanceId=iid, Groups=[default_sg, inst_sg])  # one ENI: allowed
+
+    trunk = awsctl(emu, capsys, "add-trunk-eni", iid, "--groups", "LoadBalancerGroup")
+    assert (trunk["device_index"], trunk["interface_type"], trunk["groups"]) == (1, "trunk", [lb_sg])
+    assert trunk["subnet_id"] == seed["subnet_ids"][0]
+    assert awsctl(emu, capsys, "add-trunk-eni", iid)["network_interface_id"] == trunk["network_interface_id"]
+    groups, enis = _described(emu, iid)
+    assert sorted(enis) == [0, 1] and enis[1]["InterfaceType"] == "trunk" and enis[0]["InterfaceType"] == "interface"
+    assert groups == [g["GroupId"] for g in enis[0]["Groups"]] == [default_sg, inst_sg]
+    assert [g["GroupId"] for g in enis[1]["Groups"]] == [lb_sg]
+
+    err = client_error(lambda: ec2.modify_instance_attribute(InstanceId=iid, Groups=[default_sg]))
+    assert err.response["Error"]["Code"] == "InvalidInstanceID"
+    assert err.response["Error"]["Message"] == (
+        f"There are multiple interfaces attached to instance '{iid}'. "
+        "Please specify an interface ID for the operation instead.")
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=enis[0]["NetworkInterfaceId"], Groups=[inst_sg])
+    groups, enis = _described(emu, iid)
+    assert groups == [g["GroupId"] for g in enis[0]["Groups"]] == [inst_sg]
+    assert [g["GroupId"] for g in enis[1]["Groups"]] == [lb_sg]  # the trunk keeps its own
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=trunk["network_interface_id"], Groups=[default_sg])
+    groups, enis = _described(emu, iid)
+    assert groups == [inst_sg] and [g["GroupId"] for g in enis[1]["Groups"]] == [default_sg]
+    assert http_error("POST", f"{emu.endpoint}/_emulator/ec2", {"add_trunk_eni": "i-00000000000000000"}).code == 400
+    assert http_error("POST", f"{emu.endpoint}/_emulator/ec2", {"trunk": True}).code == 400
+
+
+def test_trunk_enis_switch(tmp_path: Path) -> None:
+    """trunk_enis: every container instance, registered before or after, gets a trunk ENI (own emulator)."""
+    proc, endpoint = start_emulator(tmp_path, "--ec2-networking", '{"trunk_enis": true}')
+    try:
+        kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                  aws_secret_access_key="test")
+        ec2, ecs = boto3.client("ec2", **kw), boto3.client("ecs", **kw)
+        ecs.create_cluster(clusterName="trunks")
+        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+
+        def instance(register: bool) -> str:
+            iid = ec2.run_instances(ImageId="ami-04681a1dbd79675a5", InstanceType="t3.micro", MinCount=1,
+                                    MaxCount=1, SubnetId=subnet)["Instances"][0]["InstanceId"]
+            if register:
+                doc = {"instanceId": iid, "region": "us-east-1", "accountId": "123456789012",
+                       "availabilityZone": "us-east-1a", "instanceType": "t3.micro", "imageId": "ami-04681a1dbd79675a5"}
+                ecs.register_container_instance(cluster="trunks", instanceIdentityDocument=json.dumps(doc))
+            return iid
+
+        def types(iid: str) -> list[str]:
+            (inst,) = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
+            return [n["InterfaceType"] for n in sorted(inst["NetworkInterfaces"], key=lambda n: n["Attachment"]["DeviceIndex"])]
+
+        first, plain = instance(True), instance(False)
+        assert types(first) == ["interface", "trunk"] and types(plain) == ["interface"]
+        req = urllib.request.Request(f"{endpoint}/_emulator/ec2", data=json.dumps({"trunk_enis": False}).encode(),
+                                     method="POST")
+        assert json.load(urllib.request.urlopen(req, timeout=10))["trunk_enis"] is False
+        later = instance(True)
+        assert types(later) == ["interface"]
+        req = urllib.request.Request(f"{endpoint}/_emulator/ec2", data=json.dumps({"trunk_enis": True}).encode(),
+                                     method="POST")
+        added = json.load(urllib.request.urlopen(req, timeout=10))["trunk_enis_added"]
+        assert {a["instance"] for a in added} == {first, later}
+        assert types(later) == ["interface", "trunk"] and types(plain) == ["interface"]
+    finally:
+        stop_emulator(proc)
+
+
+def test_strict_group_writes(emu: Emu) -> None:
+    seed, ec2 = emu.seed, emu.ec2
+    default_sg, inst_sg = seed["default_security_group_id"], seed["security_groups"]["EC2InstanceWithLoadBalancer"]
+    other_vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    foreign = _group(emu, "strict-foreign", other_vpc)
+    extra = [_group(emu, f"strict-{i}") for i in range(4)]
+    iid = _own_instance(emu, default_sg, inst_sg)
+    primary = _described(emu, iid)[1][0]["NetworkInterfaceId"]
+    lb = emu.elbv2.create_load_balancer(Name="strict-alb", Subnets=seed["subnet_ids"][:2],
+                                        SecurityGroups=[default_sg])["LoadBalancers"][0]["LoadBalancerArn"]
+    emu.control("POST", "ec2", {"strict_group_writes": True})
+    try:
+        err = client_error(lambda: ec2.modify_instance_attribute(InstanceId=iid, Groups=[default_sg, foreign]))
+        assert err.response["Error"]["Code"] == "InvalidGroup.NotFound"
+        assert err.response["Error"]["Message"] == f"The security group '{foreign}' does not exist in VPC '{seed['vpc_id']}'"
+        err = client_error(lambda: ec2.modify_network_interface_attribute(NetworkInterfaceId=primary, Groups=[foreign]))
+        assert err.response["Error"]["Code"] == "InvalidGroup.NotFound"
+        six = [default_sg, inst_sg, *extra]
+        err = client_error(lambda: ec2.modify_instance_attribute(InstanceId=iid, Groups=six))
+        assert err.response["Error"]["Code"] == "SecurityGroupsPerInstanceLimitExceeded"
+        err = client_error(lambda: ec2.modify_network_interface_attribute(NetworkInterfaceId=primary, Groups=six))
+        assert err.response["Error"]["Code"] == "SecurityGroupsPerInterfaceLimitExceeded"
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=primary, Groups=six[:5])  # 5: the quota
+        assert _described(emu, iid)[0] == six[:5]
+        err = client_error(lambda: emu.elbv2.set_security_groups(LoadBalancerArn=lb, SecurityGroups=[foreign]))
+        assert err.response["Error"]["Code"] == "InvalidConfigurationRequest"
+        assert err.response["Error"]["Message"] == "One or more security groups are invalid"
+        (alb,) = emu.elbv2.describe_load_balancers(LoadBalancerArns=[lb])["LoadBalancers"]
+        assert alb["SecurityGroups"] == [default_sg]
+    finally:
+        emu.control("POST", "ec2", {"strict_group_writes": False})
+    ec2.modify_instance_attribute(InstanceId=iid, Groups=six)  # off: moto's checks only
+    assert len(_described(emu, iid)[0]) == 6
+    emu.elbv2.delete_load_balancer(LoadBalancerArn=lb)
+
+
+def _cloudfront(emu: Emu) -> dict[str, Any]:
+    (pl,) = emu.ec2.describe_managed_prefix_lists(Filters=[
+        {"Name": "prefix-list-name", "Values": ["com.amazonaws.global.cloudfront.origin-facing"]}])["PrefixLists"]
+    return pl
+
+
+def test_prefix_lists_as_rule_sources(emu: Emu) -> None:
+    ec2 = emu.ec2
+    assert "MaxEntries" not in _cloudfront(emu)  # off: moto's view
+    gid = _group(emu, "pl-sources")
+    emu.control("POST", "ec2", {"prefix_lists": True})
+    try:
+        cf = _cloudfront(emu)
+        assert (cf["OwnerId"], cf["MaxEntries"], cf["Version"], cf["AddressFamily"]) == ("AWS", 55, 1, "IPv4")
+        entries = ec2.get_managed_prefix_list_entries(PrefixListId=cf["PrefixListId"])["Entries"]
+        assert entries and all("/" in e["Cidr"] for e in entries)
+        perm = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                "PrefixListIds": [{"PrefixListId": cf["PrefixListId"], "Description": "CloudFront"}]}
+        (rule,) = ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])["SecurityGroupRules"]
+        assert rule["PrefixListId"] == cf["PrefixListId"]
+        (described,) = ec2.describe_security_group_rules(
+            Filters=[{"Name": "group-id", "Values": [gid]}], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
+        )["SecurityGroupRules"]
+        assert (described["PrefixListId"], described["Description"]) == (cf["PrefixListId"], "CloudFront")
+        (group,) = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"]
+        assert [p["PrefixListIds"][0]["PrefixListId"] for p in group["IpPermissions"]] == [cf["PrefixListId"]]
+        bad = {**perm, "PrefixListIds": [{"PrefixListId": "pl-00000000000000000"}]}
+        err = client_error(lambda: ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[bad]))
+        assert err.response["Error"]["Code"] == "InvalidPrefixListID.NotFound"
+        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": cf["PrefixListId"]}]}])
+        assert ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"] == []
+        (rule,) = ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])["SecurityGroupRules"]
+        ec2.revoke_security_group_ingress(GroupId=gid, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+        assert ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"] == []
+    finally:
+        emu.control("POST", "ec2", {"prefix_lists": False})
+    assert "MaxEntries" not in _cloudfront(emu)
+
+
+def test_rule_quota(emu: Emu) -> None:
+    ec2 = emu.ec2
+    gid, peer = _group(emu, "quota"), _group(emu, "quota-peer")
+    cf = _cloudfront(emu)["PrefixListId"]
+
+    def cidrs(n: int, v6: bool = False, port: int = 80) -> dict[str, Any]:
+        key, field = ("Ipv6Ranges", "CidrIpv6") if v6 else ("IpRanges", "CidrIp")
+        nets = [f"2001:db8:{i:x}::/48" if v6 else f"10.60.{i}.0/24" for i in range(n)]
+        return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, key: [{field: c} for c in nets]}
+
+    def inbound() -> int:
+        return len(ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"])
+
+    emu.control("POST", "ec2", {"rule_quota": 60})
+    try:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[  # CloudFront counts 55
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": cf}]}])
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[cidrs(5)])  # 60 IPv4: at the quota
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[cidrs(3, v6=True)])  # IPv6 counts apart
+        for perms in ([cidrs(1, port=81)], [cidrs(1, v6=True, port=82), cidrs(1, port=82)],
+                      [{"IpProtocol": "tcp", "FromPort": 83, "ToPort": 83, "UserIdGroupPairs": [{"GroupId": peer}]}]):
+            err = client_error(lambda: ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=perms))
+            assert err.response["Error"]["Code"] == "RulesPerSecurityGroupLimitExceeded"
+            assert err.response["Error"]["Message"] == "The maximum number of rules per security group has been reached."
+        assert inbound() == 2  # 443 (prefix list), 80 (IPv4 and IPv6): the failed calls changed nothing
+        emu.control("POST", "ec2", {"rule_quota": 61})
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[cidrs(1, port=81)])
+        assert http_error("POST", f"{emu.endpoint}/_emulator/ec2", {"rule_quota": 0}).code == 400
+    finally:
+        emu.control("POST", "ec2", {"rule_quota": None})
+
+
+def test_cross_account_group_reference(emu: Emu) -> None:
+    ec2, gid = emu.ec2, _group(emu, "xacct")
+    pair = {"GroupId": "sg-0f1e2d3c4b5a69788", "UserId": "210987654321"}
+    perm = {"IpProtocol": "tcp", "FromPort": 8443, "ToPort": 8443, "UserIdGroupPairs": [pair]}
+    err = client_error(lambda: ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm]))
+    assert err.response["Error"]["Code"] == "InvalidGroup.NotFound"  # off: moto looks in this account
+    emu.control("POST", "ec2", {"cross_account_groups": True})
+    try:
+        (rule,) = ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])["SecurityGroupRules"]
+        (described,) = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])[
+            "SecurityGroupRules"]
+        assert described["ReferencedGroupInfo"] == pair
+        (group,) = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"]
+        assert [(p["UserIdGroupPairs"][0]["GroupId"], p["UserIdGroupPairs"][0]["UserId"])
+                for p in group["IpPermissions"]] == [(pair["GroupId"], pair["UserId"])]
+        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+        assert ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"] == []
+        (rule,) = ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])["SecurityGroupRules"]
+        ec2.revoke_security_group_ingress(GroupId=gid, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+        assert ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"] == []
+    finally:
+        emu.control("POST", "ec2", {"cross_account_groups": False})
+
+
+def test_revoke_unknown_in_default_vpc(emu: Emu) -> None:
+    ec2 = emu.ec2
+    gid = _group(emu, "revoke-default")
+    other_vpc = ec2.create_vpc(CidrBlock="10.78.0.0/16")["Vpc"]["VpcId"]
+    other = _group(emu, "revoke-other", other_vpc)
+    known = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    missing = {"IpProtocol": "tcp", "FromPort": 23, "ToPort": 23, "IpRanges": [{"CidrIp": "10.9.0.0/16"}]}
+    for g in (gid, other):
+        ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[known])
+    err = client_error(lambda: ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[missing]))
+    assert err.response["Error"]["Code"] == "InvalidPermission.NotFound"  # off
+    emu.control("POST", "ec2", {"revoke_unknown_returns_success": True})
+    try:
+        out = ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[known, missing])
+        assert out["Return"] is True
+        assert out["UnknownIpPermissions"] == [{**missing, "UserIdGroupPairs": [], "Ipv6Ranges": [],
+                                                "PrefixListIds": []}] or [
+            {k: v for k, v in p.items() if v != []} for p in out["UnknownIpPermissions"]] == [missing]
+        assert ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"] == []
+        err = client_error(lambda: ec2.revoke_security_group_ingress(GroupId=other, IpPermissions=[known, missing]))
+        assert err.response["Error"]["Code"] == "InvalidPermission.NotFound"  # a non-default VPC
+        assert len(ec2.describe_security_groups(GroupIds=[other])["SecurityGroups"][0]["IpPermissions"]) == 1
+    finally:
+        emu.control("POST", "ec2", {"revoke_unknown_returns_success": False})
+
+
+def test_hooks_another_writer(emu: Emu, capsys: pytest.CaptureFixture[str]) -> None:
+    seed = emu.seed
+    lb_sg, inst_sg = seed["security_groups"]["LoadBalancerGroup"], seed["security_groups"]["EC2InstanceWithLoadBalancer"]
+    iid = _own_instance(emu, inst_sg)
+    primary = _described(emu, iid)[1][0]["NetworkInterfaceId"]
+    rust = emu.rust_client("ec2")
+    assert http_error("POST", f"{emu.endpoint}/_emulator/hooks", {"before": "ec2", "do": {}}).code == 400
+    emu.control("DELETE", "hooks")
+    try:
+        added = emu.control("POST", "hooks", {"before": "ec2:ModifyNetworkInterfaceAttribute", "client": "reconciler",
+                                              "do": {"attach_group": {"instance": iid, "group": lb_sg}}})["added"]
+        # the test's own (other) write does not fire it
+        emu.ec2.modify_network_interface_attribute(NetworkInterfaceId=primary, Groups=[inst_sg])
+        assert _described(emu, iid)[0] == [inst_sg]
+        # the controller read [inst_sg] and writes [inst_sg, default]; the other writer's lb_sg lands first
+        # and is overwritten, as in AWS
+        out = awsctl(emu, capsys, "hooks", "add", "--before", "ec2:DescribeInstances", "--client", "reconciler",
+                     "--do", "detach_group", "--target", iid, "--group", "EC2InstanceWithLoadBalancer")
+        seen = rust.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        assert [g["GroupId"] for g in seen["SecurityGroups"]] == []  # the read sees the other writer's change
+        rust.modify_network_interface_attribute(NetworkInterfaceId=primary,
+                                                Groups=[inst_sg, seed["default_security_group_id"]])
+        assert _described(emu, iid)[0] == [inst_sg, seed["default_security_group_id"]]
+        hooks = {h["id"]: h for h in emu.control("GET", "hooks")["hooks"]}
+        assert hooks[added[0]]["fired"] == 1 and hooks[added[0]]["last_error"] is None
+        assert hooks[out["added"][0]]["fired"] == 1
+        rust.modify_network_interface_attribute(NetworkInterfaceId=primary, Groups=[inst_sg])  # once: not again
+        assert _described(emu, iid)[0] == [inst_sg]
+        # ELBv2: a group attached to the load balancer right before the controller's SetSecurityGroups
+        lb = emu.elbv2.create_load_balancer(Name="hook-alb", Subnets=seed["subnet_ids"][:2],
+                                            SecurityGroups=[lb_sg])["LoadBalancers"][0]["LoadBalancerArn"]
+        emu.control("POST", "hooks", {"before": "elbv2:DescribeLoadBalancers", "client": "reconciler",
+                                      "do": {"attach_lb_group": {"load_balancer": "hook-alb", "group": inst_sg}}})
+        (alb,) = emu.rust_client("elbv2").describe_load_balancers(LoadBalancerArns=[lb])["LoadBalancers"]
+        assert alb["SecurityGroups"] == [lb_sg, inst_sg]
+        emu.elbv2.delete_load_balancer(LoadBalancerArn=lb)
+        assert len(awsctl(emu, capsys, "hooks", "list")["hooks"]) == 3
+    finally:
+        assert emu.control("DELETE", "hooks") == {"hooks": []}
+
+
 def test_sigterm_exits_zero_and_port_file(emu: Emu) -> None:
     """Runs last: stops the shared emulator."""
     assert emu.proc is not None and emu.workdir is not None
