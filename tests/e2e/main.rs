@@ -7,5 +7,6 @@ mod drift;
 mod faults;
 mod harness;
 mod policy;
+mod real_ec2;
 mod real_ecs;
 mod safety;

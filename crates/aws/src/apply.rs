@@ -441,3 +441,50 @@ fn permission(rule: &RuleKey, description: Option<&str>) -> IpPermission {
     }
     .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use ecs_reconciler_plan::{Action, Change, LiveSource, Outcome, RuleKey, UnitId};
+    use ecs_reconciler_spec::{PortRange, Protocol};
+
+    use super::execute;
+    use crate::test_server::{Reply, Script, aws_serving};
+
+    #[tokio::test]
+    async fn a_revoke_that_matched_nothing_in_a_default_vpc_counts_as_already_gone() {
+        // A default VPC answers success with UnknownIpPermissions instead of
+        // InvalidPermission.NotFound.
+        let ec2 = Script::default().on(
+            "RevokeSecurityGroupIngress",
+            [Reply::xml(
+                "<RevokeSecurityGroupIngressResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+                 <requestId>r-1</requestId><return>true</return><unknownIpPermissionSet><item>\
+                 <ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort>\
+                 <ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item>\
+                 </unknownIpPermissionSet></RevokeSecurityGroupIngressResponse>",
+            )],
+        );
+        let (aws, servers) = aws_serving(Script::default(), ec2, Script::default()).await;
+        let rule = RuleKey::new(
+            Protocol::Tcp,
+            PortRange { from: 22, to: 22 },
+            LiveSource::Ipv4("0.0.0.0/0".parse().unwrap()),
+        );
+        let change = Change::fix(
+            &UnitId::security_group("web"),
+            rule.to_string(),
+            "absent".into(),
+            "not declared".into(),
+            true,
+            Action::RevokeIngress {
+                group_id: "sg-1".into(),
+                group_name: "web".into(),
+                rule,
+                rule_id: None,
+            },
+        );
+        let outcomes = execute(&aws, &[change]).await;
+        assert_eq!(outcomes[0].outcome, Outcome::AlreadyDone);
+        assert_eq!(servers.ec2.count("RevokeSecurityGroupIngress"), 1);
+    }
+}

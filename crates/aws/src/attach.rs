@@ -246,3 +246,103 @@ async fn write_groups(aws: &Aws, target: &Target<'_>, groups: &[String]) -> Resu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ecs_reconciler_plan::{Action, Change, Outcome, UnitId};
+
+    use crate::apply::execute;
+    use crate::test_server::{Reply, Script, aws_serving};
+
+    fn interface(groups: &[&str]) -> Reply {
+        let items: String = groups
+            .iter()
+            .map(|g| format!("<item><groupId>{g}</groupId><groupName>{g}</groupName></item>"))
+            .collect();
+        Reply::xml(format!(
+            "<DescribeNetworkInterfacesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+             <requestId>r-1</requestId><networkInterfaceSet><item>\
+             <networkInterfaceId>eni-1</networkInterfaceId><groupSet>{items}</groupSet>\
+             </item></networkInterfaceSet></DescribeNetworkInterfacesResponse>"
+        ))
+    }
+
+    fn modified() -> Reply {
+        Reply::xml(
+            "<ModifyNetworkInterfaceAttributeResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+             <requestId>r-2</requestId><return>true</return></ModifyNetworkInterfaceAttributeResponse>",
+        )
+    }
+
+    /// The pass read [sg-default]; the cluster's sg-app is missing.
+    fn attach_app() -> Change {
+        Change::fix(
+            &UnitId::cluster("main"),
+            "sg-default".into(),
+            "sg-default,sg-app".into(),
+            "instance i-1 lacks group app".into(),
+            true,
+            Action::SetInstanceGroups {
+                instance_id: "i-1".into(),
+                network_interface_id: Some("eni-1".into()),
+                group_ids: vec!["sg-default".into(), "sg-app".into()],
+                attach: vec!["sg-app".into()],
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_group_attached_by_someone_else_since_the_read_is_kept_by_the_write() {
+        // Someone attached sg-ops after the pass read the instance.
+        let ec2 = Script::default()
+            .on(
+                "DescribeNetworkInterfaces",
+                [
+                    interface(&["sg-default", "sg-ops"]),
+                    interface(&["sg-default", "sg-ops", "sg-app"]),
+                ],
+            )
+            .on("ModifyNetworkInterfaceAttribute", [modified()]);
+        let (aws, servers) = aws_serving(Script::default(), ec2, Script::default()).await;
+        let outcomes = execute(&aws, &[attach_app()]).await;
+        assert!(matches!(outcomes[0].outcome, Outcome::Applied { .. }), "{outcomes:?}");
+        let written = &servers.ec2.bodies("ModifyNetworkInterfaceAttribute")[0];
+        for group in ["sg-default", "sg-ops", "sg-app"] {
+            assert!(written.contains(group), "{group} not written: {written}");
+        }
+        assert!(written.contains("eni-1"), "{written}");
+        assert_eq!(servers.ec2.count("ModifyInstanceAttribute"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_group_detached_since_the_read_or_gone_after_the_write_is_said() {
+        // Someone detached sg-default before the write; after it, the read
+        // lacks sg-app.
+        let ec2 = Script::default()
+            .on(
+                "DescribeNetworkInterfaces",
+                [interface(&[]), interface(&[])],
+            )
+            .on("ModifyNetworkInterfaceAttribute", [modified()]);
+        let (aws, _servers) = aws_serving(Script::default(), ec2, Script::default()).await;
+        let outcomes = execute(&aws, &[attach_app()]).await;
+        let reason = &outcomes[0].change.reason;
+        assert!(
+            reason.contains("sg-default detached by another writer since this pass's read"),
+            "{reason}"
+        );
+        assert!(reason.contains("lacks sg-app"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_written_when_the_groups_are_already_there() {
+        let ec2 = Script::default().on(
+            "DescribeNetworkInterfaces",
+            [interface(&["sg-default", "sg-app"])],
+        );
+        let (aws, servers) = aws_serving(Script::default(), ec2, Script::default()).await;
+        let outcomes = execute(&aws, &[attach_app()]).await;
+        assert_eq!(outcomes[0].outcome, Outcome::AlreadyDone);
+        assert_eq!(servers.ec2.count("ModifyNetworkInterfaceAttribute"), 0);
+    }
+}

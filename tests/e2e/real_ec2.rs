@@ -1,0 +1,137 @@
+//! Real EC2 networking, end to end (issue 16): instances with a trunk ENI
+//! (ModifyInstanceAttribute refuses them) and another writer changing an
+//! instance's groups between the controller's read and its write.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Emulator, seed_config};
+
+/// The seed's first container instance's EC2 id and primary ENI.
+fn first_instance(emu: &Emulator) -> (String, String) {
+    let out = emu.boto3(
+        "ci = ecs.list_container_instances(cluster='nestjs-cluster')['containerInstanceArns']\n\
+         d = ecs.describe_container_instances(cluster='nestjs-cluster', containerInstances=sorted(ci))\n\
+         iid = sorted(d['containerInstances'], key=lambda c: c['containerInstanceArn'])[0]['ec2InstanceId']\n\
+         inst = ec2.describe_instances(InstanceIds=[iid])['Reservations'][0]['Instances'][0]\n\
+         eni = [n for n in inst['NetworkInterfaces'] if n['Attachment']['DeviceIndex'] == 0][0]\n\
+         out = [iid, eni['NetworkInterfaceId']]",
+    );
+    (
+        out[0].as_str().unwrap().to_string(),
+        out[1].as_str().unwrap().to_string(),
+    )
+}
+
+/// The group names on the instance's primary ENI and how many ENIs it has.
+fn groups_of(emu: &Emulator, instance: &str) -> (Vec<String>, usize) {
+    let out = emu.boto3(&format!(
+        "inst = ec2.describe_instances(InstanceIds=['{instance}'])['Reservations'][0]['Instances'][0]\n\
+         eni = [n for n in inst['NetworkInterfaces'] if n['Attachment']['DeviceIndex'] == 0][0]\n\
+         out = [sorted(g['GroupName'] for g in eni['Groups']), len(inst['NetworkInterfaces'])]"
+    ));
+    let names = out[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_string())
+        .collect();
+    (names, usize::try_from(out[1].as_u64().unwrap()).unwrap())
+}
+
+/// Creates a group nobody declares (someone else's), in the default VPC.
+fn someone_elses_group(emu: &Emulator, name: &str) -> String {
+    emu.boto3(&format!(
+        "vpc = ec2.describe_vpcs(Filters=[{{'Name': 'isDefault', 'Values': ['true']}}])['Vpcs'][0]['VpcId']\n\
+         out = ec2.create_security_group(GroupName='{name}', Description='not declared', VpcId=vpc)['GroupId']"
+    ))
+    .as_str()
+    .unwrap()
+    .to_string()
+}
+
+fn apply(emu: &Emulator) -> Value {
+    let run = emu.reconciler(&["apply", "--config", &seed_config(), "--once", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    run.json()
+}
+
+#[test]
+fn instances_with_a_trunk_eni_get_their_groups_through_the_primary_eni_and_keep_the_others() {
+    let emu = Emulator::start();
+    emu.control(
+        "POST",
+        "ec2",
+        Some(&json!({"trunk_enis": true, "strict_group_writes": true})),
+    );
+    let (instance, eni) = first_instance(&emu);
+    let ops = someone_elses_group(&emu, "ops");
+    // The cluster's group detached by hand, someone else's attached.
+    emu.ctl("detach-instance-group EC2InstanceWithLoadBalancer --index 0");
+    emu.boto3(&format!(
+        "cur = [g['GroupId'] for g in ec2.describe_network_interfaces(NetworkInterfaceIds=['{eni}'])['NetworkInterfaces'][0]['Groups']]\n\
+         ec2.modify_network_interface_attribute(NetworkInterfaceId='{eni}', Groups=cur + ['{ops}'])"
+    ));
+    let (before, enis) = groups_of(&emu, &instance);
+    assert_eq!(enis, 2, "a trunk ENI beside the primary one");
+    assert!(!before.contains(&"EC2InstanceWithLoadBalancer".to_string()));
+
+    emu.ctl("calls --reset");
+    apply(&emu);
+    let (after, _) = groups_of(&emu, &instance);
+    assert_eq!(
+        after,
+        ["EC2InstanceWithLoadBalancer", "default", "ops"],
+        "attached through the primary ENI, someone else's group kept"
+    );
+    let calls = emu.control("GET", "calls?client=reconciler", None);
+    assert!(calls.get("ec2:ModifyNetworkInterfaceAttribute").is_some(), "{calls}");
+    assert!(
+        calls.get("ec2:ModifyInstanceAttribute").is_none(),
+        "ModifyInstanceAttribute fails on an instance with a trunk ENI: {calls}"
+    );
+}
+
+#[test]
+fn another_writer_between_the_read_and_the_write_loses_nothing_silently() {
+    let emu = Emulator::start();
+    emu.control("POST", "ec2", Some(&json!({"trunk_enis": true})));
+    let (instance, _) = first_instance(&emu);
+    let ops = someone_elses_group(&emu, "ops");
+
+    // After the pass read the instance, and before the controller writes,
+    // someone attaches their group: the re-read right before the write
+    // keeps it.
+    emu.ctl("detach-instance-group EC2InstanceWithLoadBalancer --index 0");
+    emu.control(
+        "POST",
+        "hooks",
+        Some(&json!({"before": "ec2:DescribeNetworkInterfaces", "client": "reconciler", "once": true,
+                     "do": {"attach_group": {"instance": instance, "group": ops}}})),
+    );
+    apply(&emu);
+    let (after, _) = groups_of(&emu, &instance);
+    assert_eq!(after, ["EC2InstanceWithLoadBalancer", "default", "ops"]);
+
+    // Someone detaches a group the pass saw: it stays detached (it is not
+    // declared), and the change says so.
+    emu.control("DELETE", "hooks", None);
+    emu.ctl("detach-instance-group EC2InstanceWithLoadBalancer --index 0");
+    emu.control(
+        "POST",
+        "hooks",
+        Some(&json!({"before": "ec2:DescribeNetworkInterfaces", "client": "reconciler", "once": true,
+                     "do": {"detach_group": {"instance": instance, "group": ops}}})),
+    );
+    let applied = apply(&emu);
+    let reason = applied["outcomes"][0]["change"]["reason"]
+        .as_str()
+        .or_else(|| applied["outcomes"][0]["reason"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains(&format!("{ops} detached by another writer since this pass's read")),
+        "{applied}"
+    );
+    let (after, _) = groups_of(&emu, &instance);
+    assert_eq!(after, ["EC2InstanceWithLoadBalancer", "default"]);
+}
