@@ -84,7 +84,10 @@ fn instances_with_a_trunk_eni_get_their_groups_through_the_primary_eni_and_keep_
         "attached through the primary ENI, someone else's group kept"
     );
     let calls = emu.control("GET", "calls?client=reconciler", None);
-    assert!(calls.get("ec2:ModifyNetworkInterfaceAttribute").is_some(), "{calls}");
+    assert!(
+        calls.get("ec2:ModifyNetworkInterfaceAttribute").is_some(),
+        "{calls}"
+    );
     assert!(
         calls.get("ec2:ModifyInstanceAttribute").is_none(),
         "ModifyInstanceAttribute fails on an instance with a trunk ENI: {calls}"
@@ -105,8 +108,10 @@ fn another_writer_between_the_read_and_the_write_loses_nothing_silently() {
     emu.control(
         "POST",
         "hooks",
-        Some(&json!({"before": "ec2:DescribeNetworkInterfaces", "client": "reconciler", "once": true,
-                     "do": {"attach_group": {"instance": instance, "group": ops}}})),
+        Some(
+            &json!({"before": "ec2:DescribeNetworkInterfaces", "client": "reconciler", "once": true,
+                     "do": {"attach_group": {"instance": instance, "group": ops}}}),
+        ),
     );
     apply(&emu);
     let (after, _) = groups_of(&emu, &instance);
@@ -119,8 +124,10 @@ fn another_writer_between_the_read_and_the_write_loses_nothing_silently() {
     emu.control(
         "POST",
         "hooks",
-        Some(&json!({"before": "ec2:DescribeNetworkInterfaces", "client": "reconciler", "once": true,
-                     "do": {"detach_group": {"instance": instance, "group": ops}}})),
+        Some(
+            &json!({"before": "ec2:DescribeNetworkInterfaces", "client": "reconciler", "once": true,
+                     "do": {"detach_group": {"instance": instance, "group": ops}}}),
+        ),
     );
     let applied = apply(&emu);
     let reason = applied["outcomes"][0]["change"]["reason"]
@@ -129,7 +136,9 @@ fn another_writer_between_the_read_and_the_write_loses_nothing_silently() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        reason.contains(&format!("{ops} detached by another writer since this pass's read")),
+        reason.contains(&format!(
+            "{ops} detached by another writer since this pass's read"
+        )),
         "{applied}"
     );
     let (after, _) = groups_of(&emu, &instance);

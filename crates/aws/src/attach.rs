@@ -305,7 +305,10 @@ mod tests {
             .on("ModifyNetworkInterfaceAttribute", [modified()]);
         let (aws, servers) = aws_serving(Script::default(), ec2, Script::default()).await;
         let outcomes = execute(&aws, &[attach_app()]).await;
-        assert!(matches!(outcomes[0].outcome, Outcome::Applied { .. }), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[0].outcome, Outcome::Applied { .. }),
+            "{outcomes:?}"
+        );
         let written = &servers.ec2.bodies("ModifyNetworkInterfaceAttribute")[0];
         for group in ["sg-default", "sg-ops", "sg-app"] {
             assert!(written.contains(group), "{group} not written: {written}");

@@ -371,7 +371,6 @@ async fn describe_instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String
                         continue;
                     };
                     out.insert(id.to_string(), live_instance(id, instance));
-                    );
                 }
             },
         )
