@@ -35,25 +35,26 @@ pub(crate) struct Attached {
 
 /// Runs `action` if it is an attachment; `None` for other actions.
 pub(crate) async fn run(aws: &Aws, action: &Action) -> Option<Attached> {
-    let target = match action {
+    let (target, seen, attach) = match action {
         Action::SetInstanceGroups {
             instance_id,
             network_interface_id,
+            group_ids,
+            attach,
+        } => (
+            Target::Instance {
+                instance_id,
+                network_interface_id: network_interface_id.as_deref(),
+            },
+            group_ids,
+            attach,
+        ),
+        Action::SetLoadBalancerGroups {
+            arn,
+            group_ids,
+            attach,
             ..
-        } => Target::Instance {
-            instance_id,
-            network_interface_id: network_interface_id.as_deref(),
-        },
-        Action::SetLoadBalancerGroups { arn, .. } => Target::LoadBalancer { arn },
-        _ => return None,
-    };
-    let (seen, attach) = match action {
-        Action::SetInstanceGroups {
-            group_ids, attach, ..
-        }
-        | Action::SetLoadBalancerGroups {
-            group_ids, attach, ..
-        } => (group_ids, attach),
+        } => (Target::LoadBalancer { arn }, group_ids, attach),
         _ => return None,
     };
     // What the pass read: the expected list without what it adds.
@@ -103,7 +104,7 @@ async fn attach_groups(
     if missing.is_empty() {
         return Ok(Attached {
             outcome: Outcome::AlreadyDone,
-            notice: join(notices),
+            notice: join(&notices),
         });
     }
     let mut groups = current.clone();
@@ -122,7 +123,7 @@ async fn attach_groups(
             gone.join(", ")
         ));
     }
-    let notice = join(notices);
+    let notice = join(&notices);
     if let Some(notice) = &notice {
         tracing::warn!(%notice, "group list changed around the write");
     }
@@ -132,7 +133,7 @@ async fn attach_groups(
     })
 }
 
-fn join(notices: Vec<String>) -> Option<String> {
+fn join(notices: &[String]) -> Option<String> {
     (!notices.is_empty()).then(|| notices.join("; "))
 }
 
@@ -154,7 +155,7 @@ async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {
             Ok(out
                 .network_interfaces()
                 .iter()
-                .flat_map(|i| i.groups())
+                .flat_map(aws_sdk_ec2::types::NetworkInterface::groups)
                 .filter_map(|g| g.group_id().map(str::to_string))
                 .collect())
         }
@@ -171,7 +172,7 @@ async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {
             Ok(out
                 .reservations()
                 .iter()
-                .flat_map(|r| r.instances())
+                .flat_map(aws_sdk_ec2::types::Reservation::instances)
                 .find(|i| i.instance_id() == Some(*instance_id))
                 .map(|i| crate::observe::live_instance(instance_id, i).security_group_ids)
                 .unwrap_or_default())
@@ -189,7 +190,7 @@ async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {
             Ok(out
                 .load_balancers()
                 .iter()
-                .flat_map(|lb| lb.security_groups())
+                .flat_map(aws_sdk_elasticloadbalancingv2::types::LoadBalancer::security_groups)
                 .cloned()
                 .collect())
         }
