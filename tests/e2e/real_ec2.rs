@@ -144,3 +144,58 @@ fn another_writer_between_the_read_and_the_write_loses_nothing_silently() {
     let (after, _) = groups_of(&emu, &instance);
     assert_eq!(after, ["EC2InstanceWithLoadBalancer", "default"]);
 }
+
+#[test]
+fn a_group_of_another_vpc_is_reported_per_instance_and_the_rest_is_reconciled() {
+    let emu = Emulator::start();
+    emu.control("POST", "ec2", Some(&json!({"strict_group_writes": true})));
+    emu.boto3(
+        "vpc = ec2.create_vpc(CidrBlock='10.9.0.0/16')['Vpc']['VpcId']\n\
+         ec2.create_security_group(GroupName='far', Description='another VPC', VpcId=vpc)",
+    );
+    let config = emu.write_config(
+        "far.yaml",
+        &crate::harness::seed_text()
+            .replace(
+                "instanceSecurityGroups: [EC2InstanceWithLoadBalancer]",
+                "instanceSecurityGroups: [EC2InstanceWithLoadBalancer, far]",
+            )
+            .replace(
+                "securityGroups:\n",
+                "securityGroups:\n  - name: far\n    management: owned\n    ingress: []\n",
+            ),
+    );
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
+    let plan = emu.reconciler(&["plan", "--config", &config, "-o", "json"]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    let reports = plan.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "group-in-other-vpc")
+        .count();
+    assert_eq!(reports, 2, "one per instance: {}", plan.stdout);
+    // The rest is reconciled: the rogue rule goes, no group write is tried.
+    emu.ctl("calls --reset");
+    let apply = emu.reconciler(&["apply", "--config", &config, "--once"]);
+    // Converged as far as it can: the report is left for a person.
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stdout.contains("group-in-other-vpc"),
+        "{}",
+        apply.stdout
+    );
+    let calls = emu.control("GET", "calls?client=reconciler", None);
+    assert!(
+        calls.get("ec2:RevokeSecurityGroupIngress").is_some(),
+        "{calls}"
+    );
+    assert!(
+        calls.get("ec2:ModifyNetworkInterfaceAttribute").is_none(),
+        "{calls}"
+    );
+    assert!(
+        calls.get("ec2:ModifyInstanceAttribute").is_none(),
+        "{calls}"
+    );
+}

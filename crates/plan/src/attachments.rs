@@ -19,6 +19,73 @@ pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
     changes
 }
 
+/// Groups a network interface, or a load balancer, may carry: AWS's default
+/// quota (5; above it EC2 answers SecurityGroupsPerInterfaceLimitExceeded,
+/// ELBv2 refuses the list). An account with a raised quota still sees the
+/// report, which names the numbers.
+pub const GROUPS_PER_ATTACHMENT: usize = 5;
+
+/// Keeps the missing groups that can be attached and reports the others,
+/// each as its own per-resource error instead of a call that fails every
+/// pass: a group of another VPC than the resource, or a list the quota
+/// does not allow. `None` when nothing is to be written.
+fn attachable<'a>(
+    unit: &UnitId,
+    resource: &str,
+    resource_vpc: Option<&str>,
+    current: usize,
+    missing: Vec<(&'a str, &'a str)>,
+    snapshot: &Snapshot,
+    changes: &mut Vec<Change>,
+) -> Option<Vec<(&'a str, &'a str)>> {
+    let mut kept = Vec::new();
+    for (name, id) in missing {
+        let group_vpc = match snapshot.security_groups.get(name) {
+            Some(Observed::Known(Some(group))) => group.vpc_id.as_deref(),
+            _ => None,
+        };
+        match (group_vpc, resource_vpc) {
+            (Some(group_vpc), Some(vpc)) if group_vpc != vpc => {
+                changes.push(
+                    Change::report(
+                        "group-in-other-vpc",
+                        unit,
+                        format!("{resource} in {vpc}"),
+                        format!("group {name} ({id}) in {group_vpc}"),
+                        format!(
+                            "group {name} is in {group_vpc} but {resource} is in {vpc}; a group attaches only within its VPC — declare a group of {vpc}"
+                        ),
+                    )
+                    .on_resource(resource.to_string()),
+                );
+            }
+            _ => kept.push((name, id)),
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    if current + kept.len() > GROUPS_PER_ATTACHMENT {
+        let names: Vec<&str> = kept.iter().map(|(name, _)| *name).collect();
+        changes.push(
+            Change::report(
+                "too-many-groups",
+                unit,
+                format!("{current} groups"),
+                format!("{} groups", current + kept.len()),
+                format!(
+                    "attaching {} to {resource} would make {} groups; it takes {GROUPS_PER_ATTACHMENT} (AWS's default quota) — detach one it does not need, or raise the quota",
+                    names.join(", "),
+                    current + kept.len()
+                ),
+            )
+            .on_resource(resource.to_string()),
+        );
+        return None;
+    }
+    Some(kept)
+}
+
 /// Resolves declared group names to ids; unresolvable ones are skipped (the
 /// group's own report says why).
 fn resolve_groups<'a>(names: &'a [String], snapshot: &'a Snapshot) -> Vec<(&'a str, &'a str)> {
@@ -94,6 +161,17 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
         if missing.is_empty() {
             continue;
         }
+        let Some(missing) = attachable(
+            &UnitId::cluster(clusters[0]),
+            &format!("instance/{instance_id}"),
+            instance.vpc_id.as_deref(),
+            instance.security_group_ids.len(),
+            missing,
+            snapshot,
+            changes,
+        ) else {
+            continue;
+        };
         let attach: Vec<String> = missing.iter().map(|(_, id)| id.to_string()).collect();
         let mut group_ids = instance.security_group_ids.clone();
         group_ids.extend(attach.iter().cloned());
@@ -142,7 +220,20 @@ fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mu
             .into_iter()
             .filter(|(_, id)| !live.security_group_ids.iter().any(|g| g == id))
             .collect();
-        if !missing.is_empty() {
+        let missing = if missing.is_empty() {
+            None
+        } else {
+            attachable(
+                &unit,
+                &format!("load-balancer/{}", spec.name),
+                live.vpc_id.as_deref(),
+                live.security_group_ids.len(),
+                missing,
+                snapshot,
+                changes,
+            )
+        };
+        if let Some(missing) = missing {
             let attach: Vec<String> = missing.iter().map(|(_, id)| id.to_string()).collect();
             let mut group_ids = live.security_group_ids.clone();
             group_ids.extend(attach.iter().cloned());

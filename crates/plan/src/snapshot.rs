@@ -353,6 +353,8 @@ pub struct LiveInstance {
     /// are written through it, which works whatever other interfaces (a
     /// trunk ENI) the instance has.
     pub primary_network_interface_id: Option<String>,
+    /// Its VPC: a group from another VPC cannot be attached.
+    pub vpc_id: Option<String>,
 }
 
 /// A registered target, keyed by (id, port) as ELBv2 keys them.
@@ -428,6 +430,8 @@ pub struct LiveLoadBalancer {
     pub dns_name: Option<String>,
     /// Group ids, in the order ELBv2 reports them.
     pub security_group_ids: Vec<String>,
+    /// Its VPC: a group from another VPC cannot be attached.
+    pub vpc_id: Option<String>,
     /// Its listeners; known and empty when the file declares none (then
     /// they are not read).
     pub listeners: Observed<Vec<LiveListener>>,

@@ -336,6 +336,7 @@ pub(crate) fn live_instance(id: &str, instance: &aws_sdk_ec2::types::Instance) -
         primary_network_interface_id: primary
             .and_then(|eni| eni.network_interface_id())
             .map(str::to_string),
+        vpc_id: instance.vpc_id().map(str::to_string),
     }
 }
 

@@ -45,6 +45,7 @@ struct LoadBalancerFacts {
     arn: String,
     dns_name: Option<String>,
     security_group_ids: Vec<String>,
+    vpc_id: Option<String>,
 }
 
 /// Target groups and their targets, then load balancers' listeners
@@ -168,6 +169,7 @@ async fn load_balancers_with_listeners(
                         arn: facts.arn.clone(),
                         dns_name: facts.dns_name.clone(),
                         security_group_ids: facts.security_group_ids.clone(),
+                        vpc_id: facts.vpc_id.clone(),
                         listeners,
                     }))
                 }
@@ -367,6 +369,7 @@ async fn describe_load_balancers(
                     arn: lb.load_balancer_arn()?.to_string(),
                     dns_name: lb.dns_name().map(str::to_string),
                     security_group_ids: lb.security_groups().to_vec(),
+                    vpc_id: lb.vpc_id().map(str::to_string),
                 },
             ))
         })
