@@ -199,3 +199,54 @@ fn a_group_of_another_vpc_is_reported_per_instance_and_the_rest_is_reconciled() 
         "{calls}"
     );
 }
+
+/// LoadBalancerGroup filled to its quota (60 inbound IPv4 rules) with rogue
+/// rules while its declared rule was revoked: the rogue rules go, which
+/// makes room for the declared one, within two passes (the destructive cap
+/// holds 60 removals until a second observation agrees).
+#[test]
+fn a_group_full_of_rogue_rules_is_cleaned_and_its_rule_added_within_two_passes() {
+    let emu = Emulator::start();
+    emu.control("POST", "ec2", Some(&json!({"rule_quota": 60})));
+    emu.ctl("revoke-ingress LoadBalancerGroup tcp 80 80 --cidr 0.0.0.0/0");
+    emu.boto3(
+        "gid = ec2.describe_security_groups(Filters=[{'Name': 'group-name', 'Values': ['LoadBalancerGroup']}])['SecurityGroups'][0]['GroupId']\n\
+         perms = [{'IpProtocol': 'tcp', 'FromPort': 1000 + i, 'ToPort': 1000 + i, 'IpRanges': [{'CidrIp': f'10.0.{i}.0/24'}]} for i in range(60)]\n\
+         ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=perms)\n\
+         try:\n    \
+             ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[{'IpProtocol': 'tcp', 'FromPort': 80, 'ToPort': 80, 'IpRanges': [{'CidrIp': '0.0.0.0/0'}]}])\n    \
+             raise SystemExit('the quota did not refuse a 61st rule')\n\
+         except ec2.exceptions.ClientError as e:\n    \
+             assert 'RulesPerSecurityGroupLimitExceeded' in str(e), e",
+    );
+    let config = emu.write_config("seed.yaml", &crate::harness::seed_text());
+    let daemon = crate::daemon::Daemon::start(&emu, &config, &["--resync", "2s"]);
+    crate::daemon::wait_converged(
+        &emu,
+        &config,
+        std::time::Duration::from_secs(30),
+        "the full group cleaned and its rule added",
+        &daemon,
+    );
+    let audit = daemon.audit_lines();
+    let authorized: Vec<&Value> = audit
+        .iter()
+        .filter(|l| l["action"] == "authorize-ingress")
+        .collect();
+    let revoked = audit
+        .iter()
+        .filter(|l| l["action"] == "revoke-ingress" && l["result"] == "applied")
+        .count();
+    assert_eq!(revoked, 60, "{audit:?}");
+    assert!(
+        authorized.iter().any(|l| l["result"] == "applied"),
+        "{authorized:?}"
+    );
+    // Two passes: the first holds the 60 removals (cap) and fails the add
+    // (quota); the second, agreeing, removes them and adds the rule.
+    let passes_with_writes: std::collections::BTreeSet<String> = audit
+        .iter()
+        .map(|l| format!("{:.0}", l["time"].as_f64().unwrap_or_default()))
+        .collect();
+    assert!(passes_with_writes.len() <= 2, "{audit:?}");
+}

@@ -12,7 +12,7 @@
 //! does not survive because one registration (say, for an instance that
 //! just stopped) failed.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification, UserIdGroupPair,
@@ -44,8 +44,9 @@ pub async fn execute_until(
 ) -> Vec<ActionOutcome> {
     let runnable: Vec<&Change> = changes.iter().filter(|c| c.action.is_some()).collect();
     let mut outcomes = Vec::with_capacity(runnable.len());
-    // Groups with a failed authorize.
-    let mut tainted: BTreeSet<String> = BTreeSet::new();
+    // Groups with a failed authorize: the rules that failed, and where
+    // their outcomes are (to retry those the rule quota refused).
+    let mut tainted: BTreeMap<String, FailedAuthorizes> = BTreeMap::new();
     let mut start = 0;
     while start < runnable.len() {
         let key = batch_key(action_of(runnable[start]));
@@ -69,13 +70,10 @@ pub async fn execute_until(
                 };
                 batch.len()
             ]
-        } else if first.is_destructive() && tainted.contains(&resource) {
-            vec![
-                Outcome::Skipped {
-                    reason: "an authorize to this group failed in this pass".into(),
-                };
-                batch.len()
-            ]
+        } else if let (Action::RevokeIngress { .. }, Some(failed)) =
+            (first, tainted.get_mut(&resource))
+        {
+            revoke_around(aws, batch, failed).await
         } else if let Some(attached) = crate::attach::run(aws, first).await {
             notice = attached.notice;
             vec![attached.outcome]
@@ -91,10 +89,16 @@ pub async fn execute_until(
         };
         for (change, outcome) in batch.iter().zip(results) {
             log_outcome(change, &outcome);
-            if matches!(outcome, Outcome::Failed { .. })
-                && matches!(first, Action::AuthorizeIngress { .. })
+            if let (Outcome::Failed { error, .. }, Action::AuthorizeIngress { rule, .. }) =
+                (&outcome, action_of(change))
             {
-                tainted.insert(resource.clone());
+                let failed = tainted.entry(resource.clone()).or_default();
+                failed.rules.push(rule.clone());
+                if error.contains(RULE_QUOTA_CODE) {
+                    failed.over_quota.push(outcomes.len());
+                } else {
+                    failed.other_failure = true;
+                }
             }
             let mut change = (*change).clone();
             if let Some(notice) = &notice {
@@ -106,7 +110,104 @@ pub async fn execute_until(
         }
         start = end;
     }
+    retry_after_revokes(aws, &tainted, &mut outcomes, stop).await;
     outcomes
+}
+
+/// The error code of an authorize that would exceed the group's rule quota.
+const RULE_QUOTA_CODE: &str = "RulesPerSecurityGroupLimitExceeded";
+
+/// The authorizes of one group that failed in this pass.
+#[derive(Debug, Default)]
+struct FailedAuthorizes {
+    /// Their rules.
+    rules: Vec<RuleKey>,
+    /// Indexes (in the outcomes) of those the rule quota refused.
+    over_quota: Vec<usize>,
+    /// One failed for another reason (throttled, 5xx, denied): every
+    /// revoke of the group waits, as the failure says nothing about room.
+    other_failure: bool,
+    /// Whether a revoke of the group went through afterwards (room made).
+    revoked: bool,
+}
+
+/// Whether two rules can carry some of the same traffic: the same protocol
+/// (or either is "all") and overlapping ports.
+fn overlaps(a: &RuleKey, b: &RuleKey) -> bool {
+    let protocol =
+        a.protocol == b.protocol || a.protocol == Protocol::All || b.protocol == Protocol::All;
+    let any = |r: &RuleKey| r.ports.from < 0 || r.protocol == Protocol::All;
+    protocol && (any(a) || any(b) || (a.ports.from <= b.ports.to && b.ports.from <= a.ports.to))
+}
+
+/// Revokes of a group whose authorize failed this pass. After a failure
+/// that says nothing about room (throttled, 5xx, denied) every revoke
+/// waits, so a failure between "authorize" and "revoke" never leaves fewer
+/// allowed paths. After the rule quota refused the add, only revokes that
+/// may carry the traffic it was to take over (same protocol, overlapping
+/// ports) wait; any other — a rogue `tcp 22 from 0.0.0.0/0` filling the
+/// group — goes, and the add is retried once they made room.
+async fn revoke_around(
+    aws: &Aws,
+    batch: &[&Change],
+    failed: &mut FailedAuthorizes,
+) -> Vec<Outcome> {
+    let held = |change: &Change| match action_of(change) {
+        Action::RevokeIngress { rule, .. } => {
+            failed.other_failure || failed.rules.iter().any(|f| overlaps(f, rule))
+        }
+        _ => false,
+    };
+    let free: Vec<&Change> = batch.iter().copied().filter(|c| !held(c)).collect();
+    let results = if free.is_empty() {
+        Vec::new()
+    } else {
+        run_batch(aws, &free).await
+    };
+    failed.revoked |= results.iter().any(|o| matches!(o, Outcome::Applied { .. }));
+    let mut done = results.into_iter();
+    batch
+        .iter()
+        .map(|change| {
+            if held(change) {
+                Outcome::Skipped {
+                    reason: "an authorize to this group failed in this pass, and this rule may carry the traffic it was to take over".into(),
+                }
+            } else {
+                done.next().unwrap_or(Outcome::Skipped {
+                    reason: "not run".into(),
+                })
+            }
+        })
+        .collect()
+}
+
+/// Authorizes the rule quota refused are tried once more after the pass's
+/// revokes of their group made room.
+async fn retry_after_revokes(
+    aws: &Aws,
+    tainted: &BTreeMap<String, FailedAuthorizes>,
+    outcomes: &mut [ActionOutcome],
+    stop: &(dyn Fn() -> bool + Sync),
+) {
+    for failed in tainted.values().filter(|f| f.revoked) {
+        for index in &failed.over_quota {
+            if stop() {
+                return;
+            }
+            let Some(outcome) = outcomes.get_mut(*index) else {
+                continue;
+            };
+            let retried = single(aws, action_of(&outcome.change)).await;
+            tracing::info!(
+                resource = %outcome.change.resource,
+                rule = %outcome.change.after,
+                retried = ?retried,
+                "authorize retried after revokes made room under the rule quota"
+            );
+            outcome.outcome = retried;
+        }
+    }
 }
 
 fn action_of(change: &Change) -> &Action {
@@ -486,5 +587,91 @@ mod tests {
         let outcomes = execute(&aws, &[change]).await;
         assert_eq!(outcomes[0].outcome, Outcome::AlreadyDone);
         assert_eq!(servers.ec2.count("RevokeSecurityGroupIngress"), 1);
+    }
+
+    fn rule(port: i32, cidr: &str) -> RuleKey {
+        RuleKey::new(
+            Protocol::Tcp,
+            PortRange::single(port),
+            LiveSource::Ipv4(cidr.parse().unwrap()),
+        )
+    }
+
+    fn change(action: Action) -> Change {
+        Change::fix(
+            &UnitId::security_group("web"),
+            "before".into(),
+            "after".into(),
+            "test".into(),
+            true,
+            action,
+        )
+    }
+
+    fn ok(operation: &str) -> Reply {
+        Reply::xml(format!(
+            "<{operation}Response xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+             <requestId>r-1</requestId><return>true</return></{operation}Response>"
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_group_full_to_its_quota_loses_its_rogue_rule_keeps_the_swapped_one_and_gets_the_new_one()
+     {
+        // The desired tcp 80 from anywhere replaces tcp 80 from 10/8; a
+        // rogue tcp 22 fills the last slot. The quota refuses the add.
+        let ec2 = Script::default()
+            .on(
+                "AuthorizeSecurityGroupIngress",
+                [
+                    Reply::ec2_error(
+                        400,
+                        "RulesPerSecurityGroupLimitExceeded",
+                        "The maximum number of rules per security group has been reached.",
+                    ),
+                    ok("AuthorizeSecurityGroupIngress"),
+                ],
+            )
+            .on(
+                "RevokeSecurityGroupIngress",
+                [ok("RevokeSecurityGroupIngress")],
+            );
+        let (aws, servers) = aws_serving(Script::default(), ec2, Script::default()).await;
+        let revoke = |rule: RuleKey, id: &str| {
+            change(Action::RevokeIngress {
+                group_id: "sg-1".into(),
+                group_name: "web".into(),
+                rule,
+                rule_id: Some(id.into()),
+            })
+        };
+        let outcomes = execute(
+            &aws,
+            &[
+                change(Action::AuthorizeIngress {
+                    group_id: "sg-1".into(),
+                    group_name: "web".into(),
+                    rule: rule(80, "0.0.0.0/0"),
+                    description: None,
+                }),
+                revoke(rule(80, "10.0.0.0/8"), "sgr-old80"),
+                revoke(rule(22, "0.0.0.0/0"), "sgr-rogue22"),
+            ],
+        )
+        .await;
+        let revoked = servers.ec2.bodies("RevokeSecurityGroupIngress");
+        assert_eq!(revoked.len(), 1, "{revoked:?}");
+        assert!(revoked[0].contains("sgr-rogue22") && !revoked[0].contains("sgr-old80"));
+        assert!(
+            matches!(outcomes[1].outcome, Outcome::Skipped { .. }),
+            "the swapped rule stays"
+        );
+        // Room was made: the add was retried, and went through.
+        assert_eq!(servers.ec2.count("AuthorizeSecurityGroupIngress"), 2);
+        assert!(
+            matches!(outcomes[0].outcome, Outcome::Applied { .. }),
+            "{:?}",
+            outcomes[0]
+        );
     }
 }

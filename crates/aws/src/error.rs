@@ -150,6 +150,11 @@ pub fn classify_code(code: Option<&str>) -> ErrorKind {
         | "ServerException"
         | "Unavailable"
         | "InternalServerError" => ErrorKind::Transient,
+        // A group full to its rule quota: the pass's own revokes (held by
+        // the destructive cap until a second observation agrees) make
+        // room, so the next pass is worth having soon, not after the long
+        // wait of an invalid request.
+        "RulesPerSecurityGroupLimitExceeded" => ErrorKind::Transient,
         c if c.contains("NotFound") || c.ends_with(".Malformed") && c.contains("ID") => {
             ErrorKind::NotFound
         }
@@ -172,6 +177,10 @@ mod tests {
             ErrorKind::Throttled
         );
         assert_eq!(classify_code(Some("Throttling")), ErrorKind::Throttled);
+        assert_eq!(
+            classify_code(Some("RulesPerSecurityGroupLimitExceeded")),
+            ErrorKind::Transient
+        );
         assert_eq!(
             classify_code(Some("InvalidPermission.NotFound")),
             ErrorKind::NotFound
