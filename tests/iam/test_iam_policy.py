@@ -28,7 +28,7 @@ IMPLIED = {"ec2:AuthorizeSecurityGroupIngress": {"ec2:CreateTags"}}
 # The only write statement without a tag condition: ModifyInstanceAttribute
 # names every group the instance will have (its own ones included, which
 # ecs-reconciler does not manage), and IAM checks each of them.
-UNTAGGED_WRITE_STATEMENTS = {"NameGroupsInAnInstanceAttachment", "NameGroupsInAnInterfaceAttachment"}
+UNTAGGED_WRITE_STATEMENTS = {"NameGroupsInAnInterfaceAttachment"}
 
 
 def iam_name(service: str, operation: str) -> str:

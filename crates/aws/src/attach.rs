@@ -16,7 +16,7 @@
 //! index 0): ModifyInstanceAttribute fails with InvalidInstanceID on an
 //! instance with more than one interface (every container instance with
 //! ENI trunking has a trunk ENI), ModifyNetworkInterfaceAttribute works for
-//! one interface or many.
+//! one interface or many — so it is the only instance write.
 
 use aws_sdk_ec2::operation::RequestId;
 use ecs_reconciler_plan::{Action, Outcome};
@@ -37,14 +37,13 @@ pub(crate) struct Attached {
 pub(crate) async fn run(aws: &Aws, action: &Action) -> Option<Attached> {
     let (target, seen, attach) = match action {
         Action::SetInstanceGroups {
-            instance_id,
             network_interface_id,
             group_ids,
             attach,
+            ..
         } => (
-            Target::Instance {
-                instance_id,
-                network_interface_id: network_interface_id.as_deref(),
+            Target::Interface {
+                id: network_interface_id,
             },
             group_ids,
             attach,
@@ -72,9 +71,9 @@ pub(crate) async fn run(aws: &Aws, action: &Action) -> Option<Attached> {
 }
 
 enum Target<'a> {
-    Instance {
-        instance_id: &'a str,
-        network_interface_id: Option<&'a str>,
+    /// An instance's primary network interface.
+    Interface {
+        id: &'a str,
     },
     LoadBalancer {
         arn: &'a str,
@@ -139,16 +138,13 @@ fn join(notices: &[String]) -> Option<String> {
 
 async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {
     match target {
-        Target::Instance {
-            network_interface_id: Some(eni),
-            ..
-        } => {
+        Target::Interface { id } => {
             aws.take("ec2", "DescribeNetworkInterfaces").await;
             let out = aws
                 .sdk
                 .ec2
                 .describe_network_interfaces()
-                .network_interface_ids(*eni)
+                .network_interface_ids(*id)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ec2", "DescribeNetworkInterfaces", &e))?;
@@ -158,24 +154,6 @@ async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {
                 .flat_map(aws_sdk_ec2::types::NetworkInterface::groups)
                 .filter_map(|g| g.group_id().map(str::to_string))
                 .collect())
-        }
-        Target::Instance { instance_id, .. } => {
-            aws.take("ec2", "DescribeInstances").await;
-            let out = aws
-                .sdk
-                .ec2
-                .describe_instances()
-                .instance_ids(*instance_id)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ec2", "DescribeInstances", &e))?;
-            Ok(out
-                .reservations()
-                .iter()
-                .flat_map(aws_sdk_ec2::types::Reservation::instances)
-                .find(|i| i.instance_id() == Some(*instance_id))
-                .map(|i| crate::observe::live_instance(instance_id, i).security_group_ids)
-                .unwrap_or_default())
         }
         Target::LoadBalancer { arn } => {
             aws.take("elbv2", "DescribeLoadBalancers").await;
@@ -200,34 +178,17 @@ async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {
 async fn write_groups(aws: &Aws, target: &Target<'_>, groups: &[String]) -> Result<Option<String>> {
     let groups = Some(groups.to_vec());
     match target {
-        Target::Instance {
-            network_interface_id: Some(eni),
-            ..
-        } => {
+        Target::Interface { id } => {
             aws.take("ec2", "ModifyNetworkInterfaceAttribute").await;
             Ok(aws
                 .sdk
                 .ec2
                 .modify_network_interface_attribute()
-                .network_interface_id(*eni)
+                .network_interface_id(*id)
                 .set_groups(groups)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ec2", "ModifyNetworkInterfaceAttribute", &e))?
-                .request_id()
-                .map(str::to_string))
-        }
-        Target::Instance { instance_id, .. } => {
-            aws.take("ec2", "ModifyInstanceAttribute").await;
-            Ok(aws
-                .sdk
-                .ec2
-                .modify_instance_attribute()
-                .instance_id(*instance_id)
-                .set_groups(groups)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ec2", "ModifyInstanceAttribute", &e))?
                 .request_id()
                 .map(str::to_string))
         }
@@ -285,7 +246,7 @@ mod tests {
             true,
             Action::SetInstanceGroups {
                 instance_id: "i-1".into(),
-                network_interface_id: Some("eni-1".into()),
+                network_interface_id: "eni-1".into(),
                 group_ids: vec!["sg-default".into(), "sg-app".into()],
                 attach: vec!["sg-app".into()],
             },

@@ -47,20 +47,19 @@ pub enum Action {
         /// The live rule's `sgr-...` id, used by the revoke when known.
         rule_id: Option<String>,
     },
-    /// Attaches groups to an instance: through its primary network
-    /// interface (ModifyNetworkInterfaceAttribute, which works whatever
-    /// other interfaces — a trunk ENI — it has), or ModifyInstanceAttribute
-    /// when the interface is unknown. Both replace the whole list, so the
-    /// executor reads the current list again right before the write and
-    /// writes it plus `attach`: a group attached by someone else since the
-    /// pass's read is kept.
+    /// Attaches groups to an instance through its primary network interface
+    /// (ModifyNetworkInterfaceAttribute, which works whatever other
+    /// interfaces — a trunk ENI — it has; ModifyInstanceAttribute fails on
+    /// such instances). The write replaces the whole list, so the executor
+    /// reads the current list again right before it and writes that plus
+    /// `attach`: a group attached by someone else since the pass's read is
+    /// kept.
     #[serde(rename_all = "camelCase")]
     SetInstanceGroups {
         /// The EC2 instance (`i-...`).
         instance_id: String,
-        /// Its primary network interface (device index 0), when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        network_interface_id: Option<String>,
+        /// Its primary network interface (device index 0).
+        network_interface_id: String,
         /// The list the pass expects after the write: the groups it read,
         /// then `attach`.
         group_ids: Vec<String>,

@@ -161,6 +161,23 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
         if missing.is_empty() {
             continue;
         }
+        // Every instance in a VPC has a primary interface; one EC2 did not
+        // report cannot be written safely.
+        let Some(eni) = &instance.primary_network_interface_id else {
+            changes.push(
+                Change::report(
+                    "no-primary-interface",
+                    &UnitId::cluster(clusters[0]),
+                    "unreported".into(),
+                    "an interface at device index 0".into(),
+                    format!(
+                        "EC2 reported no primary network interface for instance {instance_id}; its groups are written through it, so none are attached"
+                    ),
+                )
+                .on_resource(format!("instance/{instance_id}")),
+            );
+            continue;
+        };
         let Some(missing) = attachable(
             &UnitId::cluster(clusters[0]),
             &format!("instance/{instance_id}"),
@@ -189,7 +206,7 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
                 enforce,
                 Action::SetInstanceGroups {
                     instance_id: instance_id.clone(),
-                    network_interface_id: instance.primary_network_interface_id.clone(),
+                    network_interface_id: eni.clone(),
                     group_ids,
                     attach,
                 },

@@ -146,7 +146,7 @@ fn detached_instance_group_is_attached_keeping_other_groups() {
         actions,
         vec![&Action::SetInstanceGroups {
             instance_id: "i-0002".into(),
-            network_interface_id: Some("eni-i-0002".into()),
+            network_interface_id: "eni-i-0002".into(),
             group_ids: vec![DEFAULT_GROUP.into(), INSTANCE_GROUP.into()],
             attach: vec![INSTANCE_GROUP.into()],
         }]

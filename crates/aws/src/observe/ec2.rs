@@ -307,7 +307,7 @@ pub(super) async fn observe_instances(
 /// cluster's groups attach to; the instance-level list (all interfaces'
 /// groups on an instance with a trunk ENI) only when no interface is
 /// reported.
-pub(crate) fn live_instance(id: &str, instance: &aws_sdk_ec2::types::Instance) -> LiveInstance {
+fn live_instance(id: &str, instance: &aws_sdk_ec2::types::Instance) -> LiveInstance {
     let primary = instance.network_interfaces().iter().find(|eni| {
         eni.attachment()
             .and_then(aws_sdk_ec2::types::InstanceNetworkInterfaceAttachment::device_index)

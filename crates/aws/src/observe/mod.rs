@@ -19,7 +19,6 @@ use ecs_reconciler_spec::DesiredState;
 use crate::Aws;
 use crate::error::AwsError;
 
-pub(crate) use ec2::live_instance;
 pub(crate) use ecs::{describe_tasks, list_task_arns};
 
 type Result<T> = std::result::Result<T, AwsError>;
