@@ -219,11 +219,13 @@ fn deployment_soak_cancels_no_drain_and_never_takes_a_serving_target_out() {
     );
     // Each kind of drift was corrected every time. A task's target
     // deregistered by hand is the exception by design: the next deployment
-    // stops that task anyway (the drain is then ECS's), so only the last
-    // one, after the final deployment, must be registered again.
+    // stops that task anyway (the drain is then ECS's), and the last one
+    // is registered again by the controller unless ECS replaced its task
+    // first — either way the final plan above found every serving task
+    // registered.
     let per_kind = DEPLOYMENTS / 5;
     assert!(
-        scaled >= per_kind && revoked >= per_kind && deregistered >= per_kind && registered >= 1,
+        scaled >= per_kind && revoked >= per_kind && deregistered >= per_kind,
         "{drifts} drifts; corrections: scale {scaled}, revoke {revoked}, register {registered}, deregister {deregistered}"
     );
     assert_eq!(rollout_state(&emu), "COMPLETED");

@@ -1,7 +1,8 @@
 //! The daemon's HTTP side, read-only: no endpoint changes AWS or the
 //! config. `/healthz` is the loop's heartbeat (never AWS reachability, so a
 //! throttled account does not get the container killed), `/readyz` says the
-//! config is loaded and a complete observation has been made, and
+//! config is loaded and a complete observation has been made (or, on a copy
+//! that follows, that it read the election: followers observe nothing), and
 //! `/api/v1/status` is the whole status as JSON, `/api/v1/events` streams
 //! it (server-sent events) with the timeline, `/metrics` is Prometheus text,
 //! and `/` is the dashboard.
@@ -22,6 +23,7 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
+use ecs_reconciler_runtime::cloud::Leadership;
 use ecs_reconciler_runtime::metrics::Metrics;
 use ecs_reconciler_runtime::reload::ConfigStatus;
 use ecs_reconciler_runtime::status::DaemonStatus;
@@ -124,19 +126,24 @@ async fn healthz(State(state): State<ServerState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
-    let observed = state
-        .status
-        .borrow()
-        .last_complete_observation_unix
-        .is_some();
-    let code = if observed {
+    let (observed, following) = {
+        let status = state.status.borrow();
+        (
+            status.last_complete_observation_unix.is_some(),
+            matches!(status.leadership, Leadership::Follower { .. }),
+        )
+    };
+    let code = if observed || following {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         code,
-        Json(json!({"ready": observed, "config_loaded": true, "complete_observation": observed})),
+        Json(
+            json!({"ready": observed || following, "config_loaded": true,
+                    "complete_observation": observed, "following": following}),
+        ),
     )
 }
 
@@ -288,6 +295,30 @@ mod tests {
             registry: Arc::new(registry),
             timeline: Arc::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_follower_is_ready_once_it_read_the_election() {
+        let follower = state(unix_now(), false);
+        let (tx, rx) = watch::channel(DaemonStatus {
+            leadership: Leadership::Follower {
+                leader: Some("arn:aws:ecs:us-east-1:1:task/c/t".into()),
+            },
+            ..Default::default()
+        });
+        let follower = ServerState {
+            status: rx,
+            ..follower
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(axum::serve(listener, router(follower)).into_future());
+        let (code, _) = ecs_reconciler_runtime::http::get(&format!("http://{addr}/readyz"))
+            .await
+            .unwrap();
+        server.abort();
+        drop(tx);
+        assert_eq!(code, 200);
     }
 
     #[tokio::test]
