@@ -115,15 +115,6 @@ fn check_capacity(
     unit: &UnitId,
     changes: &mut Vec<Change>,
 ) {
-    let live_strategy = || {
-        let mut items: Vec<String> = live
-            .capacity_provider_strategy
-            .iter()
-            .map(|i| format!("{} (weight {}, base {})", i.provider, i.weight, i.base))
-            .collect();
-        items.sort();
-        items.join(", ")
-    };
     if let Some(wanted) = &spec.capacity_provider_strategy {
         let mut found: Vec<(&str, i32, i32)> = live
             .capacity_provider_strategy
@@ -131,6 +122,7 @@ fn check_capacity(
             .map(|i| (i.provider.as_str(), i.weight, i.base))
             .collect();
         found.sort_unstable();
+        // The file's strategy is sorted by provider when loaded.
         let expected: Vec<(&str, i32, i32)> = wanted
             .iter()
             .map(|i| (i.provider.as_str(), i.weight, i.base))
@@ -141,13 +133,9 @@ fn check_capacity(
         let before = match (&live.launch_type, found.is_empty()) {
             (Some(launch_type), true) => format!("launch type {launch_type}"),
             (None, true) => "no capacity provider strategy".to_string(),
-            _ => live_strategy(),
+            _ => strategy_text(&found),
         };
-        let after = wanted
-            .iter()
-            .map(|i| format!("{} (weight {}, base {})", i.provider, i.weight, i.base))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let after = strategy_text(&expected);
         changes.push(Change::report(
             "check-capacity-provider-strategy",
             unit,
@@ -211,6 +199,15 @@ fn check_capacity(
         live.launch_type.as_deref(),
         changes,
     );
+}
+
+/// A strategy as the plan shows it: `name (weight W, base B), ...`.
+fn strategy_text(items: &[(&str, i32, i32)]) -> String {
+    items
+        .iter()
+        .map(|(provider, weight, base)| format!("{provider} (weight {weight}, base {base})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_field(

@@ -123,7 +123,7 @@ impl Sightings {
     }
 
     fn window_ms(&self) -> u64 {
-        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX)
+        millis(self.window)
     }
 
     /// Whether the finding has been seen long enough to act on, given the
@@ -227,7 +227,7 @@ impl OwnWrites {
     /// this copy set less than `window` before `now_ms`; forgets older
     /// writes.
     pub fn hold_unseen(&mut self, plan: &mut Plan, now_ms: u64, window: Duration) {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let window_ms = millis(window);
         self.written
             .retain(|_, (at, _)| now_ms.saturating_sub(*at) < window_ms);
         for change in &mut plan.changes {
@@ -253,6 +253,11 @@ impl OwnWrites {
             );
         }
     }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -525,7 +525,6 @@ impl<C: Cloud> Controller<C> {
         self.status.send_modify(|status| {
             status.record_standby(unix_now(), started.elapsed().as_secs_f64(), &declared);
             status.config_generation = config.generation;
-            status.leadership = leadership.clone();
         });
         let result = match leadership {
             Leadership::Unknown { .. } => Err(ecs_reconciler_plan::ErrorClass::Transient),
