@@ -47,10 +47,13 @@ fn readonly_policy_matches_the_calls_plan_makes() {
     // provider strategy, which the seed has not (the whole suite's calls
     // cover it: tests/iam).
     // DescribeNetworkInterfaces is the re-read right before a group
-    // attachment, which plan never makes.
+    // attachment, which plan never makes. DescribeManagedPrefixLists is
+    // called only when a rule names or references a prefix list, which the
+    // seed's do not.
     let not_called_by_plan = BTreeSet::from([
         "ecs:DescribeCapacityProviders".to_string(),
         "ec2:DescribeNetworkInterfaces".to_string(),
+        "ec2:DescribeManagedPrefixLists".to_string(),
     ]);
     assert_eq!(
         called,

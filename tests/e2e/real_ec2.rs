@@ -141,6 +141,11 @@ fn another_writer_between_the_read_and_the_write_loses_nothing_silently() {
         )),
         "{applied}"
     );
+    assert_eq!(
+        applied["outcomes"][0]["otherWriters"],
+        json!([{"kind": "detached-before-write", "groups": [ops]}]),
+        "typed, for the metric ecs_reconciler_group_list_changed_around_write_total: {applied}"
+    );
     let (after, _) = groups_of(&emu, &instance);
     assert_eq!(after, ["EC2InstanceWithLoadBalancer", "default"]);
 }
@@ -249,4 +254,125 @@ fn a_group_full_of_rogue_rules_is_cleaned_and_its_rule_added_within_two_passes()
         .map(|l| format!("{:.0}", l["time"].as_f64().unwrap_or_default()))
         .collect();
     assert!(passes_with_writes.len() <= 2, "{audit:?}");
+}
+
+const CLOUDFRONT: &str = "com.amazonaws.global.cloudfront.origin-facing";
+
+/// The seed with `extra` appended to LoadBalancerGroup's rules.
+fn seed_with_lb_rule(extra: &str) -> String {
+    crate::harness::seed_text().replace(
+        "        description: HTTP from anywhere\n",
+        &format!("        description: HTTP from anywhere\n{extra}"),
+    )
+}
+
+/// LoadBalancerGroup's inbound rules as (port, source) pairs.
+fn lb_rules(emu: &Emulator) -> Vec<(i64, String)> {
+    let out = emu.boto3(
+        "gid = ec2.describe_security_groups(Filters=[{'Name': 'group-name', 'Values': ['LoadBalancerGroup']}])['SecurityGroups'][0]['GroupId']\n\
+         rules = ec2.describe_security_group_rules(Filters=[{'Name': 'group-id', 'Values': [gid]}])['SecurityGroupRules']\n\
+         out = sorted([r.get('FromPort', -1), r.get('CidrIpv4') or r.get('PrefixListId') or ('%s/%s' % (r['ReferencedGroupInfo'].get('UserId'), r['ReferencedGroupInfo']['GroupId']))] for r in rules if not r['IsEgress'])",
+    );
+    out.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_i64().unwrap(), r[1].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn an_alb_group_admitting_cloudfront_keeps_it_restores_it_and_a_plan_names_it_before_cutting() {
+    let emu = Emulator::start();
+    emu.control("POST", "ec2", Some(&json!({"prefix_lists": true})));
+    let cloudfront = emu
+        .boto3(&format!(
+            "out = ec2.describe_managed_prefix_lists(Filters=[{{'Name': 'prefix-list-name', 'Values': ['{CLOUDFRONT}']}}])['PrefixLists'][0]['PrefixListId']"
+        ))
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = seed_with_lb_rule(&format!(
+        "      - protocol: tcp\n        ports: 443\n        prefixList: {CLOUDFRONT}\n        description: CloudFront only\n"
+    ));
+    let config = emu.write_config("cloudfront.yaml", &text);
+    let apply = |config: &str| {
+        let run = emu.reconciler(&["apply", "--config", config, "--once"]);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    };
+    apply(&config);
+    assert!(
+        lb_rules(&emu).contains(&(443, cloudfront.clone())),
+        "{:?}",
+        lb_rules(&emu)
+    );
+
+    // Revoked by hand: restored by the next pass.
+    emu.boto3(&format!(
+        "gid = ec2.describe_security_groups(Filters=[{{'Name': 'group-name', 'Values': ['LoadBalancerGroup']}}])['SecurityGroups'][0]['GroupId']\n\
+         ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': 443, 'ToPort': 443, 'PrefixListIds': [{{'PrefixListId': '{cloudfront}'}}]}}])"
+    ));
+    assert!(!lb_rules(&emu).contains(&(443, cloudfront.clone())));
+    apply(&config);
+    assert!(lb_rules(&emu).contains(&(443, cloudfront.clone())));
+    let plan = emu.reconciler(&["plan", "--config", &config]);
+    assert_eq!(plan.code, 0, "in sync: {}{}", plan.stdout, plan.stderr);
+
+    // The plain seed does not declare it: the plan to revoke it says
+    // "CloudFront" before anyone cuts it.
+    let plan = emu.reconciler(&["plan", "--config", &seed_config()]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(&format!(
+            "tcp 443 from prefix list {CLOUDFRONT} ({cloudfront})"
+        )),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn a_group_of_another_account_is_authorized_with_the_account_and_then_in_sync() {
+    let emu = Emulator::start();
+    emu.control("POST", "ec2", Some(&json!({"cross_account_groups": true})));
+    let text = seed_with_lb_rule(
+        "      - protocol: tcp\n        ports: 443\n        sourceGroupId: sg-0123456789abcdef0\n        sourceAccount: \"111122223333\"\n",
+    );
+    let config = emu.write_config("peered.yaml", &text);
+    let run = emu.reconciler(&["apply", "--config", &config, "--once"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        lb_rules(&emu).contains(&(443, "111122223333/sg-0123456789abcdef0".into())),
+        "{:?}",
+        lb_rules(&emu)
+    );
+    let plan = emu.reconciler(&["plan", "--config", &config]);
+    assert_eq!(plan.code, 0, "in sync: {}{}", plan.stdout, plan.stderr);
+}
+
+/// LoadBalancerGroup full of rules that may all carry port 80 while its
+/// declared tcp 80 rule is missing: nothing may go first (additive before
+/// destructive), so the plan says it is blocked, with the numbers.
+#[test]
+fn a_swap_the_rule_quota_blocks_is_shown_with_the_numbers_and_what_to_do() {
+    let emu = Emulator::start();
+    emu.control("POST", "ec2", Some(&json!({"rule_quota": 60})));
+    emu.ctl("revoke-ingress LoadBalancerGroup tcp 80 80 --cidr 0.0.0.0/0");
+    emu.boto3(
+        "gid = ec2.describe_security_groups(Filters=[{'Name': 'group-name', 'Values': ['LoadBalancerGroup']}])['SecurityGroups'][0]['GroupId']\n\
+         perms = [{'IpProtocol': 'tcp', 'FromPort': 80, 'ToPort': 80, 'IpRanges': [{'CidrIp': f'10.0.{i}.0/24'}]} for i in range(60)]\n\
+         ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=perms)",
+    );
+    let plan = emu.reconciler(&["plan", "--config", &seed_config()]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    for expected in [
+        "blocked by the rule quota: group LoadBalancerGroup uses 60 of 60 IPv4 rules",
+        "60 of 60 IPv4 rules used -> 61 of 60 needed",
+        "quotas.rulesPerSecurityGroup",
+    ] {
+        assert!(
+            plan.stdout.contains(expected),
+            "{expected}\n{}",
+            plan.stdout
+        );
+    }
 }

@@ -11,7 +11,8 @@ Owns the checks of a new security-group list for an instance
 * A group of another VPC: InvalidGroup.NotFound "The security group 'sg-…'
   does not exist in VPC 'vpc-…'" (EC2); InvalidConfigurationRequest "One or
   more security groups are invalid" (ELBv2).
-* ELBv2 SetSecurityGroups with more than 5 groups is not checked.
+* ELBv2 SetSecurityGroups with more than 5 groups (the "Security groups per
+  load balancer" quota): InvalidConfigurationRequest.
 
 Nothing changes when a check fails.  README: "Real-EC2 networking".
 """
@@ -26,6 +27,8 @@ from moto.ec2.exceptions import EC2ClientError
 from state import SETTINGS
 
 GROUPS_PER_INTERFACE = 5
+# Elastic Load Balancing quotas: "Security groups per load balancer" 5.
+GROUPS_PER_LOAD_BALANCER = 5
 _applied = False
 
 
@@ -53,6 +56,9 @@ def _patch_elbv2() -> None:
     def set_security_groups(self: Any, arn: str, sec_groups: list[str]) -> None:
         if SETTINGS.strict_group_writes:
             balancer = self.load_balancers.get(arn)
+            if balancer is not None and len(sec_groups) > GROUPS_PER_LOAD_BALANCER:
+                raise RESTError("InvalidConfigurationRequest",
+                                f"The requested configuration is not valid: at most {GROUPS_PER_LOAD_BALANCER} security groups per load balancer")
             if balancer is not None:
                 for group_id in sec_groups:
                     group = self.ec2_backend.get_security_group_from_id(group_id)

@@ -1916,8 +1916,11 @@ def test_strict_group_writes(emu: Emu) -> None:
         err = client_error(lambda: emu.elbv2.set_security_groups(LoadBalancerArn=lb, SecurityGroups=[foreign]))
         assert err.response["Error"]["Code"] == "InvalidConfigurationRequest"
         assert err.response["Error"]["Message"] == "One or more security groups are invalid"
+        err = client_error(lambda: emu.elbv2.set_security_groups(LoadBalancerArn=lb, SecurityGroups=six))
+        assert err.response["Error"]["Code"] == "InvalidConfigurationRequest"
         (alb,) = emu.elbv2.describe_load_balancers(LoadBalancerArns=[lb])["LoadBalancers"]
         assert alb["SecurityGroups"] == [default_sg]
+        emu.elbv2.set_security_groups(LoadBalancerArn=lb, SecurityGroups=six[:5])  # 5: the quota
     finally:
         emu.control("POST", "ec2", {"strict_group_writes": False})
     ec2.modify_instance_attribute(InstanceId=iid, Groups=six)  # off: moto's checks only

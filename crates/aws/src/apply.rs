@@ -62,7 +62,7 @@ pub async fn execute_until(
         let batch = &runnable[start..end];
         let first = action_of(batch[0]);
         let resource = resource_key(first);
-        let mut notice = None;
+        let mut notices = Vec::new();
         let results = if stop() {
             vec![
                 Outcome::Skipped {
@@ -75,7 +75,7 @@ pub async fn execute_until(
         {
             revoke_around(aws, batch, failed).await
         } else if let Some(attached) = crate::attach::run(aws, first).await {
-            notice = attached.notice;
+            notices = attached.notices;
             vec![attached.outcome]
         } else {
             if let Action::RegisterTarget { target_group, .. }
@@ -101,12 +101,16 @@ pub async fn execute_until(
                 }
             }
             let mut change = (*change).clone();
-            if let Some(notice) = &notice {
+            for notice in &notices {
                 // What the reads around the write saw of other writers goes
                 // with the change: into the log, the audit line, the status.
                 change.reason = format!("{}; {notice}", change.reason);
             }
-            outcomes.push(ActionOutcome { change, outcome });
+            outcomes.push(ActionOutcome {
+                change,
+                outcome,
+                other_writers: notices.clone(),
+            });
         }
         start = end;
     }
@@ -131,15 +135,6 @@ struct FailedAuthorizes {
     revoked: bool,
 }
 
-/// Whether two rules can carry some of the same traffic: the same protocol
-/// (or either is "all") and overlapping ports.
-fn overlaps(a: &RuleKey, b: &RuleKey) -> bool {
-    let protocol =
-        a.protocol == b.protocol || a.protocol == Protocol::All || b.protocol == Protocol::All;
-    let any = |r: &RuleKey| r.ports.from < 0 || r.protocol == Protocol::All;
-    protocol && (any(a) || any(b) || (a.ports.from <= b.ports.to && b.ports.from <= a.ports.to))
-}
-
 /// Revokes of a group whose authorize failed this pass. After a failure
 /// that says nothing about room (throttled, 5xx, denied) every revoke
 /// waits, so a failure between "authorize" and "revoke" never leaves fewer
@@ -154,7 +149,7 @@ async fn revoke_around(
 ) -> Vec<Outcome> {
     let held = |change: &Change| match action_of(change) {
         Action::RevokeIngress { rule, .. } => {
-            failed.other_failure || failed.rules.iter().any(|f| overlaps(f, rule))
+            failed.other_failure || failed.rules.iter().any(|f| f.may_carry_same_traffic(rule))
         }
         _ => false,
     };
@@ -364,8 +359,15 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
                 .iter()
                 .filter_map(|a| match a {
                     Action::AuthorizeIngress {
-                        rule, description, ..
-                    } => Some(permission(rule, description.as_deref())),
+                        rule,
+                        description,
+                        source_account,
+                        ..
+                    } => Some(permission(
+                        rule,
+                        description.as_deref(),
+                        source_account.as_deref(),
+                    )),
                     _ => None,
                 })
                 .collect();
@@ -398,7 +400,7 @@ async fn run_actions(aws: &Aws, actions: &[&Action]) -> Result<Option<String>, A
                 if let Action::RevokeIngress { rule, rule_id, .. } = action {
                     match rule_id {
                         Some(id) => rule_ids.push(id.clone()),
-                        None => permissions.push(permission(rule, None)),
+                        None => permissions.push(permission(rule, None, None)),
                     }
                 }
             }
@@ -509,7 +511,7 @@ fn target_description(target: &TargetKey) -> TargetDescription {
 }
 
 /// The EC2 form of one normalised rule.
-fn permission(rule: &RuleKey, description: Option<&str>) -> IpPermission {
+fn permission(rule: &RuleKey, description: Option<&str>, account: Option<&str>) -> IpPermission {
     let mut builder = IpPermission::builder().ip_protocol(rule.protocol.as_aws());
     if rule.protocol != Protocol::All {
         builder = builder.from_port(rule.ports.from).to_port(rule.ports.to);
@@ -530,6 +532,7 @@ fn permission(rule: &RuleKey, description: Option<&str>) -> IpPermission {
         LiveSource::Group(id) => builder.user_id_group_pairs(
             UserIdGroupPair::builder()
                 .group_id(id)
+                .set_user_id(account.map(str::to_string))
                 .set_description(description.map(str::to_string))
                 .build(),
         ),
@@ -653,6 +656,7 @@ mod tests {
                     group_name: "web".into(),
                     rule: rule(80, "0.0.0.0/0"),
                     description: None,
+                    source_account: None,
                 }),
                 revoke(rule(80, "10.0.0.0/8"), "sgr-old80"),
                 revoke(rule(22, "0.0.0.0/0"), "sgr-rogue22"),

@@ -19,7 +19,7 @@
 //! one interface or many — so it is the only instance write.
 
 use aws_sdk_ec2::operation::RequestId;
-use ecs_reconciler_plan::{Action, Outcome};
+use ecs_reconciler_plan::{Action, GroupListNotice, Outcome};
 
 use crate::Aws;
 use crate::error::AwsError;
@@ -30,7 +30,7 @@ type Result<T> = std::result::Result<T, AwsError>;
 /// write noticed about other writers.
 pub(crate) struct Attached {
     pub outcome: Outcome,
-    pub notice: Option<String>,
+    pub notices: Vec<GroupListNotice>,
 }
 
 /// Runs `action` if it is an attachment; `None` for other actions.
@@ -65,7 +65,7 @@ pub(crate) async fn run(aws: &Aws, action: &Action) -> Option<Attached> {
                 error: err.to_string(),
                 class: err.kind,
             },
-            notice: None,
+            notices: Vec::new(),
         },
     })
 }
@@ -88,22 +88,19 @@ async fn attach_groups(
 ) -> Result<Attached> {
     let current = read_groups(aws, target).await?;
     let mut notices = Vec::new();
-    let detached: Vec<&str> = seen
+    let detached: Vec<String> = seen
         .iter()
         .filter(|g| !current.contains(g))
-        .map(|g| g.as_str())
+        .map(|g| (*g).clone())
         .collect();
     if !detached.is_empty() {
-        notices.push(format!(
-            "{} detached by another writer since this pass's read; left as it is",
-            detached.join(", ")
-        ));
+        notices.push(GroupListNotice::DetachedBeforeWrite { groups: detached });
     }
     let missing: Vec<&String> = attach.iter().filter(|g| !current.contains(g)).collect();
     if missing.is_empty() {
         return Ok(Attached {
             outcome: Outcome::AlreadyDone,
-            notice: join(&notices),
+            notices,
         });
     }
     let mut groups = current.clone();
@@ -111,29 +108,17 @@ async fn attach_groups(
     let request_id = write_groups(aws, target, &groups).await?;
     // Read back: what the write kept of the list it was given.
     let after = read_groups(aws, target).await?;
-    let gone: Vec<&str> = groups
-        .iter()
-        .filter(|g| !after.contains(g))
-        .map(String::as_str)
-        .collect();
+    let gone: Vec<String> = groups.into_iter().filter(|g| !after.contains(g)).collect();
     if !gone.is_empty() {
-        notices.push(format!(
-            "a read right after the write lacks {} (another writer, or a read that lags the write; the next pass checks again)",
-            gone.join(", ")
-        ));
+        notices.push(GroupListNotice::MissingAfterWrite { groups: gone });
     }
-    let notice = join(&notices);
-    if let Some(notice) = &notice {
+    for notice in &notices {
         tracing::warn!(%notice, "group list changed around the write");
     }
     Ok(Attached {
         outcome: Outcome::Applied { request_id },
-        notice,
+        notices,
     })
-}
-
-fn join(notices: &[String]) -> Option<String> {
-    (!notices.is_empty()).then(|| notices.join("; "))
 }
 
 async fn read_groups(aws: &Aws, target: &Target<'_>) -> Result<Vec<String>> {

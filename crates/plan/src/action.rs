@@ -34,6 +34,10 @@ pub enum Action {
         rule: RuleKey,
         /// The rule's description from the file, if any.
         description: Option<String>,
+        /// The account owning the source group, when it is another
+        /// account's (the call names it as the pair's `UserId`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_account: Option<String>,
     },
     /// RevokeSecurityGroupIngress for one rule.
     #[serde(rename_all = "camelCase")]
@@ -389,6 +393,67 @@ pub struct ActionOutcome {
     /// `change` in JSON.
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// What the reads around a replace-style write (a group list) saw of
+    /// other writers; also written into the change's reason.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        rename = "otherWriters"
+    )]
+    pub other_writers: Vec<GroupListNotice>,
+}
+
+/// Something another writer did to a group list around this controller's
+/// write of it: never silently lost, counted and reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum GroupListNotice {
+    /// Groups the pass saw that were gone when the list was read again
+    /// right before the write; left as they are.
+    DetachedBeforeWrite {
+        /// Group ids.
+        groups: Vec<String>,
+    },
+    /// Groups the write named that a read right after it lacks.
+    MissingAfterWrite {
+        /// Group ids.
+        groups: Vec<String>,
+    },
+}
+
+impl GroupListNotice {
+    /// The label the metric counts it by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GroupListNotice::DetachedBeforeWrite { .. } => "detached-before-write",
+            GroupListNotice::MissingAfterWrite { .. } => "missing-after-write",
+        }
+    }
+
+    /// The groups concerned.
+    pub fn groups(&self) -> &[String] {
+        match self {
+            GroupListNotice::DetachedBeforeWrite { groups }
+            | GroupListNotice::MissingAfterWrite { groups } => groups,
+        }
+    }
+}
+
+impl std::fmt::Display for GroupListNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupListNotice::DetachedBeforeWrite { groups } => write!(
+                f,
+                "{} detached by another writer since this pass's read; left as it is",
+                groups.join(", ")
+            ),
+            GroupListNotice::MissingAfterWrite { groups } => write!(
+                f,
+                "a read right after the write lacks {} (another writer, or a read that lags the write; the next pass checks again)",
+                groups.join(", ")
+            ),
+        }
+    }
 }
 
 impl ActionOutcome {

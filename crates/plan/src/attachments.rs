@@ -19,25 +19,38 @@ pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
     changes
 }
 
-/// Groups a network interface, or a load balancer, may carry: AWS's default
-/// quota (5; above it EC2 answers SecurityGroupsPerInterfaceLimitExceeded,
-/// ELBv2 refuses the list). An account with a raised quota still sees the
-/// report, which names the numbers.
-pub const GROUPS_PER_ATTACHMENT: usize = 5;
+/// Where groups are to be attached.
+struct Attachment<'a> {
+    /// The unit that owns the change.
+    unit: UnitId,
+    /// `instance/i-...` or `load-balancer/NAME`.
+    resource: String,
+    /// The resource's VPC, when reported.
+    vpc: Option<&'a str>,
+    /// How many groups it carries now.
+    current: usize,
+}
 
 /// Keeps the missing groups that can be attached and reports the others,
 /// each as its own per-resource error instead of a call that fails every
 /// pass: a group of another VPC than the resource, or a list the quota
-/// does not allow. `None` when nothing is to be written.
+/// does not allow (`quota` groups per network interface or load balancer:
+/// above it EC2 answers SecurityGroupsPerInterfaceLimitExceeded and ELBv2
+/// refuses the list). `None` when nothing is to be written.
 fn attachable<'a>(
-    unit: &UnitId,
-    resource: &str,
-    resource_vpc: Option<&str>,
-    current: usize,
+    at: &Attachment,
     missing: Vec<(&'a str, &'a str)>,
+    quota: usize,
     snapshot: &Snapshot,
     changes: &mut Vec<Change>,
 ) -> Option<Vec<(&'a str, &'a str)>> {
+    let Attachment {
+        unit,
+        resource,
+        vpc: resource_vpc,
+        current,
+    } = at;
+    let (resource, resource_vpc, current) = (resource.as_str(), *resource_vpc, *current);
     let mut kept = Vec::new();
     for (name, id) in missing {
         let group_vpc = match snapshot.security_groups.get(name) {
@@ -65,7 +78,7 @@ fn attachable<'a>(
     if kept.is_empty() {
         return None;
     }
-    if current + kept.len() > GROUPS_PER_ATTACHMENT {
+    if current + kept.len() > quota {
         let names: Vec<&str> = kept.iter().map(|(name, _)| *name).collect();
         changes.push(
             Change::report(
@@ -74,7 +87,7 @@ fn attachable<'a>(
                 format!("{current} groups"),
                 format!("{} groups", current + kept.len()),
                 format!(
-                    "attaching {} to {resource} would make {} groups; it takes {GROUPS_PER_ATTACHMENT} (AWS's default quota) — detach one it does not need, or raise the quota",
+                    "attaching {} to {resource} would make {} groups; it takes {quota} (quotas.securityGroupsPerInterface) — detach one it does not need, or raise the quota (Service Quotas: Security groups per network interface, at most 16) and write it in `quotas`",
                     names.join(", "),
                     current + kept.len()
                 ),
@@ -178,12 +191,16 @@ fn diff_instances(desired: &DesiredState, snapshot: &Snapshot, changes: &mut Vec
             );
             continue;
         };
+        let at = Attachment {
+            unit: UnitId::cluster(clusters[0]),
+            resource: format!("instance/{instance_id}"),
+            vpc: instance.vpc_id.as_deref(),
+            current: instance.security_group_ids.len(),
+        };
         let Some(missing) = attachable(
-            &UnitId::cluster(clusters[0]),
-            &format!("instance/{instance_id}"),
-            instance.vpc_id.as_deref(),
-            instance.security_group_ids.len(),
+            &at,
             missing,
+            desired.quotas.groups_per_interface,
             snapshot,
             changes,
         ) else {
@@ -240,12 +257,16 @@ fn diff_load_balancers(desired: &DesiredState, snapshot: &Snapshot, changes: &mu
         let missing = if missing.is_empty() {
             None
         } else {
+            let at = Attachment {
+                unit: unit.clone(),
+                resource: format!("load-balancer/{}", spec.name),
+                vpc: live.vpc_id.as_deref(),
+                current: live.security_group_ids.len(),
+            };
             attachable(
-                &unit,
-                &format!("load-balancer/{}", spec.name),
-                live.vpc_id.as_deref(),
-                live.security_group_ids.len(),
+                &at,
                 missing,
+                desired.quotas.groups_per_interface,
                 snapshot,
                 changes,
             )

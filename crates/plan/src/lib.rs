@@ -9,6 +9,7 @@ pub mod drastic;
 pub mod failure;
 pub mod gate;
 pub mod plan;
+pub mod quota;
 pub mod rules;
 pub mod services;
 pub mod sightings;
@@ -18,7 +19,9 @@ pub mod targets;
 pub mod unit;
 pub mod view;
 
-pub use action::{Action, ActionOutcome, Change, Disposition, HoldReason, Outcome};
+pub use action::{
+    Action, ActionOutcome, Change, Disposition, GroupListNotice, HoldReason, Outcome,
+};
 pub use drastic::{DrasticChange, drastic_changes, hold_drastic, takes_away};
 pub use failure::{ErrorClass, Unread};
 pub use gate::{GateInput, GateOutcome, HeldKey, Verdict, gate};

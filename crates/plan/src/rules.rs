@@ -8,18 +8,19 @@
 use std::collections::BTreeSet;
 
 use ecs_reconciler_spec::{
-    DesiredState, IngressRule, Mode, RuleManagement, RuleSource, SecurityGroupSpec,
+    DesiredState, IngressRule, Mode, Quotas, RuleManagement, RuleSource, SecurityGroupSpec,
 };
 
 use crate::action::{Action, Change, Disposition};
-use crate::snapshot::{LiveSource, Observed, RuleKey, Snapshot};
+use crate::quota::{self, GroupRules};
+use crate::snapshot::{LivePrefixList, LiveSource, Observed, RuleKey, Snapshot};
 use crate::unit::UnitId;
 
 /// Plans every declared group's ingress changes.
 pub fn diff(desired: &DesiredState, snapshot: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     for spec in &desired.security_groups {
-        diff_group(spec, snapshot, &mut changes);
+        diff_group(spec, &desired.quotas, snapshot, &mut changes);
     }
     changes
 }
@@ -30,6 +31,39 @@ pub fn resolve_source(source: &RuleSource, snapshot: &Snapshot) -> Result<LiveSo
         RuleSource::Ipv4(net) => Ok(LiveSource::Ipv4(net.trunc())),
         RuleSource::Ipv6(net) => Ok(LiveSource::Ipv6(net.trunc())),
         RuleSource::ExternalGroup(id) => Ok(LiveSource::Group(id.clone())),
+        // Group ids are unique across accounts: the account only goes into
+        // the authorize call.
+        RuleSource::AccountGroup { group_id, .. } => Ok(LiveSource::Group(group_id.clone())),
+        RuleSource::PrefixListId(id) => match &snapshot.prefix_lists {
+            Some(Observed::Known(lists)) if !lists.iter().any(|l| &l.id == id) => Err(format!(
+                "prefix list {id} does not exist in this region (or is not shared with this account)"
+            )),
+            // Read or not, the id is all a rule needs.
+            _ => Ok(LiveSource::PrefixList(id.clone())),
+        },
+        RuleSource::PrefixListName(name) => match &snapshot.prefix_lists {
+            Some(Observed::Known(lists)) => {
+                let found: Vec<&LivePrefixList> =
+                    lists.iter().filter(|l| &l.name == name).collect();
+                match found.as_slice() {
+                    [one] => Ok(LiveSource::PrefixList(one.id.clone())),
+                    [] => Err(format!("no managed prefix list is named {name}")),
+                    many => Err(format!(
+                        "{} prefix lists are named {name} ({}); name the one you mean with prefixListId",
+                        many.len(),
+                        many.iter()
+                            .map(|l| l.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+            }
+            Some(Observed::Unknown(why)) => Err(format!(
+                "prefix list {name} could not be looked up: {}",
+                why.message
+            )),
+            None => Err(format!("prefix list {name} was not looked up")),
+        },
         RuleSource::DeclaredGroup(name) => match snapshot.security_groups.get(name) {
             Some(Observed::Known(Some(group))) => Ok(LiveSource::Group(group.id.clone())),
             Some(Observed::Known(None)) => Err(format!("source group {name} does not exist")),
@@ -47,7 +81,24 @@ pub fn desired_key(rule: &IngressRule, snapshot: &Snapshot) -> Result<RuleKey, S
     Ok(RuleKey::new(rule.protocol, rule.ports, source))
 }
 
-fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<Change>) {
+/// A rule as a person reads it: a prefix list with its name ("CloudFront"
+/// before cutting it), not only its id.
+pub fn rule_text(key: &RuleKey, snapshot: &Snapshot) -> String {
+    match &key.source {
+        LiveSource::PrefixList(id) => match snapshot.prefix_list(id) {
+            Some(list) => key.text_with(&format!("prefix list {}", list.label())),
+            None => key.to_string(),
+        },
+        _ => key.to_string(),
+    }
+}
+
+fn diff_group(
+    spec: &SecurityGroupSpec,
+    quotas: &Quotas,
+    snapshot: &Snapshot,
+    changes: &mut Vec<Change>,
+) {
     let unit = UnitId::security_group(&spec.name);
     let group = match snapshot.security_groups.get(&spec.name) {
         Some(Observed::Known(Some(group))) => group,
@@ -87,21 +138,28 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
     let live_keys: BTreeSet<&RuleKey> = live_rules.iter().map(|r| &r.key).collect();
     let wanted_keys: BTreeSet<&RuleKey> = wanted.iter().map(|(k, _)| k).collect();
 
+    let mut adds: Vec<&RuleKey> = Vec::new();
+    let mut revokes: Vec<&RuleKey> = Vec::new();
     for (key, rule) in &wanted {
         if live_keys.contains(key) {
             continue;
         }
+        adds.push(key);
         changes.push(Change::fix(
             &unit,
             "absent".into(),
             key.to_string(),
-            format!("ingress rule {key} is declared but missing"),
+            format!(
+                "ingress rule {} is declared but missing",
+                rule_text(key, snapshot)
+            ),
             enforce,
             Action::AuthorizeIngress {
                 group_id: group.id.clone(),
                 group_name: spec.name.clone(),
                 rule: key.clone(),
                 description: rule.description.clone(),
+                source_account: rule.source.account().map(str::to_string),
             },
         ));
     }
@@ -143,16 +201,16 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
         if !may_revoke {
             continue;
         }
+        let text = rule_text(&live.key, snapshot);
         let reason = match spec.management {
-            RuleManagement::Exclusive => format!(
-                "ingress rule {} is not declared (management: exclusive)",
-                live.key
-            ),
+            RuleManagement::Exclusive => {
+                format!("ingress rule {text} is not declared (management: exclusive)")
+            }
             RuleManagement::Owned => format!(
-                "ingress rule {} was created by ecs-reconciler and is no longer declared",
-                live.key
+                "ingress rule {text} was created by ecs-reconciler and is no longer declared"
             ),
         };
+        revokes.push(&live.key);
         changes.push(Change::fix(
             &unit,
             live.key.to_string(),
@@ -167,4 +225,11 @@ fn diff_group(spec: &SecurityGroupSpec, snapshot: &Snapshot, changes: &mut Vec<C
             },
         ));
     }
+
+    let rules = GroupRules {
+        live: live_rules.iter().map(|r| &r.key).collect(),
+        adds,
+        revokes,
+    };
+    changes.extend(quota::check(&unit, &spec.name, &rules, quotas, snapshot));
 }

@@ -111,13 +111,36 @@ impl RuleKey {
     }
 }
 
+impl RuleKey {
+    /// Whether the two rules can carry some of the same traffic: the same
+    /// protocol (or either is "all") and overlapping ports, whatever the
+    /// sources.
+    pub fn may_carry_same_traffic(&self, other: &RuleKey) -> bool {
+        let protocol = self.protocol == other.protocol
+            || self.protocol == Protocol::All
+            || other.protocol == Protocol::All;
+        let any = |r: &RuleKey| r.ports.from < 0 || r.protocol == Protocol::All;
+        protocol
+            && (any(self)
+                || any(other)
+                || (self.ports.from <= other.ports.to && other.ports.from <= self.ports.to))
+    }
+}
+
+impl RuleKey {
+    /// The rule as text, with its source written as `source`.
+    pub fn text_with(&self, source: &str) -> String {
+        if self.protocol == Protocol::All {
+            format!("all traffic from {source}")
+        } else {
+            format!("{} {} from {source}", self.protocol, self.ports)
+        }
+    }
+}
+
 impl std::fmt::Display for RuleKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.protocol == Protocol::All {
-            write!(f, "all traffic from {}", self.source)
-        } else {
-            write!(f, "{} {} from {}", self.protocol, self.ports, self.source)
-        }
+        f.write_str(&self.text_with(&self.source.to_string()))
     }
 }
 
@@ -133,6 +156,69 @@ pub struct LiveRule {
     pub description: Option<String>,
     /// Created by ecs-reconciler (tagged `managed-by=ecs-reconciler`).
     pub managed_by_us: bool,
+}
+
+/// An address family, as prefix lists and the rule quota count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum AddressFamily {
+    /// IPv4.
+    IPv4,
+    /// IPv6.
+    IPv6,
+}
+
+/// A managed prefix list (DescribeManagedPrefixLists).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LivePrefixList {
+    /// `pl-...`.
+    pub id: String,
+    /// Its name, e.g. `com.amazonaws.global.cloudfront.origin-facing`.
+    pub name: String,
+    /// The family of its entries.
+    pub family: AddressFamily,
+    /// `MaxEntries`, when reported (customer-managed lists).
+    pub max_entries: Option<u32>,
+    /// Owned by AWS (an AWS-managed list).
+    pub aws_managed: bool,
+}
+
+impl LivePrefixList {
+    /// How many rules a reference to it counts as against a group's rule
+    /// quota: an AWS-managed list its documented weight, another its
+    /// MaxEntries (Amazon VPC User Guide, "AWS-managed prefix list weight";
+    /// "Security group size").
+    pub fn weight(&self) -> usize {
+        // The weights AWS documents, by name suffix.
+        const WEIGHTS: [(&str, usize); 8] = [
+            ("cloudfront.origin-facing", 55),
+            ("route53-healthchecks", 25),
+            ("vpc-lattice", 10),
+            (".s3express", 6),
+            ("groundstation", 5),
+            ("ec2-instance-connect", 2),
+            (".dynamodb", 1),
+            (".s3", 1),
+        ];
+        let documented = self
+            .aws_managed
+            .then(|| {
+                WEIGHTS
+                    .iter()
+                    .find(|(suffix, _)| self.name.ends_with(suffix))
+            })
+            .flatten()
+            .map(|(_, weight)| *weight);
+        documented
+            .or(self.max_entries.map(|n| n as usize))
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The name a person knows it by, with its id.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.id)
+    }
 }
 
 /// A security group found for a declared one.
@@ -462,6 +548,9 @@ pub struct Snapshot {
     /// The capacity providers the services' strategies name, by name;
     /// `Known(None)`: no such provider.
     pub capacity_providers: BTreeMap<String, Observed<Option<CapacityProviderKind>>>,
+    /// The managed prefix lists of the region, read when a declared rule
+    /// names one or a live rule references one; `None`: not read.
+    pub prefix_lists: Option<Observed<Vec<LivePrefixList>>>,
 }
 
 fn serialize_pair_map<S, V>(
@@ -481,6 +570,14 @@ where
 }
 
 impl Snapshot {
+    /// The prefix list with this id, when the lists were read and have it.
+    pub fn prefix_list(&self, id: &str) -> Option<&LivePrefixList> {
+        match &self.prefix_lists {
+            Some(Observed::Known(lists)) => lists.iter().find(|l| l.id == id),
+            _ => None,
+        }
+    }
+
     /// The id of a declared group, when it was found.
     pub fn group_id(&self, name: &str) -> Option<&str> {
         match self.security_groups.get(name) {
@@ -544,6 +641,9 @@ impl Snapshot {
             if let Some(why) = observed.unknown_reason() {
                 out.push((format!("capacity provider {name}"), why.clone()));
             }
+        }
+        if let Some(Observed::Unknown(why)) = &self.prefix_lists {
+            out.push(("managed prefix lists".into(), why.clone()));
         }
         for (name, observed) in &self.load_balancers {
             match observed {

@@ -18,17 +18,12 @@ use crate::rules::desired_key;
 use crate::snapshot::{LiveSource, Observed, RuleKey, Snapshot};
 use crate::unit::{UnitId, UnitKind};
 
-/// A rule as a person reads it: a referenced group by its declared name.
-fn rule_text(key: &RuleKey, group_name: &dyn Fn(&str) -> String) -> String {
+/// A rule as a person reads it: a referenced group by its declared name,
+/// a prefix list by its name.
+fn rule_text(key: &RuleKey, group_name: &dyn Fn(&str) -> String, snapshot: &Snapshot) -> String {
     match &key.source {
-        LiveSource::Group(id) => {
-            let named = RuleKey {
-                source: LiveSource::Group(group_name(id)),
-                ..key.clone()
-            };
-            named.to_string()
-        }
-        _ => key.to_string(),
+        LiveSource::Group(id) => key.text_with(&format!("group {}", group_name(id))),
+        _ => crate::rules::rule_text(key, snapshot),
     }
 }
 
@@ -94,7 +89,7 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<UnitId, Un
             .ingress
             .iter()
             .map(|rule| match desired_key(rule, snapshot) {
-                Ok(key) => rule_text(&key, &group_name),
+                Ok(key) => rule_text(&key, &group_name, snapshot),
                 Err(_) => format!("{} {} from {}", rule.protocol, rule.ports, rule.source),
             })
             .collect();
@@ -102,7 +97,7 @@ pub fn views(desired: &DesiredState, snapshot: &Snapshot) -> BTreeMap<UnitId, Un
             Some(Observed::Known(Some(group))) => match &group.ingress {
                 Observed::Known(rules) => json!({
                     "id": group.id,
-                    "rules": rules.iter().map(|r| json!({"rule": rule_text(&r.key, &group_name), "ours": r.managed_by_us})).collect::<Vec<_>>(),
+                    "rules": rules.iter().map(|r| json!({"rule": rule_text(&r.key, &group_name, snapshot), "ours": r.managed_by_us})).collect::<Vec<_>>(),
                 }),
                 Observed::Unknown(_) => json!({"id": group.id, "rules": null}),
             },

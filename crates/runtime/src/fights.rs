@@ -140,6 +140,7 @@ mod tests {
                 }),
             },
             outcome: Outcome::Applied { request_id: None },
+            other_writers: Vec::new(),
         }
     }
 

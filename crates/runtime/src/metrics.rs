@@ -158,6 +158,11 @@ pub struct Metrics {
     /// `ecs_reconciler_fight_detected_total{kind}`: fields found fought over
     /// (another writer keeps changing them), once per fight.
     pub fight_detected_total: Family<KindLabel, Counter>,
+    /// `ecs_reconciler_group_list_changed_around_write_total{kind}`: groups
+    /// another writer detached from a list this controller was about to
+    /// write (`detached-before-write`), or that a read right after its
+    /// write lacked (`missing-after-write`).
+    pub group_list_changed_around_write_total: Family<KindLabel, Counter>,
     /// `ecs_reconciler_resource_in_sync{kind,name}`: 1 when the resource's
     /// last pass succeeded and corrected all its drift, else 0.
     pub resource_in_sync: Family<ResourceLabels, Gauge>,
@@ -216,6 +221,7 @@ impl Metrics {
             drift_detected_total: Family::default(),
             drift_corrected_total: Family::default(),
             fight_detected_total: Family::default(),
+            group_list_changed_around_write_total: Family::default(),
             resource_in_sync: Family::default(),
             last_successful_observation: Gauge::default(),
             config_last_reload_successful: Gauge::default(),
@@ -263,6 +269,12 @@ impl Metrics {
             metrics
                 .fight_detected_total
                 .get_or_create(&kind_label)
+                .inc_by(0);
+        }
+        for kind in ["detached-before-write", "missing-after-write"] {
+            metrics
+                .group_list_changed_around_write_total
+                .get_or_create(&KindLabel { kind: kind.into() })
                 .inc_by(0);
         }
         let queue = QueueLabel { name: QUEUE.into() };
@@ -335,6 +347,11 @@ impl Metrics {
             "ecs_reconciler_fight_detected",
             "Fields left alone because another writer kept changing them, per resource kind",
             m.fight_detected_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_group_list_changed_around_write",
+            "Groups another writer changed around this controller's write of a group list, per kind",
+            m.group_list_changed_around_write_total.clone(),
         );
         registry.register(
             "ecs_reconciler_resource_in_sync",
@@ -588,6 +605,7 @@ mod tests {
             "workqueue_retries_total",
             "ecs_reconciler_drift_detected_total{kind=\"security-group\"} 0",
             "ecs_reconciler_drift_corrected_total",
+            "ecs_reconciler_group_list_changed_around_write_total{kind=\"missing-after-write\"} 0",
             "ecs_reconciler_last_successful_observation_timestamp_seconds",
             "ecs_reconciler_config_last_reload_successful",
             "ecs_reconciler_config_last_reload_success_timestamp_seconds",

@@ -102,6 +102,13 @@ pub fn record_metrics(
             })
             .set(i64::from(in_sync));
     }
+    for notice in outcomes.iter().flat_map(|o| &o.other_writers) {
+        m.group_list_changed_around_write_total
+            .get_or_create(&KindLabel {
+                kind: notice.kind().into(),
+            })
+            .inc_by(notice.groups().len() as u64);
+    }
     for kind in kinds_in_pass {
         m.reconcile_time_seconds
             .get_or_create(&ControllerLabel {

@@ -84,6 +84,7 @@ pub fn scoped(desired: &DesiredState, due: &BTreeSet<UnitId>) -> Option<DesiredS
     Some(DesiredState {
         mode: desired.mode,
         policy: desired.policy,
+        quotas: desired.quotas,
         security_groups: desired
             .security_groups
             .iter()

@@ -100,7 +100,11 @@ impl Cloud for FakeCloud {
                 self.executed.lock().unwrap().push(change.kind.clone());
                 Outcome::Applied { request_id: None }
             };
-            out.push(ActionOutcome { change, outcome });
+            out.push(ActionOutcome {
+                change,
+                outcome,
+                other_writers: Vec::new(),
+            });
         }
         out
     }

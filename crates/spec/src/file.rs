@@ -36,6 +36,10 @@ pub struct DesiredStateFile {
     /// targets) per pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// The account's EC2 quotas, when they were raised above AWS's
+    /// defaults: plans are checked against them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Quotas>,
     /// EC2 security groups whose ingress rules are kept as declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<SecurityGroup>,
@@ -92,7 +96,7 @@ pub struct SecurityGroup {
 }
 
 /// One ingress rule: a protocol, a port range and exactly one source
-/// (`cidr`, `sourceGroup` or `sourceGroupId`).
+/// (`cidr`, `sourceGroup`, `sourceGroupId`, `prefixListId` or `prefixList`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressRule {
@@ -117,6 +121,24 @@ pub struct IngressRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^sg-[0-9a-f]+$"))]
     pub source_group_id: Option<String>,
+    /// The AWS account (12 digits) that owns `sourceGroupId`, for a group
+    /// of another account (a peered VPC, a shared VPC). Only with
+    /// `sourceGroupId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub source_account: Option<String>,
+    /// Source: a managed prefix list by id (`pl-` and hex digits). A
+    /// reference counts as the list's maximum entries against the group's
+    /// rule quota (55 for CloudFront's origin-facing list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^pl-[0-9a-f]+$"))]
+    pub prefix_list_id: Option<String>,
+    /// Source: a managed prefix list by name, such as
+    /// `com.amazonaws.global.cloudfront.origin-facing`; looked up with
+    /// DescribeManagedPrefixLists at every pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"com.amazonaws.global.cloudfront.origin-facing", length(min = 1, max = 255))]
+    pub prefix_list: Option<String>,
     /// Written on the rule when it is created; never compared. Up to 255
     /// characters: letters, digits, spaces and `._-:/()#,@[]+=&;{}!$*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +182,22 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = 50, "minimum" = 0, "maximum" = 100))]
     pub max_destructive_percent: Option<Int>,
+}
+
+/// The account's EC2 quotas (Service Quotas, "Amazon Virtual Private
+/// Cloud"). Their product may not exceed 1000.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Quotas {
+    /// "Security groups per network interface" (default 5, at most 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 5, "minimum" = 1, "maximum" = 16))]
+    pub security_groups_per_interface: Option<Int>,
+    /// "Inbound or outbound rules per security group", per address family
+    /// (default 60, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 60, "minimum" = 1, "maximum" = 1000))]
+    pub rules_per_security_group: Option<Int>,
 }
 
 /// How many tasks a service runs.

@@ -150,6 +150,27 @@ pub enum RuleSource {
     DeclaredGroup(String),
     /// A security group not managed here, by its id (`sg-...`).
     ExternalGroup(String),
+    /// A security group of another AWS account (peered or shared VPC).
+    AccountGroup {
+        /// The owning account, 12 digits.
+        account: String,
+        /// The group's id (`sg-...`).
+        group_id: String,
+    },
+    /// A managed prefix list by id (`pl-...`).
+    PrefixListId(String),
+    /// A managed prefix list by name, resolved against the live lists.
+    PrefixListName(String),
+}
+
+impl RuleSource {
+    /// The account owning a source group of another account.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            RuleSource::AccountGroup { account, .. } => Some(account),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for RuleSource {
@@ -159,6 +180,11 @@ impl std::fmt::Display for RuleSource {
             RuleSource::Ipv6(net) => write!(f, "{net}"),
             RuleSource::DeclaredGroup(name) => write!(f, "group {name}"),
             RuleSource::ExternalGroup(id) => write!(f, "group {id}"),
+            RuleSource::AccountGroup { account, group_id } => {
+                write!(f, "group {group_id} of account {account}")
+            }
+            RuleSource::PrefixListId(id) => write!(f, "prefix list {id}"),
+            RuleSource::PrefixListName(name) => write!(f, "prefix list {name}"),
         }
     }
 }
@@ -397,6 +423,26 @@ impl Policy {
     }
 }
 
+/// The account's EC2 quotas the plan checks against (AWS's defaults unless
+/// the file raises them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quotas {
+    /// Security groups per network interface (and per load balancer).
+    pub groups_per_interface: usize,
+    /// Inbound rules per security group, per address family.
+    pub rules_per_group: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            groups_per_interface: 5,
+            rules_per_group: 60,
+        }
+    }
+}
+
 /// The whole validated file. Each resource's `mode` is already resolved
 /// against the global one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -406,6 +452,8 @@ pub struct DesiredState {
     pub mode: Mode,
     /// Caps on destructive changes; the defaults when the file has none.
     pub policy: Policy,
+    /// The account's quotas; AWS's defaults when the file has none.
+    pub quotas: Quotas,
     /// The declared security groups, in file order.
     pub security_groups: Vec<SecurityGroupSpec>,
     /// The declared clusters, in file order.

@@ -15,6 +15,9 @@ mode: observe
 policy:
   maxDestructivePerPass: 3
   maxDestructivePercent: 25
+quotas:
+  securityGroupsPerInterface: 8
+  rulesPerSecurityGroup: "120"
 securityGroups:
   - name: edge
     id: sg-0123456789abcdef0
@@ -46,6 +49,16 @@ securityGroups:
         sourceGroup: edge
       - protocol: -1
         cidr: 192.168.0.0/16
+      - protocol: tcp
+        ports: 443
+        prefixList: com.amazonaws.global.cloudfront.origin-facing
+      - protocol: tcp
+        ports: 8443
+        prefixListId: pl-0a1b2c3d
+      - protocol: tcp
+        ports: 9000
+        sourceGroupId: sg-0bbbbbbb
+        sourceAccount: "111122223333"
   - name: app
     management: exclusive
     ingress: []
@@ -135,7 +148,7 @@ fn hand_decoder_and_serde_agree_on_every_field() {
     assert_eq!(by_hand, by_serde);
     // And the whole pipeline accepts it.
     let state = crate::load(&source).map_err(|e| e.to_string()).unwrap();
-    assert_eq!(state.security_groups[0].ingress.len(), 8);
+    assert_eq!(state.security_groups[0].ingress.len(), 11);
 }
 
 #[test]
@@ -222,4 +235,70 @@ services:
         errors.contains("9:7: error: a service has a launch type"),
         "{errors}"
     );
+}
+
+#[test]
+fn prefix_lists_other_accounts_and_quotas_are_checked() {
+    let state = crate::load(&kitchen_sink())
+        .map_err(|e| e.to_string())
+        .unwrap();
+    assert_eq!(
+        (
+            state.quotas.groups_per_interface,
+            state.quotas.rules_per_group
+        ),
+        (8, 120)
+    );
+    let sources: Vec<String> = state.security_groups[0]
+        .ingress
+        .iter()
+        .map(|r| r.source.to_string())
+        .collect();
+    for expected in [
+        "prefix list com.amazonaws.global.cloudfront.origin-facing",
+        "prefix list pl-0a1b2c3d",
+        "group sg-0bbbbbbb of account 111122223333",
+    ] {
+        assert!(sources.iter().any(|s| s == expected), "{sources:?}");
+    }
+
+    let bad = r"
+quotas:
+  securityGroupsPerInterface: 16
+  rulesPerSecurityGroup: 100
+securityGroups:
+  - name: edge
+    ingress:
+      - protocol: tcp
+        ports: 443
+        cidr: 0.0.0.0/0
+        sourceAccount: '111122223333'
+      - protocol: tcp
+        ports: 443
+        sourceGroupId: sg-0b
+        sourceAccount: 12345
+      - protocol: tcp
+        ports: 443
+        sourceGroupId: sg-0b
+        sourceAccount: '1234'
+      - protocol: tcp
+        ports: 443
+        prefixListId: pl-XYZ
+      - protocol: tcp
+        ports: 443
+        prefixList: x
+        cidr: 10.0.0.0/8
+";
+    let errors = crate::load(bad).unwrap_err().to_string();
+    for expected in [
+        "4:26: error: 16 groups per interface × 100 rules per group is 1600",
+        "11:24: error: `sourceAccount` names the owner of `sourceGroupId`",
+        "15:24: error:",
+        "quote it",
+        "19:24: error: invalid account id \"1234\"",
+        "22:23: error: invalid prefix list id",
+        "a rule takes exactly one source, but this one has `cidr` and `prefixList`",
+    ] {
+        assert!(errors.contains(expected), "{expected}\n{errors}");
+    }
 }

@@ -3,8 +3,8 @@
 
 use ecs_reconciler_spec::{
     ClusterSpec, DesiredState, IngressRule, ListenerCheck, LoadBalancerSpec, Mode, Policy,
-    PortRange, Protocol, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec, ServiceSpec,
-    TargetGroupSpec, TargetMembership, TaskDefinitionCheck, load,
+    PortRange, Protocol, Quotas, ReplicaBounds, RuleManagement, RuleSource, SecurityGroupSpec,
+    ServiceSpec, TargetGroupSpec, TargetMembership, TaskDefinitionCheck, load,
 };
 
 const SEED: &str = include_str!("../../../examples/seed.yaml");
@@ -56,6 +56,7 @@ fn seed_loads_to_the_expected_state() {
     let expected = DesiredState {
         mode: Mode::Enforce,
         policy: Policy::default(),
+        quotas: Quotas::default(),
         security_groups: vec![
             SecurityGroupSpec {
                 name: "LoadBalancerGroup".into(),

@@ -1,18 +1,20 @@
-//! EC2 reads: the declared security groups and their ingress rules, and the
-//! EC2 instances behind the clusters' container instances. Every read is
+//! EC2 reads: the declared security groups and their ingress rules, the
+//! managed prefix lists rules name, and the EC2 instances behind the clusters' container instances. Every read is
 //! filtered to what the file names and follows every page; a rule the file
 //! cannot express makes its group's rules unknown rather than ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_managed_prefix_lists::DescribeManagedPrefixListsOutput;
 use aws_sdk_ec2::operation::describe_security_group_rules::DescribeSecurityGroupRulesOutput;
 use aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput;
 use aws_sdk_ec2::types::{Filter, Reservation};
 use ecs_reconciler_plan::{
-    LiveContainerInstance, LiveInstance, LiveRule, LiveSecurityGroup, LiveSource, Observed, RuleKey,
+    AddressFamily, LiveContainerInstance, LiveInstance, LivePrefixList, LiveRule,
+    LiveSecurityGroup, LiveSource, Observed, RuleKey,
 };
-use ecs_reconciler_spec::{DesiredState, PortRange, Protocol, SecurityGroupSpec};
+use ecs_reconciler_spec::{DesiredState, PortRange, Protocol, RuleSource, SecurityGroupSpec};
 
 use super::{Result, unknown, unknown_because};
 use crate::{Aws, OWNER_TAG_KEY, OWNER_TAG_VALUE, pages};
@@ -70,6 +72,74 @@ pub(super) async fn observe_security_groups(
         );
     }
     out
+}
+
+/// The region's managed prefix lists, read (one paginated
+/// DescribeManagedPrefixLists) only when a declared rule names a list or a
+/// live rule of a declared group references one: to resolve names, to name
+/// a list in a plan before its rule is revoked, and to count its weight
+/// against the rule quota.
+pub(super) async fn observe_prefix_lists(
+    aws: &Aws,
+    desired: &DesiredState,
+    groups: &BTreeMap<String, Observed<Option<LiveSecurityGroup>>>,
+) -> Option<Observed<Vec<LivePrefixList>>> {
+    let declared = desired
+        .security_groups
+        .iter()
+        .flat_map(|g| &g.ingress)
+        .any(|r| {
+            matches!(
+                r.source,
+                RuleSource::PrefixListId(_) | RuleSource::PrefixListName(_)
+            )
+        });
+    let live = groups
+        .values()
+        .filter_map(|g| g.known()?.as_ref()?.ingress.known())
+        .flatten()
+        .any(|r| matches!(r.key.source, LiveSource::PrefixList(_)));
+    if !declared && !live {
+        return None;
+    }
+    let pages = aws
+        .sdk
+        .ec2
+        .describe_managed_prefix_lists()
+        .into_paginator()
+        .send();
+    let mut lists = Vec::new();
+    let read = pages::each_page(
+        &aws.budget,
+        "ec2",
+        "DescribeManagedPrefixLists",
+        pages,
+        DescribeManagedPrefixListsOutput::next_token,
+        |page| {
+            for list in page.prefix_lists() {
+                let (Some(id), Some(name)) = (list.prefix_list_id(), list.prefix_list_name())
+                else {
+                    continue;
+                };
+                lists.push(LivePrefixList {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    family: if list.address_family() == Some("IPv6") {
+                        AddressFamily::IPv6
+                    } else {
+                        AddressFamily::IPv4
+                    },
+                    max_entries: list.max_entries().and_then(|n| u32::try_from(n).ok()),
+                    aws_managed: list.owner_id() == Some("AWS"),
+                });
+            }
+        },
+    )
+    .await;
+    Some(match read {
+        Ok(()) => Observed::Known(lists),
+        Err(err) => unknown(&err),
+    })
 }
 
 /// Which found group a declared one is: by id when given, else by name

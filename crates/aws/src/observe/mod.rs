@@ -53,8 +53,13 @@ async fn observe_with(aws: &Aws, desired: &DesiredState, full: bool) -> Snapshot
             let instances = ec2::observe_instances(aws, &ecs.container_instances).await;
             (ecs, instances)
         },
-        ec2::observe_security_groups(aws, desired),
+        async {
+            let groups = ec2::observe_security_groups(aws, desired).await;
+            let prefix_lists = ec2::observe_prefix_lists(aws, desired, &groups).await;
+            (groups, prefix_lists)
+        },
     );
+    let (security_groups, prefix_lists) = security_groups;
     let mut clusters = ecs::clusters(running, ecs.container_instances);
     ecs::add_stopping_tasks(aws, desired, &elb.target_groups, &mut clusters).await;
     let snapshot = Snapshot {
@@ -66,6 +71,7 @@ async fn observe_with(aws: &Aws, desired: &DesiredState, full: bool) -> Snapshot
         target_groups: elb.target_groups,
         load_balancers: elb.load_balancers,
         capacity_providers: ecs.capacity_providers,
+        prefix_lists,
     };
     elbv2::note_settled_groups(aws, desired, &snapshot);
     snapshot

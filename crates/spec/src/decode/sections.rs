@@ -4,7 +4,7 @@
 use super::{Decode, Decoder};
 use crate::file::{
     CapacityProviderItem, Cluster, DesiredStateFile, IngressRule, Int, Listener, LoadBalancer,
-    Policy, PortBounds, ReplicaRange, Replicas, SecurityGroup, Service, TargetGroup,
+    Policy, PortBounds, Quotas, ReplicaRange, Replicas, SecurityGroup, Service, TargetGroup,
     TaskDefinition,
 };
 use crate::yaml::{Node, Value};
@@ -21,6 +21,7 @@ impl Decode for DesiredStateFile {
                 "version",
                 "mode",
                 "policy",
+                "quotas",
                 "securityGroups",
                 "clusters",
                 "services",
@@ -32,6 +33,7 @@ impl Decode for DesiredStateFile {
             version: d.opt(&m, "version"),
             mode: d.opt(&m, "mode"),
             policy: d.opt(&m, "policy"),
+            quotas: d.opt(&m, "quotas"),
             security_groups: d.list(&m, "securityGroups"),
             clusters: d.list(&m, "clusters"),
             services: d.list(&m, "services"),
@@ -85,6 +87,9 @@ impl Decode for IngressRule {
                 "cidr",
                 "sourceGroup",
                 "sourceGroupId",
+                "sourceAccount",
+                "prefixListId",
+                "prefixList",
                 "description",
             ],
         )?;
@@ -94,6 +99,9 @@ impl Decode for IngressRule {
             cidr: d.opt(&m, "cidr"),
             source_group: d.opt(&m, "sourceGroup"),
             source_group_id: d.opt(&m, "sourceGroupId"),
+            source_account: d.opt(&m, "sourceAccount"),
+            prefix_list_id: d.opt(&m, "prefixListId"),
+            prefix_list: d.opt(&m, "prefixList"),
             description: d.opt(&m, "description"),
         })
     }
@@ -124,6 +132,23 @@ impl Decode for Policy {
         Some(Policy {
             max_destructive_per_pass: d.opt(&m, "maxDestructivePerPass"),
             max_destructive_percent: d.opt(&m, "maxDestructivePercent"),
+        })
+    }
+}
+
+impl Decode for Quotas {
+    const EXPECTED: &'static str = "the quotas";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        let m = d.fields(
+            node,
+            path,
+            "the quotas",
+            &["securityGroupsPerInterface", "rulesPerSecurityGroup"],
+        )?;
+        Some(Quotas {
+            security_groups_per_interface: d.opt(&m, "securityGroupsPerInterface"),
+            rules_per_security_group: d.opt(&m, "rulesPerSecurityGroup"),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Security groups: names, ids and VPC ids, duplicate groups and rules,
 //! and each ingress rule's protocol, ports (or ICMP type and code),
-//! single source (CIDR, group by name, group by id) and description.
+//! single source (CIDR, group by name, group by id with its account, prefix
+//! list by id or name) and description.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -13,6 +14,14 @@ use crate::model::{
     IngressRule, Mode, PortRange, Protocol, RuleManagement, RuleSource, SecurityGroupSpec,
 };
 
+/// The keys of which a rule takes exactly one.
+const SOURCE_KEYS: [&str; 5] = [
+    "cidr",
+    "sourceGroup",
+    "sourceGroupId",
+    "prefixListId",
+    "prefixList",
+];
 const CIDR_HINT: &str = "write an IPv4 CIDR such as 10.0.0.0/16 or an IPv6 one such as ::/0";
 /// Characters EC2 accepts in a rule description, besides letters and digits.
 const DESCRIPTION_PUNCTUATION: &str = " ._-:/()#,@[]+=&;{}!$*";
@@ -162,20 +171,20 @@ fn ingress_rule(
         ("cidr", &r.cidr),
         ("sourceGroup", &r.source_group),
         ("sourceGroupId", &r.source_group_id),
+        ("prefixListId", &r.prefix_list_id),
+        ("prefixList", &r.prefix_list),
     ]
     .into_iter()
     .filter_map(|(key, value)| value.as_ref().map(|v| (key, v)))
     .collect();
-    let sources_readable = ["cidr", "sourceGroup", "sourceGroupId"]
-        .iter()
-        .all(|key| ctx.ok(&format!("{p}.{key}")));
+    let sources_readable = SOURCE_KEYS.iter().all(|key| ctx.ok(&format!("{p}.{key}")));
     if sources_readable {
         match given.as_slice() {
             [] => {
                 ctx.error(
                     p,
                     "this rule has no source",
-                    "add one of `cidr` (addresses), `sourceGroup` (a group declared in this file) or `sourceGroupId` (any other group)",
+                    "add one of `cidr` (addresses), `sourceGroup` (a group declared in this file), `sourceGroupId` (any other group), `prefixListId` or `prefixList` (a managed prefix list)",
                 );
                 usable = false;
             }
@@ -218,13 +227,58 @@ fn ingress_rule(
                 });
                 Some(RuleSource::DeclaredGroup((*value).clone()))
             }
-            _ => {
+            "sourceGroupId" => {
                 check_group_id(ctx, &path, value, "`sourceGroupId`");
-                Some(RuleSource::ExternalGroup((*value).clone()))
+                match &r.source_account {
+                    Some(account) => Some(RuleSource::AccountGroup {
+                        account: account.clone(),
+                        group_id: (*value).clone(),
+                    }),
+                    None => Some(RuleSource::ExternalGroup((*value).clone())),
+                }
+            }
+            "prefixListId" => {
+                if !is_aws_id(value, "pl-") {
+                    ctx.error(
+                        &path,
+                        format!("invalid prefix list id {value:?}: it must be `pl-` followed by lower-case hex digits"),
+                        "copy the id from the VPC console (Managed prefix lists), or name the list with `prefixList`",
+                    );
+                }
+                Some(RuleSource::PrefixListId((*value).clone()))
+            }
+            _ => {
+                if value.trim().is_empty() || value.len() > 255 {
+                    ctx.error(
+                        &path,
+                        "a prefix list name is 1 to 255 characters",
+                        "write the list's name as the VPC console shows it, e.g. com.amazonaws.global.cloudfront.origin-facing",
+                    );
+                }
+                Some(RuleSource::PrefixListName((*value).clone()))
             }
         };
         if source.is_none() {
             source = parsed;
+        }
+    }
+
+    if let Some(account) = &r.source_account {
+        let path = format!("{p}.sourceAccount");
+        if r.source_group_id.is_none() {
+            ctx.error(
+                &path,
+                "`sourceAccount` names the owner of `sourceGroupId`, and this rule has none",
+                "add `sourceGroupId: sg-…` (the other account's group), or remove `sourceAccount`",
+            );
+            usable = false;
+        } else if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            ctx.error(
+                &path,
+                format!("invalid account id {account:?}: it must be 12 digits"),
+                "write the account id as digits, quoted so YAML keeps leading zeros: \"012345678901\"",
+            );
+            usable = false;
         }
     }
 

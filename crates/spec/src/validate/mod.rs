@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use crate::decode::Spans;
 use crate::diag::{Diagnostic, list_names, nearest};
 use crate::file as f;
-use crate::model::{DesiredState, Mode, Policy, Protocol};
+use crate::model::{DesiredState, Mode, Policy, Protocol, Quotas};
 
 mod balancing;
 mod groups;
@@ -162,9 +162,11 @@ pub(crate) fn validate(
     resolve_group_refs(&mut ctx, file, &refs);
 
     let policy = policy(&mut ctx, file.policy.as_ref());
+    let quotas = quotas(&mut ctx, file.quotas.as_ref());
     let state = DesiredState {
         mode: global,
         policy,
+        quotas,
         security_groups,
         clusters,
         services,
@@ -200,6 +202,43 @@ fn policy(ctx: &mut Ctx, policy: Option<&f::Policy>) -> Policy {
         )
     {
         out.max_destructive_percent = u32::try_from(n.0).unwrap_or(0);
+    }
+    out
+}
+
+fn quotas(ctx: &mut Ctx, quotas: Option<&f::Quotas>) -> Quotas {
+    let mut out = Quotas::default();
+    let Some(q) = quotas else {
+        return out;
+    };
+    let groups_path = "quotas.securityGroupsPerInterface";
+    if let Some(n) = q.security_groups_per_interface
+        && ctx.in_range(groups_path, n, 1, 16, "securityGroupsPerInterface")
+    {
+        out.groups_per_interface = usize::try_from(n.0).unwrap_or(5);
+    }
+    let rules_path = "quotas.rulesPerSecurityGroup";
+    if let Some(n) = q.rules_per_security_group
+        && ctx.in_range(rules_path, n, 1, 1000, "rulesPerSecurityGroup")
+    {
+        out.rules_per_group = usize::try_from(n.0).unwrap_or(60);
+    }
+    if out.groups_per_interface * out.rules_per_group > 1000 {
+        let at = if q.rules_per_security_group.is_some() {
+            rules_path
+        } else {
+            groups_path
+        };
+        ctx.error(
+            at,
+            format!(
+                "{} groups per interface × {} rules per group is {}; AWS caps the product at 1000",
+                out.groups_per_interface,
+                out.rules_per_group,
+                out.groups_per_interface * out.rules_per_group
+            ),
+            "write the quotas your account has (Service Quotas console, Amazon Virtual Private Cloud)",
+        );
     }
     out
 }
