@@ -376,3 +376,45 @@ fn a_swap_the_rule_quota_blocks_is_shown_with_the_numbers_and_what_to_do() {
         );
     }
 }
+
+/// An instance already carrying five other groups: the declared one would
+/// be a sixth. Reported for that instance; the other instance and the
+/// groups' rules are reconciled as usual.
+#[test]
+fn a_sixth_group_is_a_per_instance_report_and_the_rest_is_reconciled() {
+    let emu = Emulator::start();
+    emu.control("POST", "ec2", Some(&json!({"strict_group_writes": true})));
+    let (instance, eni) = first_instance(&emu);
+    let others: Vec<String> = (1..=4)
+        .map(|i| someone_elses_group(&emu, &format!("other-{i}")))
+        .collect();
+    emu.boto3(&format!(
+        "default = [g['GroupId'] for g in ec2.describe_network_interfaces(NetworkInterfaceIds=['{eni}'])['NetworkInterfaces'][0]['Groups'] if g['GroupName'] == 'default']\n\
+         ec2.modify_network_interface_attribute(NetworkInterfaceId='{eni}', Groups=default + {others:?})"
+    ));
+    emu.ctl("authorize-ingress LoadBalancerGroup tcp 22 22 --cidr 0.0.0.0/0");
+    let run = emu.reconciler(&["apply", "--config", &seed_config(), "--once", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let out = run.json();
+    let report = out["remaining"]["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["kind"] == "too-many-groups")
+        .unwrap_or_else(|| panic!("no too-many-groups report: {out}"));
+    assert_eq!(report["resource"], format!("instance/{instance}"));
+    assert_eq!(groups_of(&emu, &instance).0.len(), 5, "nothing written");
+    let plan = emu.reconciler(&["plan", "--config", &seed_config(), "-o", "json"]);
+    let left: Vec<String> = plan.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        ["too-many-groups"],
+        "the rest converged: {}",
+        plan.stdout
+    );
+}
