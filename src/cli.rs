@@ -164,8 +164,50 @@ pub enum Command {
         #[command(flatten)]
         listen: ListenArg,
     },
+    /// Ask a running daemon to reconcile now, bypassing its resync (exit 0
+    /// accepted; with --wait 0 converged, 2 drift remains, 1 error).
+    Sync {
+        #[command(flatten)]
+        client: ControlClientArgs,
+        /// A resource to reconcile, as KIND/NAME (security-group/web,
+        /// service/CLUSTER/NAME, ...). Repeatable; none means every one.
+        #[arg(long = "resource", value_name = "KIND/NAME")]
+        resources: Vec<String>,
+        /// Wait until the pass has finished, and exit like `apply --once`.
+        #[arg(long)]
+        wait: bool,
+        /// Output format.
+        #[arg(long, short = 'o', env = "ECS_RECONCILER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Confirm every removal a running daemon holds for an operator (what
+    /// SIGUSR1 does), over its control API.
+    Confirm {
+        #[command(flatten)]
+        client: ControlClientArgs,
+    },
     /// Print the JSON Schema of the desired-state file.
     Schema,
+}
+
+/// Where a running daemon's control API is, and its token.
+#[derive(Debug, Args)]
+pub struct ControlClientArgs {
+    /// The daemon's status server.
+    #[arg(
+        long,
+        env = "ECS_RECONCILER_URL",
+        default_value = "http://127.0.0.1:9187"
+    )]
+    pub url: String,
+    /// A file holding the token the daemon was started with
+    /// (--control-token-file).
+    #[arg(long, env = "ECS_RECONCILER_CONTROL_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The token itself, from the environment only (never a flag: it would
+    /// show in `ps`).
+    #[arg(skip = std::env::var("ECS_RECONCILER_CONTROL_TOKEN").ok())]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +237,12 @@ pub struct RunArgs {
     /// The window of --fight-threshold.
     #[arg(long, env = "ECS_RECONCILER_FIGHT_WINDOW", default_value = "10m", value_parser = parse_duration)]
     pub fight_window: std::time::Duration,
+    /// Turns the control API on (`POST /api/v1/reconcile`,
+    /// `POST /api/v1/confirm`): a file holding its bearer token, at least
+    /// 16 characters (e.g. `openssl rand -hex 32`). Without it the status
+    /// server is read-only.
+    #[arg(long, env = "ECS_RECONCILER_CONTROL_TOKEN_FILE")]
+    pub control_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -2,10 +2,10 @@
 //!
 //! | code | meaning |
 //! |------|---------|
-//! | 0    | success: valid config / no drift / converged |
-//! | 1    | error: AWS unreachable or refused, a read failed (the answer would be partial), a change failed |
-//! | 2    | `plan`: drift found; `apply`: drift remains after the pass |
-//! | 64   | usage error (unknown flag, missing argument) |
+//! | 0    | success: valid config / no drift / converged / request accepted |
+//! | 1    | error: AWS unreachable or refused, a read failed (the answer would be partial), a change failed; the control API refused or is unreachable |
+//! | 2    | `plan`: drift found; `apply`, `sync --wait`: drift remains after the pass |
+//! | 64   | usage error (unknown flag, missing argument, no control token) |
 //! | 78   | the config file is invalid or unreadable (EX_CONFIG) |
 //! | 130  | `run`: a second SIGTERM/SIGINT cut the graceful shutdown short |
 

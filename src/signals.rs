@@ -7,8 +7,10 @@
 //! | SIGTERM, SIGINT | [`Control::Shutdown`] (a second one: stop now, exit 130) |
 //! | SIGHUP | [`Control::Reload`]: re-read the file, forget fights, re-check everything |
 //! | SIGUSR1 | [`Control::ConfirmHeld`]: apply every held removal |
+//!
+//! The control API (`run --control-token-file`) sends the same controls.
 
-use ecs_reconciler_runtime::control::{Control, ControlSender};
+use ecs_reconciler_runtime::control::{Control, ControlSender, Origin};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The signals the daemon answers, and the control each one sends.
@@ -16,7 +18,11 @@ const TABLE: [(SignalKind, &str, Control); 4] = [
     (SignalKind::terminate(), "SIGTERM", Control::Shutdown),
     (SignalKind::interrupt(), "SIGINT", Control::Shutdown),
     (SignalKind::hangup(), "SIGHUP", Control::Reload),
-    (SignalKind::user_defined1(), "SIGUSR1", Control::ConfirmHeld),
+    (
+        SignalKind::user_defined1(),
+        "SIGUSR1",
+        Control::ConfirmHeld(Origin::Signal { name: "SIGUSR1" }),
+    ),
 ];
 
 /// Forwards every signal of [`TABLE`] to `controls` for the life of the
@@ -30,7 +36,7 @@ pub fn forward(controls: &ControlSender) {
                 tokio::spawn(async move {
                     while stream.recv().await.is_some() {
                         tracing::info!(signal = name, ?control, "signal received");
-                        if !controls.send(control) {
+                        if !controls.send(control.clone()) {
                             break;
                         }
                     }

@@ -1,6 +1,7 @@
 //! The subcommands. Each returns its exit code; none panics on bad input.
 
 mod apply;
+pub mod control;
 mod plan;
 mod run;
 
@@ -31,6 +32,13 @@ pub fn run(cli: Cli) -> u8 {
         },
         Command::Run(args) => with_runtime(|| run::run(&args)),
         Command::Healthcheck { listen } => with_runtime(|| run::healthcheck(listen.listen)),
+        Command::Sync {
+            client,
+            resources,
+            wait,
+            output,
+        } => with_runtime(|| control::sync(&client, &resources, wait, output)),
+        Command::Confirm { client } => with_runtime(|| control::confirm(&client)),
         Command::Schema => {
             println!("{}", ecs_reconciler_spec::json_schema_string());
             exit::OK

@@ -130,6 +130,17 @@ pub async fn run(args: &RunArgs) -> u8 {
         None => None,
     };
 
+    let control_token = match &args.control_token_file {
+        Some(path) => match super::control::read_token(path) {
+            Ok(token) => Some(token),
+            Err(message) => {
+                eprintln!("{message}");
+                return exit::CONFIG;
+            }
+        },
+        None => None,
+    };
+
     // Every signal becomes a control on one channel (see `signals`);
     // shutdown is acted on at once, the rest reach the loop.
     let (controls, control_rx) = control::channel();
@@ -191,6 +202,9 @@ pub async fn run(args: &RunArgs) -> u8 {
             metrics,
             registry: Arc::new(registry),
             timeline,
+            control: control_token.map(|token| {
+                ecs_reconciler_server::control_api::ControlApi::new(&token, controls.clone())
+            }),
         },
         shutdown.clone(),
     )

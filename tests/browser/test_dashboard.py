@@ -118,6 +118,8 @@ class Stack:
         self.url = ""
         self.config = tmp / "seed.yaml"
         self.seed_text = (REPO / "examples" / "seed.yaml").read_text()
+        self.token = "browser-0123456789abcdef0123"
+        self.token_file = tmp / "control-token"
 
     def awsctl(self, *args: str) -> dict:
         out = subprocess.run([sys.executable, str(AWSCTL), "--endpoint", self.endpoint, *args],
@@ -156,6 +158,7 @@ def stack():
 
         s.endpoint = f"http://127.0.0.1:{wait_until('the emulator (seeded)', emulator_up, timeout=45)}"
         s.config.write_text(s.seed_text)
+        s.token_file.write_text(s.token + "\n")
         port = free_port()
         s.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "AWS_ENDPOINT_URL": s.endpoint, "AWS_REGION": "us-east-1",
@@ -164,7 +167,8 @@ def stack():
             env.pop(key, None)
         with open(s.tmp / "daemon.log", "wb") as log:
             s.daemon = subprocess.Popen(
-                [str(exe), "run", "--config", str(s.config), "--listen", f"127.0.0.1:{port}", "--resync", "3s"],
+                [str(exe), "run", "--config", str(s.config), "--listen", f"127.0.0.1:{port}", "--resync", "3s",
+                 "--control-token-file", str(s.token_file)],
                 env=env, stdout=log, stderr=subprocess.STDOUT)
 
         def daemon_ready():
@@ -326,6 +330,44 @@ def test_2_injected_drift_shows_up_live_and_is_corrected(stack, page):
     assert kinds & {"drift", "action"}, kinds
     assert not any(r.get("from") == 22 for r in stack.awsctl("show")["ingress_rules"]["LoadBalancerGroup"])
     screenshot(page, "2-drift-corrected")
+
+
+def click(driver: webdriver.Chrome, element) -> None:
+    """Clicks like a person who scrolled it into view (below the sticky header)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def test_2b_the_operate_panel_needs_the_token_and_reconciles_now(stack, page):
+    result = "document.getElementById('operate-result').textContent"
+    buttons = "[...document.querySelectorAll('#operate button, .unit button.reconcile')]"
+    assert page.execute_script(f"return {buttons}.length >= 2 && {buttons}.every(b => b.disabled)"), \
+        "no token typed: every control button is disabled"
+
+    # A wrong token: refused, and the field is emptied.
+    field = page.find_element(By.ID, "token")
+    field.send_keys("not-the-token-0123456789")
+    click(page, page.find_element(By.ID, "reconcile-all"))
+    wait_page(page, "the refusal", f"{result}.includes('refused (401)')")
+    assert field.get_attribute("value") == ""
+    assert page.execute_script(f"return {buttons}.every(b => b.disabled)")
+
+    # The right one: a pass at once, answered with its result.
+    passes = stack.status()["daemon"]["passes"]
+    field.send_keys(stack.token)
+    click(page, page.find_element(By.ID, "reconcile-all"))
+    wait_page(page, "the pass's answer", f"{result}.includes('Reconcile everything: converged')")
+    assert stack.status()["daemon"]["passes"] > passes
+    # One card's button: only that resource.
+    unit = "security-group/LoadBalancerGroup"
+    click(page, page.find_element(By.CSS_SELECTOR, f"article.unit[data-unit='{unit}'] button.reconcile"))
+    wait_page(page, "the card's answer", f"{result}.includes('Reconcile {unit}: converged')")
+    click(page, page.find_element(By.ID, "confirm-held"))
+    wait_page(page, "the confirm's answer", f"{result}.includes('Confirm held removals: accepted')")
+    screenshot(page, "2b-operate")
+    assert "the control API (from 127.0.0.1:" in stack.daemon_log()
+    # The token was typed, never stored.
+    assert page.execute_script("return localStorage.length + sessionStorage.length") == 0
 
 
 def test_3_invalid_yaml_shows_its_position_and_the_fix_clears_it(stack, page):

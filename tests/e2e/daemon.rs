@@ -107,9 +107,12 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The complete audit lines (a line still being appended, without its
+    /// newline yet, is left for the next read).
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.audit)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
+        let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        complete
             .lines()
             .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
             .collect()
@@ -605,6 +608,27 @@ fn a_second_signal_exits_at_once() {
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
+/// Edits the file to empty the ALB group's rule list (1 → 0, a drastic
+/// edit) and waits until the daemon holds it for confirmation.
+pub(crate) fn empty_the_alb_group_and_wait_for_the_hold(
+    emu: &Emulator,
+    config: &str,
+    daemon: &Daemon,
+) {
+    let emptied = seed_text().replace(
+        "    ingress:\n      - protocol: tcp\n        ports: 80\n        cidr: 0.0.0.0/0\n        description: HTTP from anywhere\n",
+        "    ingress: []\n",
+    );
+    assert_ne!(emptied, seed_text());
+    atomic_write(config, &emptied);
+    emu.wait_for("the edit awaits confirmation", |_| {
+        let (_, status) = daemon.get("/api/v1/status");
+        status["daemon"]["awaiting_confirmation"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+}
+
 #[test]
 fn a_drastic_edit_is_held_until_sigusr1_confirms_it() {
     let emu = Emulator::start();
@@ -612,19 +636,7 @@ fn a_drastic_edit_is_held_until_sigusr1_confirms_it() {
     let daemon = Daemon::start(&emu, &config, &["--resync", "1s"]);
     wait_converged(&emu, &config, Duration::from_secs(10), "startup", &daemon);
 
-    // The edit empties the ALB group's rule list (1 → 0): drastic.
-    let emptied = seed_text().replace(
-        "    ingress:\n      - protocol: tcp\n        ports: 80\n        cidr: 0.0.0.0/0\n        description: HTTP from anywhere\n",
-        "    ingress: []\n",
-    );
-    assert_ne!(emptied, seed_text());
-    atomic_write(&config, &emptied);
-    emu.wait_for("the edit awaits confirmation", |_| {
-        let (_, status) = daemon.get("/api/v1/status");
-        status["daemon"]["awaiting_confirmation"]
-            .as_array()
-            .is_some_and(|a| a.len() == 1)
-    });
+    empty_the_alb_group_and_wait_for_the_hold(&emu, &config, &daemon);
     // Several complete, agreeing observations later, the rule is still there.
     let http_rules = |emu: &Emulator| {
         // A group without ingress rules is absent from `show`.

@@ -2,6 +2,7 @@
 //! the local emulator (moto + the project's layer). One integration target.
 
 mod cli;
+mod control_api;
 mod daemon;
 mod drift;
 mod faults;

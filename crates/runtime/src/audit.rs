@@ -1,6 +1,7 @@
 //! The audit trail: one JSON line per mutating call (time, resource,
 //! action, before, after, reason, result, request id), so an operator can
-//! answer "who changed my security group, and why". Written to a file
+//! answer "who changed my security group, and why"; and one line per
+//! accepted control request (who asked to reconcile or confirm). Written to a file
 //! (appended, flushed per line) or to stdout.
 
 use std::fs::OpenOptions;
@@ -8,7 +9,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ecs_reconciler_plan::{ActionOutcome, Outcome};
+use ecs_reconciler_plan::{ActionOutcome, Outcome, UnitId};
+
+use crate::control::Origin;
 use serde_json::json;
 
 /// Where audit lines go.
@@ -37,9 +40,37 @@ impl AuditLog {
     pub fn record_all(&mut self, outcomes: &[ActionOutcome]) {
         for outcome in outcomes {
             let line = audit_line(outcome, SystemTime::now());
-            if let Err(err) = writeln!(self.sink, "{line}").and_then(|_| self.sink.flush()) {
-                tracing::error!(error = %err, "cannot write the audit log");
-            }
+            self.write_line(&line);
+        }
+    }
+
+    /// One line per accepted control request (reconcile now, confirm):
+    /// who asked, and for what.
+    pub fn record_request(&mut self, action: &str, origin: &Origin, resources: &[UnitId]) {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        let line = json!({
+            "time": time,
+            "action": action,
+            "origin": origin,
+            "resources": resources,
+            "result": "accepted",
+        });
+        self.write_line(&line);
+    }
+
+    /// One line in one write: a reader tailing the file never sees half a
+    /// line (several writes of one line could interleave with its read).
+    fn write_line(&mut self, line: &serde_json::Value) {
+        let text = format!("{line}\n");
+        if let Err(err) = self
+            .sink
+            .write_all(text.as_bytes())
+            .and_then(|()| self.sink.flush())
+        {
+            tracing::error!(error = %err, "cannot write the audit log");
         }
     }
 }

@@ -1,5 +1,5 @@
-//! One control channel: every outside trigger of the daemon — a signal
-//! today, an event queue or a reconcile-now request tomorrow — becomes a
+//! One control channel: every outside trigger of the daemon — a signal, a
+//! request on the control API, an event queue tomorrow — becomes a
 //! [`Control`] sent on one channel. The binary decides which signal means
 //! what (one table, in one file); the runtime decides what each control
 //! does (here). A test sends controls without signalling its own process.
@@ -9,13 +9,17 @@
 //! cuts the graceful stop short. The other controls reach the loop, which
 //! acts on them between passes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, mpsc};
+use ecs_reconciler_plan::UnitId;
+use serde::Serialize;
+
+use crate::status::UnitState;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// An outside trigger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// Stop: the pass in flight finishes its calls, no new one starts. A
     /// second one means "now".
@@ -26,8 +30,102 @@ pub enum Control {
     /// Re-check every resource now.
     ResyncAll,
     /// An operator confirms every held removal: apply them now.
-    ConfirmHeld,
+    ConfirmHeld(Origin),
+    /// Reconcile some resources (all when empty) at once, bypassing their
+    /// resync; the reply, when asked for, carries the pass's result.
+    ReconcileNow(ReconcileRequest),
 }
+
+/// Who sent a control, for the log, the audit trail and the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "via")]
+pub enum Origin {
+    /// A Unix signal, by name.
+    Signal {
+        /// `SIGUSR1`, ...
+        name: &'static str,
+    },
+    /// The authenticated control API.
+    Api {
+        /// The client's address.
+        peer: String,
+    },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Signal { name } => write!(f, "{name}"),
+            Origin::Api { peer } => write!(f, "the control API (from {peer})"),
+        }
+    }
+}
+
+/// A reconcile-now request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileRequest {
+    /// The resources; empty means every declared one.
+    pub units: Vec<UnitId>,
+    /// Who asked.
+    pub origin: Origin,
+    /// Where the result goes once every named resource has had its pass.
+    pub reply: Option<PassReply>,
+}
+
+/// The result of the passes a reconcile-now request caused, per resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PassSummary {
+    /// Every resource converged: nothing left to change, nothing failed.
+    pub converged: bool,
+    /// Resources whose pass failed (a read or a change).
+    pub errors: usize,
+    /// Per resource.
+    pub units: Vec<UnitSummary>,
+}
+
+/// One resource's state after the requested pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitSummary {
+    /// The resource.
+    pub unit: UnitId,
+    /// Its state (`in-sync`, `correcting`, `drifted`, `error`, ...);
+    /// `None` when it is no longer declared.
+    pub state: Option<UnitState>,
+    /// Changes left: drift not corrected (reported, held, observe mode)
+    /// plus corrections that failed or were skipped.
+    pub remaining: usize,
+    /// The error of its pass, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The sending half of a one-time answer, shareable so [`Control`] stays
+/// `Clone`; equal only to itself.
+#[derive(Debug, Clone)]
+pub struct PassReply(Arc<Mutex<Option<oneshot::Sender<PassSummary>>>>);
+
+impl PassReply {
+    /// A reply and the receiver its answer arrives on.
+    pub fn new() -> (PassReply, oneshot::Receiver<PassSummary>) {
+        let (tx, rx) = oneshot::channel();
+        (PassReply(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Sends the answer (the first one only; a gone receiver is fine).
+    pub fn send(&self, summary: PassSummary) {
+        if let Some(tx) = self.0.lock().ok().and_then(|mut tx| tx.take()) {
+            let _ = tx.send(summary);
+        }
+    }
+}
+
+impl PartialEq for PassReply {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PassReply {}
 
 /// Sends controls to a running daemon; cheap to clone.
 #[derive(Debug, Clone)]
@@ -92,7 +190,7 @@ impl ControlReceiver {
                         routes.reload_file.notify_one();
                         let _ = to_loop.send(control);
                     }
-                    Control::ResyncAll | Control::ConfirmHeld => {
+                    Control::ResyncAll | Control::ConfirmHeld(_) | Control::ReconcileNow(_) => {
                         let _ = to_loop.send(control);
                     }
                 }
@@ -122,8 +220,9 @@ mod tests {
             reload_file: Arc::new(Notify::new()),
         };
         let mut to_loop = rx.route(routes.clone());
-        assert!(tx.send(Control::ConfirmHeld));
-        assert_eq!(to_loop.recv().await, Control::ConfirmHeld);
+        let confirm = Control::ConfirmHeld(Origin::Signal { name: "SIGUSR1" });
+        assert!(tx.send(confirm.clone()));
+        assert_eq!(to_loop.recv().await, confirm);
         tx.send(Control::Shutdown);
         routes.shutdown.cancelled().await;
         assert!(!routes.abort.is_cancelled());

@@ -25,12 +25,13 @@ use tracing::Instrument;
 
 use crate::audit::AuditLog;
 use crate::cloud::{Cloud, Leadership};
-use crate::control::{Control, LoopControls};
+use crate::control::{Control, LoopControls, ReconcileRequest};
 use crate::fights::{FightDetector, FightSettings};
 use crate::holds::DrasticHolds;
 use crate::metrics::{KindLabel, Metrics, QUEUE, QueueLabel};
 use crate::reload::LoadedConfig;
 use crate::report::{record_metrics, record_timeline, reported_drift};
+use crate::requests::Waiting;
 use crate::scheduler::{DueReason, Scheduler, SchedulerSettings, UnitResult};
 use crate::scope::Coverage;
 use crate::status::{DaemonStatus, PassReport, unit_results};
@@ -82,6 +83,8 @@ pub struct Controller<C: Cloud> {
     /// whatever happens: edits can delay the full re-read, never starve it
     /// (the file is re-read whole at least every two resyncs).
     full_pass_pending_since: Option<Instant>,
+    /// Reconcile-now requests waiting for their passes.
+    waiting: Waiting,
 }
 
 impl<C: Cloud> Controller<C> {
@@ -114,6 +117,7 @@ impl<C: Cloud> Controller<C> {
             own_writes: OwnWrites::default(),
             clock_origin: Instant::now(),
             full_pass_pending_since: None,
+            waiting: Waiting::default(),
         }
     }
 
@@ -221,6 +225,7 @@ impl<C: Cloud> Controller<C> {
                 continue;
             };
             scheduler.finish_pass(&results, started, Instant::now());
+            self.waiting.passed(&due, &self.status.borrow());
             self.recheck_unconfirmed(&mut scheduler, started);
             // What the pass freed goes back to the system, not to an arena.
             crate::memory::release_free_memory();
@@ -251,23 +256,78 @@ impl<C: Cloud> Controller<C> {
                 tracing::info!("resync requested: re-checking every resource now");
                 scheduler.trigger_all(Instant::now(), DueReason::Operator);
             }
-            Control::ConfirmHeld => {
+            Control::ConfirmHeld(origin) => {
                 let edits = self.drastic.confirm_all();
                 self.release_all_held = true;
                 tracing::warn!(
                     edits,
+                    %origin,
                     "an operator confirmed every held removal; applying them now"
                 );
+                if let Some(audit) = &mut self.audit {
+                    audit.record_request("confirm", &origin, &[]);
+                }
                 self.timeline.push(TimelineEvent::now(
                     TimelineKind::Confirmed,
                     None,
                     format!(
-                        "an operator confirmed every held removal ({edits} drastic config edits)"
+                        "an operator confirmed every held removal ({edits} drastic config edits), through {origin}"
                     ),
                 ));
                 self.status
                     .send_modify(|status| status.awaiting_confirmation.clear());
                 scheduler.trigger_all(Instant::now(), DueReason::Operator);
+            }
+            Control::ReconcileNow(request) => self.on_reconcile_request(request, scheduler),
+        }
+    }
+
+    /// Marks the requested resources due now; the reply waits for their
+    /// passes.
+    fn on_reconcile_request(&mut self, request: ReconcileRequest, scheduler: &mut Scheduler) {
+        let now = Instant::now();
+        let units: BTreeSet<UnitId> = if request.units.is_empty() {
+            scheduler.trigger_all(now, DueReason::Operator);
+            scheduler.units().cloned().collect()
+        } else {
+            // Unknown ones were refused by the API; a unit the file lost
+            // since is answered as no longer declared.
+            for unit in &request.units {
+                scheduler.expedite(unit, now, DueReason::Operator);
+            }
+            request.units.iter().cloned().collect()
+        };
+        let listed: Vec<UnitId> = units.iter().cloned().collect();
+        tracing::info!(origin = %request.origin, resources = listed.len(), "reconcile requested");
+        if let Some(audit) = &mut self.audit {
+            audit.record_request("reconcile", &request.origin, &request.units);
+        }
+        self.timeline.push(TimelineEvent::now(
+            TimelineKind::Requested,
+            (listed.len() == 1).then(|| listed[0].clone()),
+            format!(
+                "{} asked to reconcile {} now",
+                request.origin,
+                if request.units.is_empty() {
+                    "every resource".to_string()
+                } else {
+                    listed
+                        .iter()
+                        .map(UnitId::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        ));
+        if let Some(reply) = request.reply {
+            let declared: BTreeSet<UnitId> = scheduler.units().cloned().collect();
+            let (known, gone): (BTreeSet<UnitId>, BTreeSet<UnitId>) =
+                units.into_iter().partition(|u| declared.contains(u));
+            if known.is_empty() {
+                let gone: Vec<UnitId> = gone.into_iter().collect();
+                reply.send(crate::requests::summary(&gone, &self.status.borrow()));
+            } else {
+                self.waiting.add(known, reply);
             }
         }
     }

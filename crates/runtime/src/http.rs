@@ -1,6 +1,7 @@
-//! A minimal HTTP/1.1 GET client for loopback and link-local endpoints:
-//! the ECS task metadata endpoint and the daemon's own health endpoint (the
-//! `healthcheck` command, run in a container with no shell or curl). Plain
+//! A minimal HTTP/1.1 client for loopback and link-local endpoints: the
+//! ECS task metadata endpoint, the daemon's own health endpoint (the
+//! `healthcheck` command, run in a container with no shell or curl) and its
+//! control API (`sync`, `confirm`). Plain
 //! HTTP, `Connection: close`, bounded in time and size.
 
 use std::time::Duration;
@@ -34,19 +35,39 @@ pub enum HttpError {
         /// What was wrong with the answer.
         reason: String,
     },
-    /// The whole exchange took more than 2 s; carries the URL.
-    #[error("{0} did not answer within 2 s")]
-    Timeout(String),
+    /// The whole exchange took too long; carries the URL and the limit in
+    /// seconds.
+    #[error("{0} did not answer within {1} s")]
+    Timeout(String, u64),
 }
 
 /// GETs `url`; returns the status code and the body.
 pub async fn get(url: &str) -> Result<(u16, Vec<u8>), HttpError> {
-    tokio::time::timeout(Duration::from_secs(2), get_inner(url))
+    tokio::time::timeout(Duration::from_secs(2), exchange("GET", url, None, &[]))
         .await
-        .map_err(|_| HttpError::Timeout(url.to_string()))?
+        .map_err(|_| HttpError::Timeout(url.to_string(), 2))?
 }
 
-async fn get_inner(url: &str) -> Result<(u16, Vec<u8>), HttpError> {
+/// POSTs a JSON `body` to `url` with `Authorization: Bearer <token>`,
+/// waiting at most `limit`; returns the status code and the body (the
+/// control API's clients: `sync`, `confirm`).
+pub async fn post_json(
+    url: &str,
+    token: &str,
+    body: &[u8],
+    limit: Duration,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    tokio::time::timeout(limit, exchange("POST", url, Some(token), body))
+        .await
+        .map_err(|_| HttpError::Timeout(url.to_string(), limit.as_secs()))?
+}
+
+async fn exchange(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), HttpError> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| HttpError::BadUrl(url.to_string()))?;
@@ -65,10 +86,21 @@ async fn get_inner(url: &str) -> Result<(u16, Vec<u8>), HttpError> {
         format!("{host}:80")
     };
     let mut stream = TcpStream::connect(&authority).await.map_err(io)?;
-    let request = format!(
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
+    let mut request = format!(
+        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if method != "GET" {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.map_err(io)?;
+    stream.write_all(body).await.map_err(io)?;
     let mut response = Vec::new();
     stream
         .take(MAX_RESPONSE)

@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod reload;
 pub mod report;
+pub mod requests;
 pub mod scheduler;
 pub mod scope;
 pub mod status;

@@ -43,6 +43,15 @@ pub struct QueueLabel {
     pub name: String,
 }
 
+/// Labels of `ecs_reconciler_control_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControlRequestLabels {
+    /// `reconcile` or `confirm`.
+    pub endpoint: String,
+    /// `accepted`, `unauthorized`, `disabled` or `rejected`.
+    pub result: String,
+}
+
 /// A `kind` label alone (drift and fight counters).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -163,6 +172,10 @@ pub struct Metrics {
     /// write (`detached-before-write`), or that a read right after its
     /// write lacked (`missing-after-write`).
     pub group_list_changed_around_write_total: Family<KindLabel, Counter>,
+    /// `ecs_reconciler_control_requests_total{endpoint,result}`: requests
+    /// to the control API, accepted or not (a wrong token is
+    /// `unauthorized`).
+    pub control_requests_total: Family<ControlRequestLabels, Counter>,
     /// `ecs_reconciler_resource_in_sync{kind,name}`: 1 when the resource's
     /// last pass succeeded and corrected all its drift, else 0.
     pub resource_in_sync: Family<ResourceLabels, Gauge>,
@@ -222,6 +235,7 @@ impl Metrics {
             drift_corrected_total: Family::default(),
             fight_detected_total: Family::default(),
             group_list_changed_around_write_total: Family::default(),
+            control_requests_total: Family::default(),
             resource_in_sync: Family::default(),
             last_successful_observation: Gauge::default(),
             config_last_reload_successful: Gauge::default(),
@@ -270,6 +284,17 @@ impl Metrics {
                 .fight_detected_total
                 .get_or_create(&kind_label)
                 .inc_by(0);
+        }
+        for endpoint in ["reconcile", "confirm"] {
+            for result in ["accepted", "unauthorized"] {
+                metrics
+                    .control_requests_total
+                    .get_or_create(&ControlRequestLabels {
+                        endpoint: endpoint.into(),
+                        result: result.into(),
+                    })
+                    .inc_by(0);
+            }
         }
         for kind in ["detached-before-write", "missing-after-write"] {
             metrics
@@ -352,6 +377,11 @@ impl Metrics {
             "ecs_reconciler_group_list_changed_around_write",
             "Groups another writer changed around this controller's write of a group list, per kind",
             m.group_list_changed_around_write_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_control_requests",
+            "Requests to the control API (reconcile now, confirm), by endpoint and result",
+            m.control_requests_total.clone(),
         );
         registry.register(
             "ecs_reconciler_resource_in_sync",

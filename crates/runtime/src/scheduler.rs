@@ -305,6 +305,11 @@ impl Scheduler {
         }
     }
 
+    /// The scheduled units.
+    pub fn units(&self) -> impl Iterator<Item = &UnitId> {
+        self.units.keys()
+    }
+
     /// Marks every unit due now (an operator's reload or resync-all).
     pub fn trigger_all(&mut self, now: Instant, reason: DueReason) {
         for state in self.units.values_mut() {

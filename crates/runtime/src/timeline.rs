@@ -32,6 +32,8 @@ pub enum TimelineKind {
     Held,
     /// An operator confirmed the held removals.
     Confirmed,
+    /// An operator asked to reconcile now.
+    Requested,
     /// Another writer keeps undoing a correction.
     Fight,
 }

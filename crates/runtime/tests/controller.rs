@@ -11,12 +11,13 @@ use ecs_reconciler_plan::{
     RuleKey, Snapshot, UnitId, simulate,
 };
 use ecs_reconciler_runtime::cloud::{Cloud, Leadership};
-use ecs_reconciler_runtime::control::{self, Control, ControlSender};
+use ecs_reconciler_runtime::control::{self, Control, ControlSender, Origin};
 use ecs_reconciler_runtime::controller::Controller;
 use ecs_reconciler_runtime::reload::LoadedConfig;
 use ecs_reconciler_runtime::scheduler::SchedulerSettings;
 use ecs_reconciler_runtime::scope::Coverage;
 use ecs_reconciler_runtime::status::{DaemonStatus, UnitState};
+use ecs_reconciler_runtime::timeline::Timeline;
 use ecs_reconciler_spec::{PortRange, Protocol};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -163,6 +164,7 @@ struct Harness {
     shutdown: CancellationToken,
     /// The daemon's control channel (the binary maps signals onto it).
     controls: ControlSender,
+    timeline: Arc<Timeline>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -192,6 +194,8 @@ fn start_with(cloud: FakeCloud) -> Harness {
         transient_max: Duration::from_secs(30),
         coalesce: Duration::from_millis(500),
     });
+    let timeline = Arc::new(Timeline::default());
+    let controller = controller.with_timeline(timeline.clone());
     let status = controller.status();
     let task = tokio::spawn(controller.run());
     Harness {
@@ -200,6 +204,7 @@ fn start_with(cloud: FakeCloud) -> Harness {
         status,
         shutdown,
         controls,
+        timeline,
         task,
     }
 }
@@ -315,11 +320,8 @@ async fn an_edit_does_not_wait_for_a_long_full_pass_but_cannot_starve_it() {
     h.task.await.unwrap();
 }
 
-#[tokio::test(start_paused = true)]
-async fn drift_injected_between_passes_is_corrected_within_one_resync() {
-    let h = start(drifted());
-    run_for(Duration::from_millis(10)).await;
-    // Someone opens port 22 on web.
+/// Someone opens port 22 on web.
+fn open_ssh_on_web(h: &Harness) {
     if let Some(Observed::Known(Some(g))) =
         h.cloud.live.lock().unwrap().security_groups.get_mut("web")
     {
@@ -328,6 +330,13 @@ async fn drift_injected_between_passes_is_corrected_within_one_resync() {
             .unwrap()
             .push(rule(22, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn drift_injected_between_passes_is_corrected_within_one_resync() {
+    let h = start(drifted());
+    run_for(Duration::from_millis(10)).await;
+    open_ssh_on_web(&h);
     run_for(Duration::from_secs(33)).await;
     let executed = h.cloud.executed.lock().unwrap().clone();
     assert_eq!(executed.last().map(String::as_str), Some("revoke-ingress"));
@@ -604,7 +613,10 @@ async fn a_drastic_config_edit_waits_for_an_operator_however_often_it_is_observe
     assert!(held[0].reason.contains("SIGUSR1"), "{}", held[0].reason);
 
     // The operator confirms: applied at once, nothing awaits any more.
-    assert!(h.controls.send(Control::ConfirmHeld));
+    assert!(
+        h.controls
+            .send(Control::ConfirmHeld(Origin::Signal { name: "SIGUSR1" }))
+    );
     run_for(Duration::from_millis(10)).await;
     assert_eq!(
         *h.cloud.executed.lock().unwrap(),
@@ -675,6 +687,63 @@ async fn access_denied_backs_off_long_and_says_so_while_throttling_retries_soon(
     run_for(Duration::from_secs(10)).await;
     assert_eq!(passes(&h), 2);
     assert_eq!(h.cloud.executed.lock().unwrap().len(), 2);
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconcile_now_runs_a_scoped_pass_at_once_and_answers_when_it_is_done() {
+    let h = start(drifted());
+    run_for(Duration::from_millis(10)).await;
+    let before = passes(&h);
+    // Long before web's resync.
+    open_ssh_on_web(&h);
+    let (reply, answer) = control::PassReply::new();
+    assert!(
+        h.controls
+            .send(Control::ReconcileNow(control::ReconcileRequest {
+                units: vec![web()],
+                origin: Origin::Api {
+                    peer: "127.0.0.1:5".into()
+                },
+                reply: Some(reply),
+            }))
+    );
+    let summary = tokio::time::timeout(Duration::from_millis(50), answer)
+        .await
+        .expect("answered without waiting for the resync")
+        .expect("a summary");
+    assert_eq!(passes(&h), before + 1);
+    assert!(h.status.borrow().last_pass_scoped, "only web was read");
+    assert!(summary.converged, "{summary:?}");
+    assert_eq!(summary.units.len(), 1);
+    assert_eq!(summary.units[0].unit, web());
+    assert_eq!(
+        h.cloud.executed.lock().unwrap().last().map(String::as_str),
+        Some("revoke-ingress")
+    );
+    let requested = h.timeline.subscribe(50).0.iter().any(|e| {
+        e.message
+            .contains("asked to reconcile security-group/web now")
+    });
+    assert!(requested, "on the timeline");
+
+    // A request for a resource the file no longer declares is answered at
+    // once, as not converged.
+    let (reply, answer) = control::PassReply::new();
+    h.controls
+        .send(Control::ReconcileNow(control::ReconcileRequest {
+            units: vec![UnitId::security_group("gone")],
+            origin: Origin::Api {
+                peer: "127.0.0.1:5".into(),
+            },
+            reply: Some(reply),
+        }));
+    let summary = tokio::time::timeout(Duration::from_millis(50), answer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!summary.converged);
     h.shutdown.cancel();
     h.task.await.unwrap();
 }

@@ -9,6 +9,8 @@
 //   render*     one function per page region: header (overall state, leader),
 //               config (+ the validation error), addresses, API rates,
 //               reconciler, resource cards (desired vs live), timeline.
+//   operate     the control API: the token typed into the page (memory only),
+//               reconcile-now (all, or one card) and confirm buttons.
 //   helpers     el() builds DOM from text nodes only (no markup parsing); times are
 //               <time data-unix> elements refreshed every second.
 'use strict';
@@ -255,7 +257,7 @@
     const a = $('awaiting'), awaiting = d.awaiting_confirmation || [];
     a.hidden = !awaiting.length;
     fill(a, awaiting.map((x) => el('li', {}, el('strong', {}, `⏸ ${x.owner}`),
-      `: the config edit (generation ${x.generation}) cut ${x.what}; its removals wait for SIGUSR1 or apply --allow-destructive`)));
+      `: the config edit (generation ${x.generation}) cut ${x.what}; its removals wait for "Confirm held removals" (Operate), ecs-reconciler confirm, SIGUSR1 or apply --allow-destructive`)));
   }
 
   // ---- render: resource cards ----------------------------------------------
@@ -300,7 +302,8 @@
         failures ? ` (${failures} failures in a row)` : ''),
       drift,
       el('p', { class: 'checked muted' }, 'Checked ', when(u.last_pass_unix),
-        u.last_success_unix !== u.last_pass_unix ? [' · last success ', when(u.last_success_unix)] : ''));
+        u.last_success_unix !== u.last_pass_unix ? [' · last success ', when(u.last_success_unix)] : '',
+        ' ', el('button', { type: 'button', class: 'reconcile', 'data-unit': name, disabled: !token, title: 'Needs the control token (Operate panel)' }, 'Reconcile now')));
   }
   function changes(title, at, drift, actions) {
     const same = (a, c) => a.change && ['kind', 'resource', 'before'].every((k) => a.change[k] === c[k]);
@@ -402,6 +405,46 @@
       }
     }
   }
+
+  // ---- operate: the control API (needs the daemon's token) -----------------
+  // The token lives in this closure only: never in storage, the URL or the DOM
+  // after it is typed (the field is cleared on a 401).
+  let token = '';
+  function operating(on) {
+    for (const b of document.querySelectorAll('#operate button, .unit .reconcile')) b.disabled = !on || !token;
+  }
+  async function control(path, body, what) {
+    const out = $('operate-result');
+    out.textContent = `${what}…`;
+    operating(false);
+    try {
+      const r = await fetch(path, {
+        method: 'POST', cache: 'no-store', credentials: 'omit',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const answer = parse(await r.text()) || {};
+      if (r.status === 401) { token = ''; $('token').value = ''; }
+      if (!r.ok) { out.textContent = `${what}: refused (${r.status}) ${answer.error || ''}`; return; }
+      if (answer.converged != null) {
+        out.textContent = `${what}: ${answer.converged ? 'converged' : `not converged (${answer.errors} errors)`}`;
+      } else {
+        out.textContent = `${what}: accepted${answer.drastic_edits_confirmed != null ? ` (${answer.drastic_edits_confirmed} drastic edits were waiting)` : ''}`;
+      }
+    } catch (e) {
+      out.textContent = `${what}: the daemon did not answer (${e.message})`;
+    } finally {
+      operating(true);
+    }
+  }
+  $('token').addEventListener('input', (e) => { token = e.target.value.trim(); operating(true); });
+  $('operate').addEventListener('submit', (e) => e.preventDefault());
+  $('reconcile-all').addEventListener('click', () => control('/api/v1/reconcile?wait=true', { resources: [] }, 'Reconcile everything'));
+  $('confirm-held').addEventListener('click', () => control('/api/v1/confirm', {}, 'Confirm held removals'));
+  $('units').addEventListener('click', (e) => {
+    const b = e.target.closest('button.reconcile');
+    if (b) control('/api/v1/reconcile?wait=true', { resources: [b.dataset.unit] }, `Reconcile ${b.dataset.unit}`);
+  });
 
   setInterval(() => { tick(); if (S.status) renderApi(); }, 1000);
   connect();

@@ -1,7 +1,9 @@
 //! The live dashboard: one HTML page, its stylesheet and its script,
 //! embedded in the binary (no build step, nothing fetched from elsewhere).
 //! The page reads `/api/v1/events` (server-sent events) and falls back to
-//! polling `/api/v1/status`; it is as read-only as the rest of the server.
+//! polling `/api/v1/status`. It changes nothing by itself: its Operate panel
+//! calls the control API with the token a person types into it (kept in the
+//! page's memory only).
 
 use axum::Router;
 use axum::http::header;

@@ -1,5 +1,6 @@
-//! The daemon's HTTP side, read-only: no endpoint changes AWS or the
-//! config. `/healthz` is the loop's heartbeat (never AWS reachability, so a
+//! The daemon's HTTP side. Read-only unless the control API is on
+//! ([`control_api`]: reconcile now, confirm held removals, behind a bearer
+//! token); no endpoint changes the config. `/healthz` is the loop's heartbeat (never AWS reachability, so a
 //! throttled account does not get the container killed), `/readyz` says the
 //! config is loaded and a complete observation has been made (or, on a copy
 //! that follows, that it read the election: followers observe nothing), and
@@ -7,6 +8,7 @@
 //! it (server-sent events) with the timeline, `/metrics` is Prometheus text,
 //! and `/` is the dashboard.
 
+pub mod control_api;
 mod dashboard;
 
 use std::collections::VecDeque;
@@ -22,7 +24,7 @@ use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
+use axum::routing::{get, post};
 use ecs_reconciler_runtime::cloud::Leadership;
 use ecs_reconciler_runtime::metrics::Metrics;
 use ecs_reconciler_runtime::reload::ConfigStatus;
@@ -57,6 +59,9 @@ pub struct ServerState {
     pub registry: Arc<Registry>,
     /// Recent events, replayed to and streamed on `/api/v1/events`.
     pub timeline: Arc<Timeline>,
+    /// The control API, when a token was given; `None`: its endpoints
+    /// answer 403.
+    pub control: Option<control_api::ControlApi>,
 }
 
 /// The status server could not bind its address (at start-up, by [`serve`]).
@@ -77,6 +82,8 @@ pub fn router(state: ServerState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/api/v1/reconcile", post(control_api::reconcile))
+        .route("/api/v1/confirm", post(control_api::confirm))
         .merge(dashboard::routes())
         .with_state(state)
 }
@@ -93,7 +100,8 @@ pub async fn serve(
         .map_err(|source| BindError { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(listen = %local, "status server listening");
-    let app = router(state);
+    // The peer's address goes into the audit line of a control request.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     Ok(tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -294,6 +302,7 @@ mod tests {
             metrics,
             registry: Arc::new(registry),
             timeline: Arc::default(),
+            control: None,
         }
     }
 
