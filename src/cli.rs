@@ -123,6 +123,24 @@ fn parse_share(text: &str) -> Result<f64, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a desired-state file from a live service and what is around it
+    /// (target groups, load balancers, security groups), in observe mode.
+    Init {
+        /// The ECS cluster.
+        #[arg(long, env = "ECS_RECONCILER_CLUSTER")]
+        cluster: String,
+        /// A service to adopt. Repeatable.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// Adopt every active service of the cluster.
+        #[arg(long)]
+        all_services: bool,
+        /// Write the file here (default: stdout).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
     /// Check the desired-state file and report every error (exit 0 or 78).
     Validate {
         #[command(flatten)]

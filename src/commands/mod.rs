@@ -2,6 +2,7 @@
 
 mod apply;
 pub mod control;
+mod init;
 mod plan;
 mod run;
 
@@ -32,6 +33,22 @@ pub fn run(cli: Cli) -> u8 {
         },
         Command::Run(args) => with_runtime(|| run::run(&args)),
         Command::Healthcheck { listen } => with_runtime(|| run::healthcheck(listen.listen)),
+        Command::Init {
+            cluster,
+            services,
+            all_services,
+            output,
+            aws,
+        } => {
+            let args = init::InitArgs {
+                cluster: &cluster,
+                services: &services,
+                all: all_services,
+                output: output.as_deref(),
+                aws: &aws,
+            };
+            with_runtime(|| init::run(&args))
+        }
         Command::Sync {
             client,
             resources,

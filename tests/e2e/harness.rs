@@ -248,6 +248,11 @@ impl Emulator {
         path.display().to_string()
     }
 
+    /// A path in this test's directory (nothing is created).
+    pub fn dir_path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
     /// Writes a config file into this test's directory.
     pub fn write_config(&self, name: &str, text: &str) -> String {
         let path = self.dir.join(name);

@@ -7,6 +7,7 @@ mod daemon;
 mod drift;
 mod faults;
 mod harness;
+mod init;
 mod policy;
 mod real_ec2;
 mod real_ecs;

@@ -54,6 +54,8 @@ fn readonly_policy_matches_the_calls_plan_makes() {
         "ecs:DescribeCapacityProviders".to_string(),
         "ec2:DescribeNetworkInterfaces".to_string(),
         "ec2:DescribeManagedPrefixLists".to_string(),
+        // `init --all-services` lists the cluster's services; plan never.
+        "ecs:ListServices".to_string(),
     ]);
     assert_eq!(
         called,

@@ -21,6 +21,11 @@ Gaps fixed here:
   NetworkInterfaces[].Groups kept the removed group), accepts unknown group
   ids (stored as None) and an empty list.  Fixed.
 
+* DescribeSecurityGroupRules leaves out ``GroupOwnerId`` (the account that
+  owns the rule's group; the API reference's SecurityGroupRule lists it), so
+  a referenced group's ``ReferencedGroupInfo.UserId`` cannot be told apart
+  from another account's.  Now returned.
+
 Performance (no behaviour change): ``get_instance_by_id`` shallow-copied
 every reservation on each lookup (``all_reservations``); with a few hundred
 instances that made every target registration and every DescribeTargetHealth
@@ -66,6 +71,12 @@ def _patch_rule_pagination() -> None:
         return ActionResult(result)
 
     SecurityGroups.describe_security_group_rules = describe_security_group_rules
+
+
+def _patch_rule_owner() -> None:
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    SecurityGroupRule.group_owner_id = property(lambda self: self.ec2_backend.account_id)
 
 
 def _find_group(resp: Any) -> Any:
@@ -160,6 +171,7 @@ def apply() -> None:
         return
     _applied = True
     _patch_rule_pagination()
+    _patch_rule_owner()
     _patch_rule_changes()
     _patch_instance_groups()
     _patch_instance_lookup()

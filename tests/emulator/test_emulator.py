@@ -655,6 +655,7 @@ def test_security_group_rules(emu: Emu) -> None:
     by_id = {r["SecurityGroupRuleId"]: r for r in described["SecurityGroupRules"]}
     assert set(new_ids) <= set(by_id)
     assert {r["GroupId"] for r in by_id.values()} == {lb_sg, inst_sg}
+    assert {r["GroupOwnerId"] for r in by_id.values()} == {"123456789012"}
     assert by_id[new_ids[0]]["Tags"] == [{"Key": "managed-by", "Value": "ecs-reconciler"}]
     seeded = by_id[seed["security_group_rule_ids"]["LoadBalancerGroup"]]
     assert (seeded["IpProtocol"], seeded["FromPort"], seeded["ToPort"], seeded["CidrIpv4"], seeded["Description"]) == (

@@ -117,6 +117,19 @@ impl AwsError {
         }
     }
 
+    /// An answer that lacks what was asked for (a named service that does
+    /// not exist), as a not-found error of that call.
+    pub fn not_found(service: &'static str, operation: &'static str, message: String) -> Self {
+        AwsError {
+            service,
+            operation,
+            kind: ErrorKind::NotFound,
+            code: None,
+            message,
+            request_id: None,
+        }
+    }
+
     /// Whether AWS answered with error code `code`.
     pub fn is_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)

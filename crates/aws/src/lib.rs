@@ -7,6 +7,7 @@
 //! the API [`budget`], and the [`memory`] observation keeps between passes.
 //! Observation ([`mod@observe`]) is split by service: `observe::{ecs, ec2, elbv2}`.
 
+pub mod adopt;
 pub mod apply;
 mod attach;
 pub mod budget;

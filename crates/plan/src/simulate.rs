@@ -32,6 +32,7 @@ pub fn apply(snapshot: &mut Snapshot, action: &Action) {
                     key: rule.clone(),
                     description: description.clone(),
                     managed_by_us: true,
+                    source_account: None,
                 });
             }
         }

@@ -156,6 +156,10 @@ pub struct LiveRule {
     pub description: Option<String>,
     /// Created by ecs-reconciler (tagged `managed-by=ecs-reconciler`).
     pub managed_by_us: bool,
+    /// The account owning a referenced group, when it is not the group's
+    /// own account (a peered or shared VPC's group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_account: Option<String>,
 }
 
 /// An address family, as prefix lists and the rule quota count it.

@@ -191,6 +191,7 @@ fn rule_of(key: &RuleKey) -> LiveRule {
         key: key.clone(),
         description: None,
         managed_by_us: true,
+        source_account: None,
     }
 }
 

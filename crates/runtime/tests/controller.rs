@@ -126,6 +126,7 @@ fn rule(port: i32, source: LiveSource) -> LiveRule {
         key: RuleKey::new(Protocol::Tcp, PortRange::single(port), source),
         description: None,
         managed_by_us: false,
+        source_account: None,
     }
 }
 

@@ -102,6 +102,15 @@ pub(super) async fn observe_prefix_lists(
     if !declared && !live {
         return None;
     }
+    Some(match managed_prefix_lists(aws).await {
+        Ok(lists) => Observed::Known(lists),
+        Err(err) => unknown(&err),
+    })
+}
+
+/// Every managed prefix list of the region (AWS-managed, the account's and
+/// those shared with it): one paginated DescribeManagedPrefixLists.
+pub(crate) async fn managed_prefix_lists(aws: &Aws) -> Result<Vec<LivePrefixList>> {
     let pages = aws
         .sdk
         .ec2
@@ -109,7 +118,7 @@ pub(super) async fn observe_prefix_lists(
         .into_paginator()
         .send();
     let mut lists = Vec::new();
-    let read = pages::each_page(
+    pages::each_page(
         &aws.budget,
         "ec2",
         "DescribeManagedPrefixLists",
@@ -135,11 +144,8 @@ pub(super) async fn observe_prefix_lists(
             }
         },
     )
-    .await;
-    Some(match read {
-        Ok(()) => Observed::Known(lists),
-        Err(err) => unknown(&err),
-    })
+    .await?;
+    Ok(lists)
 }
 
 /// Which found group a declared one is: by id when given, else by name
@@ -182,10 +188,10 @@ fn match_declared(
 
 /// A security group a filtered read returned.
 #[derive(Debug, Clone)]
-struct GroupCandidate {
-    id: String,
-    name: String,
-    vpc_id: Option<String>,
+pub(crate) struct GroupCandidate {
+    pub id: String,
+    pub name: String,
+    pub vpc_id: Option<String>,
 }
 
 async fn describe_groups(aws: &Aws, desired: &DesiredState) -> Result<Vec<GroupCandidate>> {
@@ -200,46 +206,56 @@ async fn describe_groups(aws: &Aws, desired: &DesiredState) -> Result<Vec<GroupC
         .iter()
         .filter_map(|g| g.id.clone())
         .collect();
+    let mut out = groups_by_filter(aws, "group-name", &names).await?;
+    out.extend(groups_by_filter(aws, "group-id", &ids).await?);
+    Ok(out)
+}
+
+/// The groups a DescribeSecurityGroups `filter` (`group-name`, `group-id`)
+/// finds for `values`, every page, 200 values a call.
+pub(crate) async fn groups_by_filter(
+    aws: &Aws,
+    filter: &str,
+    values: &[String],
+) -> Result<Vec<GroupCandidate>> {
     let mut out = Vec::new();
-    for (filter, values) in [("group-name", names), ("group-id", ids)] {
-        for chunk in values.chunks(EC2_FILTER_VALUES) {
-            let pages = aws
-                .sdk
-                .ec2
-                .describe_security_groups()
-                .filters(
-                    Filter::builder()
-                        .name(filter)
-                        .set_values(Some(chunk.to_vec()))
-                        .build(),
-                )
-                .into_paginator()
-                .send();
-            pages::each_page(
-                &aws.budget,
-                "ec2",
-                "DescribeSecurityGroups",
-                pages,
-                DescribeSecurityGroupsOutput::next_token,
-                |page| {
-                    for group in page.security_groups() {
-                        out.push(GroupCandidate {
-                            id: group.group_id().unwrap_or_default().to_string(),
-                            name: group.group_name().unwrap_or_default().to_string(),
-                            vpc_id: group.vpc_id().map(str::to_string),
-                        });
-                    }
-                },
+    for chunk in values.chunks(EC2_FILTER_VALUES) {
+        let pages = aws
+            .sdk
+            .ec2
+            .describe_security_groups()
+            .filters(
+                Filter::builder()
+                    .name(filter)
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
             )
-            .await?;
-        }
+            .into_paginator()
+            .send();
+        pages::each_page(
+            &aws.budget,
+            "ec2",
+            "DescribeSecurityGroups",
+            pages,
+            DescribeSecurityGroupsOutput::next_token,
+            |page| {
+                for group in page.security_groups() {
+                    out.push(GroupCandidate {
+                        id: group.group_id().unwrap_or_default().to_string(),
+                        name: group.group_name().unwrap_or_default().to_string(),
+                        vpc_id: group.vpc_id().map(str::to_string),
+                    });
+                }
+            },
+        )
+        .await?;
     }
     Ok(out)
 }
 
 /// Ingress rules of the given groups, by group id: one filtered, paginated
 /// read for all of them.
-async fn describe_rules(
+pub(crate) async fn describe_rules(
     aws: &Aws,
     group_ids: &[String],
 ) -> Result<BTreeMap<String, Observed<Vec<LiveRule>>>> {
@@ -299,6 +315,12 @@ async fn describe_rules(
                     key,
                     description: rule.description().map(str::to_string),
                     managed_by_us,
+                    source_account: rule
+                        .referenced_group_info()
+                        .and_then(|g| g.user_id())
+                        // Without the owner there is no telling.
+                        .filter(|user| rule.group_owner_id().is_some_and(|owner| owner != *user))
+                        .map(str::to_string),
                 });
             }
             },
@@ -412,7 +434,10 @@ fn live_instance(id: &str, instance: &aws_sdk_ec2::types::Instance) -> LiveInsta
 
 /// By `instance-id` filter, not InstanceIds: one stale id must not fail the
 /// whole read.
-async fn describe_instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String, LiveInstance>> {
+pub(crate) async fn describe_instances(
+    aws: &Aws,
+    ids: &[String],
+) -> Result<BTreeMap<String, LiveInstance>> {
     let mut out = BTreeMap::new();
     for chunk in ids.chunks(EC2_FILTER_VALUES) {
         let pages = aws

@@ -269,6 +269,22 @@ async fn describe_services(
     names: &[String],
 ) -> Result<BTreeMap<String, LiveService>> {
     let mut found = BTreeMap::new();
+    each_service(aws, cluster, names, |name, service| {
+        found.insert(name.to_string(), live_service(service));
+    })
+    .await?;
+    Ok(found)
+}
+
+/// Calls `each` with every ACTIVE or DRAINING service of `names` that
+/// exists (DescribeServices, 10 a call, events left out); a name that does
+/// not exist is simply not passed, any other per-item failure is an error.
+pub(crate) async fn each_service(
+    aws: &Aws,
+    cluster: &str,
+    names: &[String],
+    mut each: impl FnMut(&str, &aws_sdk_ecs::types::Service),
+) -> Result<()> {
     for chunk in names.chunks(SERVICES_PER_CALL) {
         aws.take("ecs", "DescribeServices").await;
         let out = aws
@@ -291,14 +307,14 @@ async fn describe_services(
             if service.status() == Some("INACTIVE") {
                 continue;
             }
-            found.insert(name.to_string(), live_service(service));
+            each(name, service);
         }
     }
-    Ok(found)
+    Ok(())
 }
 
 /// The parts of a described service the plan uses.
-fn live_service(service: &aws_sdk_ecs::types::Service) -> LiveService {
+pub(crate) fn live_service(service: &aws_sdk_ecs::types::Service) -> LiveService {
     LiveService {
         arn: service.service_arn().unwrap_or_default().to_string(),
         status: service.status().unwrap_or_default().to_string(),
@@ -626,7 +642,10 @@ pub(crate) async fn describe_tasks(
     Ok(tasks)
 }
 
-async fn container_instances(aws: &Aws, cluster: &str) -> Result<Vec<LiveContainerInstance>> {
+pub(crate) async fn container_instances(
+    aws: &Aws,
+    cluster: &str,
+) -> Result<Vec<LiveContainerInstance>> {
     let mut arns = Vec::new();
     let pages = aws
         .sdk
@@ -688,7 +707,7 @@ async fn container_instances(aws: &Aws, cluster: &str) -> Result<Vec<LiveContain
         .collect())
 }
 
-async fn describe_task_definition(aws: &Aws, arn: &str) -> Result<LiveTaskDefinition> {
+pub(crate) async fn describe_task_definition(aws: &Aws, arn: &str) -> Result<LiveTaskDefinition> {
     aws.take("ecs", "DescribeTaskDefinition").await;
     let out = aws
         .sdk

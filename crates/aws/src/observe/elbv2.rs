@@ -376,7 +376,7 @@ async fn describe_load_balancers(
         .collect())
 }
 
-async fn describe_listeners(aws: &Aws, arn: &str) -> Result<Vec<LiveListener>> {
+pub(crate) async fn describe_listeners(aws: &Aws, arn: &str) -> Result<Vec<LiveListener>> {
     let mut out = Vec::new();
     let pages = aws
         .sdk

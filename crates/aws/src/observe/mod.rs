@@ -19,7 +19,12 @@ use ecs_reconciler_spec::DesiredState;
 use crate::Aws;
 use crate::error::AwsError;
 
-pub(crate) use ecs::{describe_tasks, list_task_arns};
+pub(crate) use ec2::{describe_instances, describe_rules, groups_by_filter, managed_prefix_lists};
+pub(crate) use ecs::{
+    container_instances, describe_task_definition, describe_tasks, each_service, list_task_arns,
+    live_service,
+};
+pub(crate) use elbv2::describe_listeners;
 
 type Result<T> = std::result::Result<T, AwsError>;
 
