@@ -261,6 +261,10 @@ pub struct RunArgs {
     /// server is read-only.
     #[arg(long, env = "ECS_RECONCILER_CONTROL_TOKEN_FILE")]
     pub control_token_file: Option<PathBuf>,
+    /// The dashboard's address as people reach it (e.g. behind a proxy),
+    /// for the links in notifications.
+    #[arg(long, env = "ECS_RECONCILER_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

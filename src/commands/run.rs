@@ -172,6 +172,7 @@ pub async fn run(args: &RunArgs) -> u8 {
             .filter(|uri| !uri.is_empty()),
         identity: tokio::sync::Mutex::new(None),
     });
+    let notifier_config = config_rx.clone();
     let mut controller = Controller::new(cloud, config_rx, loop_controls, shutdown.clone())
         .with_schedule(SchedulerSettings {
             resync: args.resync,
@@ -192,6 +193,16 @@ pub async fn run(args: &RunArgs) -> u8 {
         metrics.clone(),
         timeline.clone(),
     ));
+    // Webhooks follow the timeline and the status: delivery never waits
+    // in the loop.
+    ecs_reconciler_runtime::notify::spawn(
+        notifier_config,
+        timeline.clone(),
+        controller.status(),
+        metrics.clone(),
+        args.public_url.clone(),
+        shutdown.clone(),
+    );
     let server = ecs_reconciler_server::serve(
         args.listen.listen,
         ServerState {
@@ -306,11 +317,14 @@ async fn follow_config(
             ));
         }
         if now.error != last.error {
-            let message = match &now.error {
-                Some(error) => format!("invalid config kept out (the last good one runs): {error}"),
-                None => "config error cleared".to_string(),
+            let (kind, message) = match &now.error {
+                Some(error) => (
+                    TimelineKind::ConfigRejected,
+                    format!("invalid config kept out (the last good one runs): {error}"),
+                ),
+                None => (TimelineKind::Config, "config error cleared".to_string()),
             };
-            timeline.push(TimelineEvent::now(TimelineKind::Config, None, message));
+            timeline.push(TimelineEvent::now(kind, None, message));
         }
         last = now;
     }

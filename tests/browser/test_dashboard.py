@@ -360,7 +360,10 @@ def test_2b_the_operate_panel_needs_the_token_and_reconciles_now(stack, page):
     assert stack.status()["daemon"]["passes"] > passes
     # One card's button: only that resource.
     unit = "security-group/LoadBalancerGroup"
-    click(page, page.find_element(By.CSS_SELECTOR, f"article.unit[data-unit='{unit}'] button.reconcile"))
+    # The cards are re-rendered on every status event: find and click in one script.
+    page.execute_script(
+        "const b = document.querySelector(`article.unit[data-unit='${arguments[0]}'] button.reconcile`);"
+        "b.scrollIntoView({block: 'center'}); b.click();", unit)
     wait_page(page, "the card's answer", f"{result}.includes('Reconcile {unit}: converged')")
     click(page, page.find_element(By.ID, "confirm-held"))
     wait_page(page, "the confirm's answer", f"{result}.includes('Confirm held removals: accepted')")

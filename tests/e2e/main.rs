@@ -8,6 +8,7 @@ mod drift;
 mod faults;
 mod harness;
 mod init;
+mod notify;
 mod policy;
 mod real_ec2;
 mod real_ecs;

@@ -18,6 +18,7 @@ pub mod http;
 pub mod memory;
 pub mod metadata;
 pub mod metrics;
+pub mod notify;
 pub mod reload;
 pub mod report;
 pub mod requests;

@@ -52,6 +52,15 @@ pub struct ControlRequestLabels {
     pub result: String,
 }
 
+/// Labels of `ecs_reconciler_notifications_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// The webhook's `name` in the file.
+    pub webhook: String,
+    /// `sent`, `failed` (after retries), `dropped` or `unresolved`.
+    pub result: String,
+}
+
 /// A `kind` label alone (drift and fight counters).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -176,6 +185,9 @@ pub struct Metrics {
     /// to the control API, accepted or not (a wrong token is
     /// `unauthorized`).
     pub control_requests_total: Family<ControlRequestLabels, Counter>,
+    /// `ecs_reconciler_notifications_total{webhook,result}`: messages to
+    /// each webhook, sent or not.
+    pub notifications_total: Family<NotificationLabels, Counter>,
     /// `ecs_reconciler_resource_in_sync{kind,name}`: 1 when the resource's
     /// last pass succeeded and corrected all its drift, else 0.
     pub resource_in_sync: Family<ResourceLabels, Gauge>,
@@ -212,6 +224,8 @@ pub struct Metrics {
     /// waited for a token, in seconds.
     pub api_budget_wait_seconds: Family<ClassLabel, Counter<f64, AtomicU64>>,
     api_totals: Mutex<BTreeMap<String, ApiTotals>>,
+    /// Webhook → result → messages, for the status document.
+    notification_totals: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     budget_waited: Mutex<BTreeMap<String, f64>>,
 }
 
@@ -236,6 +250,7 @@ impl Metrics {
             fight_detected_total: Family::default(),
             group_list_changed_around_write_total: Family::default(),
             control_requests_total: Family::default(),
+            notifications_total: Family::default(),
             resource_in_sync: Family::default(),
             last_successful_observation: Gauge::default(),
             config_last_reload_successful: Gauge::default(),
@@ -249,6 +264,7 @@ impl Metrics {
             api_budget_burst: Family::default(),
             api_budget_wait_seconds: Family::default(),
             api_totals: Mutex::new(BTreeMap::new()),
+            notification_totals: Mutex::new(BTreeMap::new()),
             budget_waited: Mutex::new(BTreeMap::new()),
         };
         // Pre-initialise so dashboards and alerts see 0, not "no data".
@@ -382,6 +398,11 @@ impl Metrics {
             "ecs_reconciler_control_requests",
             "Requests to the control API (reconcile now, confirm), by endpoint and result",
             m.control_requests_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_notifications",
+            "Messages to each notification webhook, by result (sent, failed after retries, dropped, unresolved)",
+            m.notifications_total.clone(),
         );
         registry.register(
             "ecs_reconciler_resource_in_sync",
@@ -519,6 +540,32 @@ impl Metrics {
                 .get_or_create(&label)
                 .inc_by(delta.max(0.0));
         }
+    }
+
+    /// Counts `n` messages to `webhook` with `result` (sent, failed,
+    /// dropped, unresolved), in the series and the status totals.
+    pub fn notification(&self, webhook: &str, result: &str, n: u64) {
+        self.notifications_total
+            .get_or_create(&NotificationLabels {
+                webhook: webhook.into(),
+                result: result.into(),
+            })
+            .inc_by(n);
+        if let Ok(mut totals) = self.notification_totals.lock() {
+            *totals
+                .entry(webhook.to_string())
+                .or_default()
+                .entry(result.to_string())
+                .or_default() += n;
+        }
+    }
+
+    /// Webhook → result → messages so far.
+    pub fn notification_totals(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        self.notification_totals
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Totals per AWS service since start.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ecs_reconciler_plan::{ActionOutcome, Change, Disposition, Outcome, Plan, UnitId};
+use ecs_reconciler_plan::{ActionOutcome, Change, Disposition, HoldReason, Outcome, Plan, UnitId};
 
 use crate::cloud::Leadership;
 use crate::metrics::ResourceLabels;
@@ -139,8 +139,14 @@ pub fn record_timeline(
         .filter(|c| due.contains(&c.owner) && c.disposition.is_drift())
     {
         if is_new(previous, change) {
+            // Removals held for the cap or a drastic edit: a person may
+            // have to act, which is worth its own kind.
+            let kind = match change.hold {
+                Some(HoldReason::DestructiveCap | HoldReason::DrasticEdit) => TimelineKind::Held,
+                _ => TimelineKind::Drift,
+            };
             timeline.push(TimelineEvent::now(
-                TimelineKind::Drift,
+                kind,
                 Some(change.owner.clone()),
                 change.reason.clone(),
             ));
@@ -154,14 +160,17 @@ pub fn record_timeline(
             Outcome::Skipped { reason } => (TimelineKind::Error, format!("skipped: {reason}")),
             Outcome::Failed { error, .. } => (TimelineKind::Error, format!("failed: {error}")),
         };
-        timeline.push(TimelineEvent::now(
-            kind,
-            Some(change.owner.clone()),
-            format!(
-                "{} {}: {} -> {} ({result})",
-                change.kind, change.resource, change.before, change.after
-            ),
-        ));
+        timeline.push(
+            TimelineEvent::now(
+                kind,
+                Some(change.owner.clone()),
+                format!(
+                    "{} {}: {} -> {} ({result})",
+                    change.kind, change.resource, change.before, change.after
+                ),
+            )
+            .because(change.reason.clone()),
+        );
     }
     if !plan.unknowns.is_empty() && unknowns_before != plan.unknowns {
         let unknowns: Vec<String> = plan

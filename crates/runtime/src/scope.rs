@@ -85,6 +85,7 @@ pub fn scoped(desired: &DesiredState, due: &BTreeSet<UnitId>) -> Option<DesiredS
         mode: desired.mode,
         policy: desired.policy,
         quotas: desired.quotas,
+        notifications: desired.notifications.clone(),
         security_groups: desired
             .security_groups
             .iter()

@@ -22,8 +22,10 @@ pub enum TimelineKind {
     Drift,
     /// A change made.
     Action,
-    /// A config load, or a refused edit.
+    /// A config load, or an edit's error cleared.
     Config,
+    /// An edit of the file was refused; the last good config runs.
+    ConfigRejected,
     /// This copy started or stopped leading.
     Leadership,
     /// A failed read or change.
@@ -49,6 +51,9 @@ pub struct TimelineEvent {
     pub unit: Option<UnitId>,
     /// What happened, for a person.
     pub message: String,
+    /// Why, when there is a reason (the plan's, for a change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Seconds since the Unix epoch, now.
@@ -67,7 +72,14 @@ impl TimelineEvent {
             kind,
             unit,
             message,
+            why: None,
         }
+    }
+
+    /// The same entry, with why it happened.
+    pub fn because(mut self, why: impl Into<String>) -> TimelineEvent {
+        self.why = Some(why.into());
+        self
     }
 }
 

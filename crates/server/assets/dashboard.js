@@ -250,6 +250,9 @@
       ['Passes', String(d.passes ?? 0)],
       ['Last pass', [when(d.last_pass_unix), d.last_pass_seconds != null ? ` (${Math.round(d.last_pass_seconds * 1000)} ms${d.last_pass_scoped ? ', scoped to the due resources' : ''})` : '']],
       ['Full observation', when(d.last_complete_observation_unix)],
+      ...Object.entries(s.notifications || {}).map(([name, t]) => [`Webhook ${name}`,
+        el('span', { class: (t.failed || t.dropped || t.unresolved) ? 'error' : null },
+          `${t.sent || 0} sent, ${t.failed || 0} failed, ${t.dropped || 0} dropped${t.unresolved ? ', URL not found' : ''}`)]),
     ]));
     const u = $('unknowns');
     u.hidden = !(d.unknowns && d.unknowns.length);

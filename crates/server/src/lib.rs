@@ -163,6 +163,8 @@ struct StatusDocument<'a, Addresses: serde::Serialize> {
     leadership: &'a ecs_reconciler_runtime::cloud::Leadership,
     addresses: &'a Addresses,
     api: std::collections::BTreeMap<String, ecs_reconciler_runtime::metrics::ApiTotals>,
+    /// Webhook → result (sent, failed, dropped, unresolved) → messages.
+    notifications: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     daemon: &'a DaemonStatus,
 }
 
@@ -179,6 +181,7 @@ fn status_json(state: &ServerState) -> String {
         leadership: &daemon.leadership,
         addresses: &daemon.addresses,
         api,
+        notifications: state.metrics.notification_totals(),
         daemon: &daemon,
     })
     .expect("the status serializes")

@@ -56,6 +56,112 @@ pub struct DesiredStateFile {
     /// Application load balancers: their security groups and listeners.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_balancers: Vec<LoadBalancer>,
+    /// Webhooks told what the controller corrects, holds and finds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Notification>,
+}
+
+/// A webhook told about events: what changed (before → after), why, who
+/// when known, with a link to the dashboard.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notification {
+    /// A name for logs and metrics; unique in the file.
+    #[schemars(example = &"ops-slack")]
+    pub name: String,
+    /// Where the webhook URL comes from. Never written in this file (it is
+    /// a secret); never logged in full.
+    pub url: UrlSource,
+    /// `json` (one object per message) or `slack` (incoming-webhook
+    /// blocks). Default `json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<NotificationFormat>,
+    /// The events it wants.
+    pub events: Vec<NotificationEvent>,
+    /// `read-failing` fires once a resource's reads have failed this many
+    /// seconds in a row (default 300, 30 to 86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 300, "minimum" = 30, "maximum" = 86400))]
+    pub read_failing_after_seconds: Option<Int>,
+    /// Events of one kind about one resource within this many seconds go
+    /// out as one message with a count (default 10, 1 to 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 10, "minimum" = 1, "maximum" = 3600))]
+    pub coalesce_seconds: Option<Int>,
+}
+
+/// Exactly one of `env` or `file`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UrlSource {
+    /// An environment variable of the daemon holding the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"SLACK_WEBHOOK_URL")]
+    pub env: Option<String>,
+    /// A file holding the URL (e.g. a mounted secret); read at every load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// How a notification is written.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationFormat {
+    /// One JSON object per message.
+    #[default]
+    Json,
+    /// A Slack incoming-webhook payload (`text` and `blocks`).
+    Slack,
+}
+
+/// What a webhook can be told.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotificationEvent {
+    /// A drift was corrected (a change applied).
+    #[default]
+    DriftCorrected,
+    /// Removals are held: over the destructive cap, or a drastic edit
+    /// awaiting an operator's confirmation.
+    RemovalsHeld,
+    /// Another writer keeps undoing a correction: the field is left alone.
+    FightDetected,
+    /// An edit of the file was refused; the last good config runs.
+    ConfigRejected,
+    /// A resource's reads or changes have failed for longer than
+    /// `readFailingAfterSeconds`.
+    ReadFailing,
+    /// This copy started or stopped leading.
+    LeadershipChanged,
+    /// AWS throttled the controller's calls (its budget is too generous
+    /// for what else runs in the account).
+    Throttled,
 }
 
 /// An EC2 security group, found by name (within `vpcId` if given) or by `id`.

@@ -443,6 +443,37 @@ impl Default for Quotas {
     }
 }
 
+pub use crate::file::{NotificationEvent, NotificationFormat};
+
+/// Where a webhook's URL comes from (the file never holds it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UrlFrom {
+    /// This environment variable of the daemon.
+    Env(String),
+    /// This file (a mounted secret).
+    File(String),
+}
+
+/// A validated webhook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationSpec {
+    /// Unique in the file.
+    pub name: String,
+    /// Where its URL comes from.
+    pub url: UrlFrom,
+    /// How messages are written.
+    pub format: NotificationFormat,
+    /// The events it wants.
+    pub events: std::collections::BTreeSet<NotificationEvent>,
+    /// `read-failing` after this long.
+    pub read_failing_after: std::time::Duration,
+    /// Events of one kind about one resource within this window are one
+    /// message.
+    pub coalesce: std::time::Duration,
+}
+
 /// The whole validated file. Each resource's `mode` is already resolved
 /// against the global one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -464,6 +495,8 @@ pub struct DesiredState {
     pub target_groups: Vec<TargetGroupSpec>,
     /// The declared load balancers, in file order.
     pub load_balancers: Vec<LoadBalancerSpec>,
+    /// The webhooks, in file order.
+    pub notifications: Vec<NotificationSpec>,
 }
 
 impl DesiredState {

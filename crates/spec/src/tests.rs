@@ -18,6 +18,17 @@ policy:
 quotas:
   securityGroupsPerInterface: 8
   rulesPerSecurityGroup: "120"
+notifications:
+  - name: ops-slack
+    url: {env: SLACK_WEBHOOK_URL}
+    format: slack
+    events: [drift-corrected, removals-held, fight-detected, config-rejected, read-failing, leadership-changed, throttled]
+    readFailingAfterSeconds: 600
+    coalesceSeconds: "30"
+  - name: pager
+    url: {file: /run/secrets/pager-hook}
+    format: json
+    events: [fight-detected]
 securityGroups:
   - name: edge
     id: sg-0123456789abcdef0
@@ -298,6 +309,52 @@ securityGroups:
         "19:24: error: invalid account id \"1234\"",
         "22:23: error: invalid prefix list id",
         "a rule takes exactly one source, but this one has `cidr` and `prefixList`",
+    ] {
+        assert!(errors.contains(expected), "{expected}\n{errors}");
+    }
+}
+
+#[test]
+fn notifications_take_a_url_source_never_a_url() {
+    let state = crate::load(&kitchen_sink())
+        .map_err(|e| e.to_string())
+        .unwrap();
+    assert_eq!(state.notifications.len(), 2);
+    assert_eq!(state.notifications[0].events.len(), 7);
+    assert_eq!(
+        state.notifications[0].read_failing_after,
+        std::time::Duration::from_secs(600)
+    );
+    assert_eq!(
+        state.notifications[1].coalesce,
+        std::time::Duration::from_secs(10)
+    );
+    let bad = r"
+securityGroups:
+  - name: edge
+    ingress: []
+notifications:
+  - name: a
+    url: {env: 'https://hooks.example.test/x'}
+    events: [drift-corrected, drift-corrected]
+  - name: a
+    url: {env: X, file: /y}
+    events: []
+  - name: b
+    url: {}
+    events: [everything]
+    coalesceSeconds: 0
+";
+    let errors = crate::load(bad).unwrap_err().to_string();
+    for expected in [
+        "is not an environment variable name",
+        "this event is listed twice",
+        "notification `a` is declared twice",
+        "not both",
+        "at least one event",
+        "the URL needs a source",
+        "notification event",
+        "coalesceSeconds 0 is out of range",
     ] {
         assert!(errors.contains(expected), "{expected}\n{errors}");
     }

@@ -127,6 +127,7 @@ fn seed_loads_to_the_expected_state() {
             }],
             mode: Mode::Enforce,
         }],
+        notifications: Vec::new(),
     };
     assert_eq!(load(SEED).map_err(|e| e.to_string()), Ok(expected));
 }

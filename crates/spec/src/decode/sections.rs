@@ -4,8 +4,8 @@
 use super::{Decode, Decoder};
 use crate::file::{
     CapacityProviderItem, Cluster, DesiredStateFile, IngressRule, Int, Listener, LoadBalancer,
-    Policy, PortBounds, Quotas, ReplicaRange, Replicas, SecurityGroup, Service, TargetGroup,
-    TaskDefinition,
+    Notification, Policy, PortBounds, Quotas, ReplicaRange, Replicas, SecurityGroup, Service,
+    TargetGroup, TaskDefinition, UrlSource,
 };
 use crate::yaml::{Node, Value};
 
@@ -27,6 +27,7 @@ impl Decode for DesiredStateFile {
                 "services",
                 "targetGroups",
                 "loadBalancers",
+                "notifications",
             ],
         )?;
         Some(DesiredStateFile {
@@ -39,6 +40,7 @@ impl Decode for DesiredStateFile {
             services: d.list(&m, "services"),
             target_groups: d.list(&m, "targetGroups"),
             load_balancers: d.list(&m, "loadBalancers"),
+            notifications: d.list(&m, "notifications"),
         })
     }
 }
@@ -132,6 +134,46 @@ impl Decode for Policy {
         Some(Policy {
             max_destructive_per_pass: d.opt(&m, "maxDestructivePerPass"),
             max_destructive_percent: d.opt(&m, "maxDestructivePercent"),
+        })
+    }
+}
+
+impl Decode for Notification {
+    const EXPECTED: &'static str = "a notification";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        let m = d.fields(
+            node,
+            path,
+            "a notification",
+            &[
+                "name",
+                "url",
+                "format",
+                "events",
+                "readFailingAfterSeconds",
+                "coalesceSeconds",
+            ],
+        )?;
+        Some(Notification {
+            name: d.req(&m, "name"),
+            url: d.req(&m, "url"),
+            format: d.opt(&m, "format"),
+            events: d.req(&m, "events"),
+            read_failing_after_seconds: d.opt(&m, "readFailingAfterSeconds"),
+            coalesce_seconds: d.opt(&m, "coalesceSeconds"),
+        })
+    }
+}
+
+impl Decode for UrlSource {
+    const EXPECTED: &'static str = "where the URL comes from";
+
+    fn decode(d: &mut Decoder, node: &Node, path: &str) -> Option<Self> {
+        let m = d.fields(node, path, "a URL source", &["env", "file"])?;
+        Some(UrlSource {
+            env: d.opt(&m, "env"),
+            file: d.opt(&m, "file"),
         })
     }
 }

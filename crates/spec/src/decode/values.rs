@@ -5,8 +5,8 @@
 use super::{Decode, Decoder, leaf, parent};
 use crate::diag::nearest;
 use crate::file::{
-    Int, LaunchType, ListenerProtocol, Management, Membership, Mode, PortBounds, Ports, Protocol,
-    SchedulingStrategy, TargetType,
+    Int, LaunchType, ListenerProtocol, Management, Membership, Mode, NotificationEvent,
+    NotificationFormat, PortBounds, Ports, Protocol, SchedulingStrategy, TargetType,
 };
 use crate::yaml::{Kind, Node, Value};
 
@@ -225,6 +225,18 @@ keyword!(LaunchType, "launch type",
 keyword!(SchedulingStrategy, "scheduling strategy",
     "write `REPLICA` or `DAEMON` (upper-case, as ECS spells them)",
     ["REPLICA" => SchedulingStrategy::Replica, "DAEMON" => SchedulingStrategy::Daemon]);
+keyword!(NotificationFormat, "notification format",
+    "write `json` (one object per message) or `slack` (an incoming-webhook payload)",
+    ["json" => NotificationFormat::Json, "slack" => NotificationFormat::Slack]);
+keyword!(NotificationEvent, "notification event",
+    "write drift-corrected, removals-held, fight-detected, config-rejected, read-failing, leadership-changed or throttled",
+    ["drift-corrected" => NotificationEvent::DriftCorrected,
+     "removals-held" => NotificationEvent::RemovalsHeld,
+     "fight-detected" => NotificationEvent::FightDetected,
+     "config-rejected" => NotificationEvent::ConfigRejected,
+     "read-failing" => NotificationEvent::ReadFailing,
+     "leadership-changed" => NotificationEvent::LeadershipChanged,
+     "throttled" => NotificationEvent::Throttled]);
 keyword!(ListenerProtocol, "listener protocol",
     "write `HTTP` or `HTTPS` (upper-case, as Elastic Load Balancing spells them)",
     ["HTTP" => ListenerProtocol::Http, "HTTPS" => ListenerProtocol::Https]);

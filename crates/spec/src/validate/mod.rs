@@ -21,6 +21,7 @@ use crate::model::{DesiredState, Mode, Policy, Protocol, Quotas};
 
 mod balancing;
 mod groups;
+mod notifications;
 mod services;
 
 use balancing::{load_balancers, target_groups};
@@ -163,6 +164,7 @@ pub(crate) fn validate(
 
     let policy = policy(&mut ctx, file.policy.as_ref());
     let quotas = quotas(&mut ctx, file.quotas.as_ref());
+    let notifications = notifications::notifications(&mut ctx, &file.notifications);
     let state = DesiredState {
         mode: global,
         policy,
@@ -172,6 +174,7 @@ pub(crate) fn validate(
         services,
         target_groups,
         load_balancers,
+        notifications,
     };
     (state, ctx.errors)
 }
