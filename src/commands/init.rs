@@ -134,10 +134,11 @@ fn command_line(args: &InitArgs<'_>) -> String {
 /// A YAML scalar that reads back as the same text: plain when YAML would
 /// read it as that string, else double-quoted with escapes.
 fn scalar(text: &str) -> String {
+    // No `:` in plain text: `web:` ends a key, `a: b` makes a mapping.
     let plain = !text.is_empty()
         && text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
         && !text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.' || c == ':')
         && !matches!(
             text.to_ascii_lowercase().as_str(),
@@ -466,5 +467,6 @@ mod tests {
         assert_eq!(scalar("HTTP from anywhere"), "\"HTTP from anywhere\"");
         assert_eq!(scalar("::/0"), "\"::/0\"");
         assert_eq!(scalar("a#b"), "\"a#b\"");
+        assert_eq!(scalar("web:"), "\"web:\"");
     }
 }

@@ -367,6 +367,8 @@ impl<C: Cloud> Controller<C> {
             Instant::now(),
             DueReason::ConfigChanged,
         );
+        let declared: BTreeSet<UnitId> = scheduler.units().cloned().collect();
+        self.waiting.declared(&declared, &self.status.borrow());
         tracing::info!(
             generation = current.generation,
             units = ?touched.iter().map(UnitId::to_string).collect::<Vec<_>>(),

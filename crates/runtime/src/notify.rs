@@ -35,7 +35,8 @@ use crate::timeline::{Timeline, TimelineEvent, TimelineKind, unix_now};
 pub const QUEUE: usize = 100;
 /// Coalescing keys waiting for their window; more are dropped (counted).
 const PENDING_MAX: usize = 10_000;
-/// Attempts per message, the first included.
+/// Attempts per message, the first included (5xx, 429 and transport
+/// errors are retried; other 4xx are not).
 const ATTEMPTS: u32 = 3;
 /// One attempt's limit: a receiver that hangs is cut off after it.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,8 +134,9 @@ struct Notifier {
     pending: HashMap<(usize, NotificationEvent, Option<UnitId>), Pending>,
     /// Since when each resource has been in error (unix seconds).
     failing_since: HashMap<UnitId, f64>,
-    /// Webhook index → resources already told as failing in this episode.
-    told_failing: HashMap<usize, std::collections::BTreeSet<UnitId>>,
+    /// Webhook name → resources already told as failing in this episode
+    /// (by name, so an edit of the webhook list does not tell them again).
+    told_failing: HashMap<String, std::collections::BTreeSet<UnitId>>,
     throttled_before: Option<u64>,
 }
 
@@ -151,9 +153,15 @@ impl Notifier {
         let mut flush = tokio::time::interval(Duration::from_millis(250));
         let mut throttles = tokio::time::interval(THROTTLE_EVERY);
         let mut config_open = true;
+        let mut status_open = true;
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => {
+                    // What waits for its window goes to the workers now:
+                    // "stopped leading" is the notice a deploy makes.
+                    self.flush(Instant::now() + Duration::from_secs(86_400));
+                    break;
+                }
                 changed = config.changed(), if config_open => {
                     if changed.is_err() {
                         config_open = false;
@@ -176,8 +184,9 @@ impl Notifier {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                changed = status.changed() => {
+                changed = status.changed(), if status_open => {
                     if changed.is_err() {
+                        status_open = false;
                         continue;
                     }
                     let status = status.borrow_and_update().clone();
@@ -195,8 +204,8 @@ impl Notifier {
             return;
         }
         self.specs = specs.to_vec();
-        self.pending.clear();
-        self.told_failing.clear();
+        // What waits for its window goes out through the old workers.
+        self.flush(Instant::now() + Duration::from_secs(86_400));
         // Dropping the old senders ends the old workers once they drained.
         self.webhooks = specs
             .iter()
@@ -312,7 +321,7 @@ impl Notifier {
                 .failing_since
                 .entry(unit.clone())
                 .or_insert_with(|| s.last_success_unix.unwrap_or(s.last_pass_unix).min(now));
-            for (index, webhook) in self.webhooks.iter().enumerate() {
+            for webhook in &self.webhooks {
                 let wants = webhook
                     .spec
                     .events
@@ -322,7 +331,7 @@ impl Notifier {
                 }
                 if self
                     .told_failing
-                    .entry(index)
+                    .entry(webhook.spec.name.clone())
                     .or_default()
                     .insert(unit.clone())
                 {
@@ -441,6 +450,14 @@ impl Worker {
             }
             match client.post(&self.url).json(body).send().await {
                 Ok(answer) if answer.status().is_success() => return Ok(()),
+                // A 4xx other than 429 will not change on retry (a deleted
+                // Slack hook answers 404).
+                Ok(answer)
+                    if answer.status().is_client_error()
+                        && answer.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    return Err(format!("answered {}", answer.status()));
+                }
                 Ok(answer) => why = format!("answered {}", answer.status()),
                 // Without the URL: reqwest's error text names it.
                 Err(err) if err.is_timeout() => why = "timed out".into(),

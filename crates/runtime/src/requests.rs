@@ -9,28 +9,40 @@ use ecs_reconciler_plan::{Disposition, UnitId};
 use crate::control::{PassReply, PassSummary, UnitSummary};
 use crate::status::{DaemonStatus, UnitState};
 
-/// The requests not answered yet.
+/// The requests not answered yet: what each asked for, what it still
+/// waits for, and where its answer goes.
 #[derive(Debug, Default)]
 pub struct Waiting {
-    requests: Vec<(BTreeSet<UnitId>, PassReply)>,
+    requests: Vec<(Vec<UnitId>, BTreeSet<UnitId>, PassReply)>,
 }
 
 impl Waiting {
     /// A request for `units` (non-empty), answered on `reply`.
     pub fn add(&mut self, units: BTreeSet<UnitId>, reply: PassReply) {
-        self.requests.push((units, reply));
+        self.requests
+            .push((units.iter().cloned().collect(), units, reply));
     }
 
     /// A pass of `passed` finished and `status` holds its result: requests
-    /// left with nothing to wait for are answered.
+    /// left with nothing to wait for are answered, about everything they
+    /// asked for (a request may span passes: an edit's scoped pass first).
     pub fn passed(&mut self, passed: &BTreeSet<UnitId>, status: &DaemonStatus) {
-        self.requests.retain_mut(|(units, reply)| {
-            let all: Vec<UnitId> = units.iter().cloned().collect();
-            units.retain(|u| !passed.contains(u));
-            if !units.is_empty() {
+        self.settle(status, |unit| !passed.contains(unit));
+    }
+
+    /// The file no longer declares some units: nothing will pass them, so
+    /// they are not waited for (the answer says they are gone).
+    pub fn declared(&mut self, declared: &BTreeSet<UnitId>, status: &DaemonStatus) {
+        self.settle(status, |unit| declared.contains(unit));
+    }
+
+    fn settle(&mut self, status: &DaemonStatus, keep: impl Fn(&UnitId) -> bool) {
+        self.requests.retain_mut(|(asked, left, reply)| {
+            left.retain(|u| keep(u));
+            if !left.is_empty() {
                 return true;
             }
-            reply.send(summary(&all, status));
+            reply.send(summary(asked, status));
             false
         });
     }
@@ -71,5 +83,45 @@ pub fn summary(units: &[UnitId], status: &DaemonStatus) -> PassSummary {
         converged: errors == 0 && units.iter().all(|u| u.remaining == 0),
         errors,
         units,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(names: &[&str]) -> BTreeSet<UnitId> {
+        names.iter().map(|n| UnitId::security_group(n)).collect()
+    }
+
+    #[test]
+    fn a_request_spanning_passes_is_answered_about_all_it_asked() {
+        let status = DaemonStatus::default();
+        let mut waiting = Waiting::default();
+        let (reply, mut answer) = PassReply::new();
+        waiting.add(units(&["a", "b"]), reply);
+        waiting.passed(&units(&["a"]), &status);
+        assert!(answer.try_recv().is_err(), "b has not had its pass");
+        waiting.passed(&units(&["b"]), &status);
+        let summary = answer.try_recv().expect("answered");
+        let asked: Vec<String> = summary.units.iter().map(|u| u.unit.to_string()).collect();
+        assert_eq!(asked, ["security-group/a", "security-group/b"]);
+    }
+
+    #[test]
+    fn a_unit_the_file_dropped_is_not_waited_for() {
+        let status = DaemonStatus::default();
+        let mut waiting = Waiting::default();
+        let (reply, mut answer) = PassReply::new();
+        waiting.add(units(&["a", "b"]), reply);
+        waiting.passed(&units(&["a"]), &status);
+        // The edit removed b: the request is answered now, b as gone.
+        waiting.declared(&units(&["a"]), &status);
+        let summary = answer.try_recv().expect("answered");
+        assert!(!summary.converged);
+        assert_eq!(
+            summary.units[1].error.as_deref(),
+            Some("no longer declared")
+        );
     }
 }
