@@ -234,9 +234,23 @@ pub struct RunArgs {
     pub config: ConfigArg,
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// How often every resource is re-checked when nothing happens (jittered ±10%).
+    /// How often every resource is re-checked when nothing happens (jittered ±10%);
+    /// with --events-queue, while the queue fails.
     #[arg(long, env = "ECS_RECONCILER_RESYNC", default_value = "30s", value_parser = parse_duration)]
     pub resync: std::time::Duration,
+    /// Event-driven drift detection: the URL of the SQS queue the EventBridge
+    /// rules of deploy/events/ feed. Drift is re-read as its events arrive;
+    /// resync becomes --events-resync, the safety net.
+    #[arg(
+        long,
+        env = "ECS_RECONCILER_EVENTS_QUEUE",
+        value_name = "SQS_QUEUE_URL"
+    )]
+    pub events_queue: Option<String>,
+    /// The resync while the events queue works (it falls back to --resync
+    /// while the queue fails).
+    #[arg(long, env = "ECS_RECONCILER_EVENTS_RESYNC", default_value = "5m", value_parser = parse_duration)]
+    pub events_resync: std::time::Duration,
     /// How config edits are noticed: `notify` (inotify on the file's directory) or `poll` (network file systems).
     #[arg(long, env = "ECS_RECONCILER_WATCH", default_value_t = WatchMode::Notify, value_parser = watch_mode_parser())]
     pub watch: WatchMode,

@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 
+use ecs_reconciler_aws::events::{EventQueue, EventSink, QueueHealth, Received};
 use ecs_reconciler_aws::{Aws, CallObserver, CallRecord};
 use ecs_reconciler_plan::{ActionOutcome, Change, Snapshot};
 use ecs_reconciler_runtime::audit::AuditLog;
 use ecs_reconciler_runtime::cloud::{Cloud, Leadership};
 use ecs_reconciler_runtime::control::{self, Routes};
 use ecs_reconciler_runtime::controller::Controller;
+use ecs_reconciler_runtime::events::EventBatch;
 use ecs_reconciler_runtime::fights::FightSettings;
 use ecs_reconciler_runtime::metadata::{self, TaskIdentity};
 use ecs_reconciler_runtime::metrics::{BudgetHeadroom, Metrics};
@@ -107,12 +109,17 @@ pub async fn run(args: &RunArgs) -> u8 {
             return exit::CONFIG;
         }
     };
-    let (metrics, registry) = Metrics::new(env!("CARGO_PKG_VERSION"));
-    let clients = Aws::from_env_observed(
-        &super::client_settings(&args.aws),
-        Some(Arc::new(MetricsObserver(metrics.clone()))),
-    )
-    .await;
+    let (metrics, mut registry) = Metrics::new(env!("CARGO_PKG_VERSION"));
+    let observer: Arc<dyn CallObserver> = Arc::new(MetricsObserver(metrics.clone()));
+    let settings = super::client_settings(&args.aws);
+    let clients = Aws::from_env_observed(&settings, Some(observer.clone())).await;
+    let event_queue = match &args.events_queue {
+        Some(url) => {
+            metrics.register_event_queue(&mut registry);
+            Some(EventQueue::from_env(url.clone(), &settings, Some(observer)).await)
+        }
+        None => None,
+    };
     if let Err(code) = super::require_region(&clients) {
         return code;
     }
@@ -188,6 +195,19 @@ pub async fn run(args: &RunArgs) -> u8 {
     if let Some(audit) = audit {
         controller = controller.with_audit(audit);
     }
+    if let Some(queue) = event_queue {
+        controller = controller.with_event_queue(queue.url().to_string(), args.events_resync);
+        let sink = LoopSink {
+            controls: controls.clone(),
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = queue.consume(sink) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
     tokio::spawn(follow_config(
         config_status.clone(),
         metrics.clone(),
@@ -232,6 +252,7 @@ pub async fn run(args: &RunArgs) -> u8 {
     tracing::info!(
         config = %args.config.config.display(),
         resync = ?args.resync,
+        events_queue = args.events_queue.as_deref().unwrap_or("-"),
         "ecs-reconciler running"
     );
     let mut loop_task = tokio::spawn(controller.run());
@@ -269,6 +290,30 @@ pub async fn run(args: &RunArgs) -> u8 {
 }
 
 /// AWS call records into the metrics registry.
+/// The events queue's consumer delivers into the control channel.
+struct LoopSink {
+    controls: control::ControlSender,
+}
+
+impl EventSink for LoopSink {
+    async fn deliver(&self, batch: Received) -> bool {
+        let (ack, scheduled) = control::Ack::new();
+        let batch = EventBatch {
+            events: batch.events,
+            unusable: batch.unusable,
+            received_unix: batch.received_unix,
+        };
+        if !self.controls.send(control::Control::Events(batch, ack)) {
+            return false;
+        }
+        scheduled.await.is_ok()
+    }
+
+    fn health(&self, health: QueueHealth) {
+        self.controls.send(control::Control::EventQueue(health));
+    }
+}
+
 struct MetricsObserver(Arc<Metrics>);
 
 impl CallObserver for MetricsObserver {

@@ -10,7 +10,11 @@
   layer) and, read back with DescribeTaskDefinition, say what the docs say;
 * deploy/ecs/standalone-service.json is accepted as-is by CreateService and
   keeps one writer during deployments (minimumHealthyPercent 0,
-  maximumPercent 100).
+  maximumPercent 100);
+* deploy/events/template.yaml passes cfn-lint (pinned in the emulator's
+  requirements; its specs ship in the wheel), lets only its own rules send
+  to the queue, and its rules select every event the daemon acts on (the
+  e2e suite delivers through these very rules in the emulator).
 
 Run:  scripts/deploy-test.sh    (or: "$(scripts/emulator-python)" -m pytest -q tests/deploy)
 """
@@ -42,6 +46,7 @@ STANDALONE_TD = ECS_DIR / "standalone-task-definition.json"
 STANDALONE_SERVICE = ECS_DIR / "standalone-service.json"
 EMULATOR = ROOT / "tests" / "emulator" / "emulator.py"
 SEED_CONFIG = ROOT / "examples" / "seed.yaml"
+EVENTS_TEMPLATE = ROOT / "deploy" / "events" / "template.yaml"
 
 CONTAINER = "ecs-reconciler"
 STATUS_PORT = 9187
@@ -315,3 +320,67 @@ def test_standalone_service_keeps_one_writer(ecs: Any, registered: dict[str, dic
     # The old task has stopped before the new one starts: no overlap of writers.
     assert deployment["minimumHealthyPercent"] == 0
     assert deployment["maximumPercent"] == 100
+
+
+# ----------------------------------------------------------------------------
+# deploy/events/template.yaml
+# ----------------------------------------------------------------------------
+def test_events_template_passes_cfn_lint() -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    assert cfn_lint.is_file(), f"{cfn_lint} is missing: cfn-lint is pinned in tests/emulator/requirements.txt"
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", str(EVENTS_TEMPLATE)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"cfn-lint findings:\n{result.stdout}{result.stderr}"
+
+
+def _cfn_yaml() -> dict[str, Any]:
+    """The template with CloudFormation's short tags kept as plain values."""
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def tagged(loader: Any, suffix: str, node: Any) -> Any:
+        value = (loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+                 else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+                 else loader.construct_mapping(node))
+        return {suffix: value}
+
+    Loader.add_multi_constructor("!", tagged)
+    return yaml.load(EVENTS_TEMPLATE.read_text(), Loader=Loader)
+
+
+def test_events_queue_takes_only_its_own_rules_and_keeps_failures() -> None:
+    template = _cfn_yaml()
+    resources = template["Resources"]
+    rules = sorted(name for name, r in resources.items() if r["Type"] == "AWS::Events::Rule")
+    statement, = resources["QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(s["GetAtt"].split(".")[0] for s in sources) == rules
+    for name in rules:
+        target, = resources[name]["Properties"]["Targets"]
+        assert target["Arn"] == {"GetAtt": "Queue.Arn"}, name
+        assert target["DeadLetterConfig"]["Arn"] == {"GetAtt": "DeadLetterQueue.Arn"}, name
+    queue = resources["Queue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"GetAtt": "DeadLetterQueue.Arn"}
+    # Longer than the daemon's receive visibility (crates/aws/src/events/queue.rs)
+    # is pointless, shorter would let a batch reappear while it is scheduled.
+    assert queue["VisibilityTimeout"] == 120
+    assert template["Outputs"]["QueueUrl"]["Value"] == {"Ref": "Queue"}
+
+
+def test_events_rules_select_every_call_the_daemon_maps() -> None:
+    """Each mutating call the controller's plan corrects is selected: the
+    ones that change rules, attachments, targets and desired counts."""
+    resources = _cfn_yaml()["Resources"]
+    names = {
+        name: set(resources[name]["Properties"]["EventPattern"]["detail"]["eventName"])
+        for name in ("Ec2Calls", "LoadBalancingCalls", "EcsCalls")
+    }
+    assert {"AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "ModifySecurityGroupRules",
+            "ModifyInstanceAttribute", "ModifyNetworkInterfaceAttribute"} <= names["Ec2Calls"]
+    assert {"RegisterTargets", "DeregisterTargets", "SetSecurityGroups", "ModifyTargetGroup"} <= names["LoadBalancingCalls"]
+    assert {"UpdateService", "StopTask", "UpdateContainerInstancesState"} <= names["EcsCalls"]
+    for name in ("Ec2Calls", "LoadBalancingCalls", "EcsCalls"):
+        detail = resources[name]["Properties"]["EventPattern"]["detail"]
+        assert detail["errorCode"] == [{"exists": False}], f"{name}: failed calls changed nothing"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn repo() -> &'static Path {
+pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -204,6 +204,20 @@ impl Emulator {
             "boto3 snippet failed: {}\n{script}",
             run.stderr
         );
+        run.json()
+    }
+
+    /// [`Emulator::awsctl`] as another caller: signed with `access_key`,
+    /// which the emulator's CloudTrail events name (tests/emulator/events.py).
+    pub fn ctl_as(&self, access_key: &str, line: &str) -> Value {
+        let mut cmd = Command::new(python());
+        self.aws_env(&mut cmd);
+        cmd.env("AWS_ACCESS_KEY_ID", access_key)
+            .arg(repo().join("tests/emulator/awsctl.py"))
+            .args(["--endpoint", &self.endpoint])
+            .args(line.split_whitespace());
+        let run = Run::from(&cmd.output().expect("run awsctl"));
+        assert_eq!(run.code, 0, "awsctl {line}: {}{}", run.stdout, run.stderr);
         run.json()
     }
 

@@ -5,6 +5,7 @@ mod cli;
 mod control_api;
 mod daemon;
 mod drift;
+mod events;
 mod faults;
 mod harness;
 mod init;

@@ -70,6 +70,7 @@ from moto.ecs.models import (
 )
 from moto.utilities.utils import get_partition
 
+import events
 import lifecycle
 import read_lag
 from paging import BadToken, paginate
@@ -281,7 +282,12 @@ def _patch_models() -> None:
         return self._status
 
     def _set_last_status(self: Task, value: str) -> None:
+        # The first status is set inside moto's __init__: its event goes
+        # out once the task is complete (task_init below).
+        changed = hasattr(self, "_status") and self._status != value
         self._status = value
+        if changed and events.PUBLISHER.enabled:
+            events.PUBLISHER.task_changed(self)  # "ECS Task State Change" (events.py)
 
     Task.last_status = property(_get_last_status, _set_last_status)
 
@@ -292,6 +298,8 @@ def _patch_models() -> None:
         task_definition = args[1] if len(args) > 1 else kwargs["task_definition"]
         _decorate_new_task(self, task_definition)
         read_lag.record_task(self)
+        if events.PUBLISHER.enabled:
+            events.PUBLISHER.task_changed(self)
 
     Task.__init__ = task_init
 

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 import ec2_networking
+import events
 import hooks
 import lifecycle
 import oracle
@@ -41,6 +42,8 @@ from faults import FaultBook, error_response
 from state import LOCK, SETTINGS, mark_changed
 
 SIGNING_NAME_TO_SERVICE = {"elasticloadbalancing": "elbv2", "ecs": "ecs", "ec2": "ec2"}
+# Services whose mutating calls CloudTrail records as events (events.py).
+AUDITED = ("ec2", "elbv2", "ecs")
 
 StartResponse = Callable[..., Any]
 
@@ -181,6 +184,58 @@ def identify(environ: dict[str, Any]) -> tuple[str | None, str | None]:
     return service, operation
 
 
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once and put back for moto."""
+    stream = environ.get("wsgi.input")
+    if isinstance(stream, io.BytesIO):
+        return stream.getvalue()
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = stream.read(length) if stream is not None and length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _same_request_id(
+    headers: list[tuple[str, str]], chunks: list[bytes],
+) -> tuple[list[tuple[str, str]], list[bytes]]:
+    """EC2 answers with one request id, in its ``x-amzn-RequestId`` header
+    and its body's ``<requestId>``; moto puts a placeholder in the body.
+    The header's id goes in both, as CloudTrail's ``requestID`` is the one
+    the caller got (events.py), whichever of the two its SDK reads."""
+    rid = next((v for k, v in headers if k.lower() == "x-amzn-requestid"), None)
+    if not rid or not chunks:
+        return headers, chunks
+    body = b"".join(chunks)
+    open_tag, close_tag = b"<requestId>", b"</requestId>"
+    # At the start of most EC2 responses, at the end of some (DescribeVpcs).
+    start = body.find(open_tag, 0, 1024)
+    if start < 0:
+        start = body.rfind(open_tag, max(0, len(body) - 1024))
+    end = body.find(close_tag, start) if start >= 0 else -1
+    if end < 0:
+        return headers, chunks
+    body = body[: start + len(open_tag)] + rid.encode() + body[end:]
+    headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in headers]
+    return headers, [body]
+
+
+def _queue_wait_seconds(url: str) -> int:
+    """The queue's ReceiveMessageWaitTimeSeconds (its default long poll)."""
+    from moto.sqs import sqs_backends
+
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    with LOCK:
+        try:
+            queue = sqs_backends[events.ACCOUNT][events.REGION].get_queue(name)
+        except Exception:  # noqa: BLE001 - moto answers the missing queue itself
+            return 0
+        return int(getattr(queue, "receive_message_wait_time_seconds", 0) or 0)
+
+
 def _json(start_response: StartResponse, status: int, payload: Any) -> list[bytes]:
     body = json.dumps(payload).encode()
     reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}.get(status, "")
@@ -238,9 +293,18 @@ class EmulatorMiddleware:
                     start_response(f"{status} {'Bad Request' if status == 400 else 'Error'}", headers)
                     return [body]
             hooks.HOOKS.run_before(service, operation, client)  # another writer first (hooks.py)
-            seen: dict[str, int] = {}
+            if service == "sqs" and operation == "ReceiveMessage":
+                return self._long_poll(environ, start_response)
+            audited = (events.PUBLISHER.enabled and service in AUDITED
+                       and not operation.startswith(READ_PREFIXES))
+            request = _body(environ) if audited else b""
+            seen: dict[str, Any] = {}
             out = self._forward(environ, start_response, operation, seen, service, client)
             status = seen.get("status")
+            if audited:
+                # CloudTrail records the call, successful or not (events.py).
+                events.PUBLISHER.api_call(service, operation, environ, request, status,
+                                          seen.get("headers", []), out[0] if out else b"", t0)
             return out
         finally:
             self.calls.log(t0, service, operation, client, faulted, status)
@@ -268,13 +332,48 @@ class EmulatorMiddleware:
             finally:
                 if not is_read:
                     mark_changed()  # the scheduler re-checks every service
+        if service == "ec2":
+            headers, chunks = _same_request_id(headers, chunks)
         if seen is not None:
+            seen["headers"] = headers
             try:
                 seen["status"] = int(str(status).split(" ", 1)[0])
             except ValueError:
                 pass
         start_response(status, headers)
         return [b"".join(chunks)]
+
+    def _long_poll(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """SQS ReceiveMessage with WaitTimeSeconds as SQS does it: answers as
+        soon as a message is there, else after the wait, empty.  moto would
+        sleep inside the call, holding the lock every other call needs, so
+        the wait happens here, between short receives."""
+        raw = _body(environ)
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError:
+            request = None
+        if not isinstance(request, dict):  # not the JSON protocol: moto's own handling
+            environ["wsgi.input"] = io.BytesIO(raw)
+            return self._forward(environ, start_response, "ReceiveMessage")
+        wait = request.get("WaitTimeSeconds")
+        if wait is None:
+            wait = _queue_wait_seconds(request.get("QueueUrl", ""))
+        deadline = time.time() + max(0, min(20, int(wait or 0)))
+        request["WaitTimeSeconds"] = 0
+        body = json.dumps(request).encode()
+        while True:
+            env = dict(environ)
+            env["wsgi.input"] = io.BytesIO(body)
+            env["CONTENT_LENGTH"] = str(len(body))
+            with LOCK:
+                status, headers, chunks = self._run(env)
+            payload = b"".join(chunks)
+            if time.time() >= deadline or not status.startswith("200") or b'"Messages"' in payload:
+                start_response(status, headers)
+                return [payload]
+            with events.PUBLISHER.delivered:
+                events.PUBLISHER.delivered.wait(min(0.25, max(0.0, deadline - time.time())))
 
     def _run(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:
         """One call through moto (LOCK held): (status, headers, body chunks)."""
@@ -343,6 +442,12 @@ class EmulatorMiddleware:
                     return _json(start_response, 200, ec2_networking.configure(body))
                 if method == "GET":
                     return _json(start_response, 200, ec2_networking.settings())
+                return _json(start_response, 405, {"error": "use GET or POST"})
+            if path == "/_emulator/events":
+                if method == "POST":
+                    return _json(start_response, 200, events.PUBLISHER.configure(body))
+                if method == "GET":
+                    return _json(start_response, 200, events.PUBLISHER.document())
                 return _json(start_response, 405, {"error": "use GET or POST"})
             if path == "/_emulator/hooks":
                 if method == "GET":

@@ -24,6 +24,12 @@ READONLY = REPO / "deploy" / "iam-plan-readonly.json"
 # parameters. AuthorizeSecurityGroupIngress tags the rule it creates
 # (TagSpecifications), which IAM checks as ec2:CreateTags.
 IMPLIED = {"ec2:AuthorizeSecurityGroupIngress": {"ec2:CreateTags"}}
+# Batch calls IAM authorizes as their single action (SQS developer guide,
+# "Amazon SQS API permissions": DeleteMessageBatch needs sqs:DeleteMessage).
+AUTHORIZED_AS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
+# Statements on one named resource the operator deploys for the daemon
+# alone (deploy/events/template.yaml's queue): scoped by its name.
+SCOPED_BY_NAME = {"ReadTheEventsQueue": "arn:aws:sqs:*:*:ecs-reconciler-events"}
 
 # Write statements scoped by something other than the managed-by tag,
 # because what they touch may carry no tag: services with short ARNs cannot
@@ -70,6 +76,7 @@ def called_by_controller() -> tuple[set[str], int]:
             if call["client"] != "reconciler":
                 continue
             name = iam_name(call["service"], call["operation"])
+            name = AUTHORIZED_AS.get(name, name)
             called.add(name)
             called |= IMPLIED.get(name, set())
     return called, lines
@@ -108,6 +115,9 @@ def test_write_statements_are_scoped_by_arn_and_by_tag_cluster_or_vpc():
             assert conditions == {"StringNotEquals": {"aws:ResourceTag/managed-by": "ecs-reconciler"}}, sid
             continue
         assert statement["Effect"] == "Allow", sid
+        if sid in SCOPED_BY_NAME:
+            assert resources(statement) == [SCOPED_BY_NAME[sid]], sid
+            continue
         if sid in SCOPED_WITHOUT_TAG:
             operator, key = SCOPED_WITHOUT_TAG[sid]
             assert key in conditions.get(operator, {}), f"{sid}: not scoped by {key}"

@@ -168,6 +168,9 @@ pub fn classify_code(code: Option<&str>) -> ErrorKind {
         // room, so the next pass is worth having soon, not after the long
         // wait of an invalid request.
         "RulesPerSecurityGroupLimitExceeded" => ErrorKind::Transient,
+        // SQS: `AWS.SimpleQueueService.NonExistentQueue` (query protocol),
+        // `QueueDoesNotExist` (JSON protocol).
+        c if c.contains("NonExistentQueue") || c == "QueueDoesNotExist" => ErrorKind::NotFound,
         c if c.contains("NotFound") || c.ends_with(".Malformed") && c.contains("ID") => {
             ErrorKind::NotFound
         }

@@ -13,6 +13,7 @@ mod attach;
 pub mod budget;
 pub mod clients;
 pub mod error;
+pub mod events;
 pub mod leader;
 pub mod memory;
 pub mod observe;

@@ -82,6 +82,8 @@ fn service_label(service: &str) -> &'static str {
         "ec2"
     } else if lower.contains("ecs") {
         "ecs"
+    } else if lower.contains("sqs") {
+        "sqs"
     } else {
         "other"
     }

@@ -6,6 +6,7 @@ pub mod action;
 pub mod attachments;
 pub mod deployments;
 pub mod drastic;
+pub mod events;
 pub mod failure;
 pub mod gate;
 pub mod plan;

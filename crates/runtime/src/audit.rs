@@ -44,6 +44,24 @@ impl AuditLog {
         }
     }
 
+    /// [`AuditLog::record_all`], each line of a resource another caller
+    /// changed saying who (`cause`: the CloudTrail caller, source IP, call
+    /// and time).
+    pub fn record_all_caused(
+        &mut self,
+        outcomes: &[ActionOutcome],
+        who: &std::collections::BTreeMap<UnitId, crate::events::Attribution>,
+    ) {
+        for outcome in outcomes {
+            let mut line = audit_line(outcome, SystemTime::now());
+            if let (Some(by), Some(fields)) = (who.get(&outcome.change.owner), line.as_object_mut())
+            {
+                fields.insert("cause".into(), json!(by));
+            }
+            self.write_line(&line);
+        }
+    }
+
     /// One line per accepted control request (reconcile now, confirm):
     /// who asked, and for what.
     pub fn record_request(&mut self, action: &str, origin: &Origin, resources: &[UnitId]) {

@@ -1,5 +1,5 @@
 //! One control channel: every outside trigger of the daemon — a signal, a
-//! request on the control API, an event queue tomorrow — becomes a
+//! request on the control API, a batch from the events queue — becomes a
 //! [`Control`] sent on one channel. The binary decides which signal means
 //! what (one table, in one file); the runtime decides what each control
 //! does (here). A test sends controls without signalling its own process.
@@ -12,14 +12,16 @@
 use std::sync::{Arc, Mutex};
 
 use ecs_reconciler_plan::UnitId;
+use ecs_reconciler_plan::events::QueueHealth;
 use serde::Serialize;
 
+use crate::events::EventBatch;
 use crate::status::UnitState;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// An outside trigger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// Stop: the pass in flight finishes its calls, no new one starts. A
     /// second one means "now".
@@ -34,6 +36,12 @@ pub enum Control {
     /// Reconcile some resources (all when empty) at once, bypassing their
     /// resync; the reply, when asked for, carries the pass's result.
     ReconcileNow(ReconcileRequest),
+    /// Change events from the queue: the resources they concern are
+    /// re-read now; the ack is sent once their passes are scheduled (the
+    /// consumer then deletes the messages).
+    Events(EventBatch, Ack),
+    /// The events queue became readable, or stopped being so.
+    EventQueue(QueueHealth),
 }
 
 /// Who sent a control, for the log, the audit trail and the timeline.
@@ -127,6 +135,34 @@ impl PartialEq for PassReply {
 
 impl Eq for PassReply {}
 
+/// A one-time "done" signal, shareable so [`Control`] stays `Clone`;
+/// equal only to itself.
+#[derive(Debug, Clone)]
+pub struct Ack(Arc<Mutex<Option<oneshot::Sender<()>>>>);
+
+impl Ack {
+    /// An ack and the receiver it arrives on.
+    pub fn new() -> (Ack, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Ack(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Signals (the first time only; a gone receiver is fine).
+    pub fn send(&self) {
+        if let Some(tx) = self.0.lock().ok().and_then(|mut tx| tx.take()) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl PartialEq for Ack {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Ack {}
+
 /// Sends controls to a running daemon; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ControlSender(mpsc::UnboundedSender<Control>);
@@ -190,7 +226,11 @@ impl ControlReceiver {
                         routes.reload_file.notify_one();
                         let _ = to_loop.send(control);
                     }
-                    Control::ResyncAll | Control::ConfirmHeld(_) | Control::ReconcileNow(_) => {
+                    Control::ResyncAll
+                    | Control::ConfirmHeld(_)
+                    | Control::ReconcileNow(_)
+                    | Control::Events(..)
+                    | Control::EventQueue(_) => {
                         let _ = to_loop.send(control);
                     }
                 }

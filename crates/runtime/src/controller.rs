@@ -25,7 +25,8 @@ use tracing::Instrument;
 
 use crate::audit::AuditLog;
 use crate::cloud::{Cloud, Leadership};
-use crate::control::{Control, LoopControls, ReconcileRequest};
+use crate::control::{Ack, Control, LoopControls, ReconcileRequest};
+use crate::events::{EventBatch, EventTriggers};
 use crate::fights::{FightDetector, FightSettings};
 use crate::holds::DrasticHolds;
 use crate::metrics::{KindLabel, Metrics, QUEUE, QueueLabel};
@@ -34,9 +35,10 @@ use crate::report::{record_metrics, record_timeline, reported_drift};
 use crate::requests::Waiting;
 use crate::scheduler::{DueReason, Scheduler, SchedulerSettings, UnitResult};
 use crate::scope::Coverage;
-use crate::status::{DaemonStatus, PassReport, unit_results};
+use crate::status::{DaemonStatus, EventQueueStatus, PassReport, UnitState, unit_results};
 use crate::timeline::{Timeline, TimelineEvent, TimelineKind, unix_now};
 use crate::units::units_of;
+use ecs_reconciler_plan::events::QueueHealth;
 
 /// How long after an edit's scoped pass the full pass it interrupted
 /// starts again.
@@ -85,6 +87,13 @@ pub struct Controller<C: Cloud> {
     full_pass_pending_since: Option<Instant>,
     /// Reconcile-now requests waiting for their passes.
     waiting: Waiting,
+    /// What change events tell: ids, own writes, who changed what.
+    events: EventTriggers,
+    /// The resync while the events queue works (`None`: no queue).
+    quiet_resync: Option<Duration>,
+    /// Resources an event named that a pass found in sync: read once more
+    /// a consistency window later, in case the read lagged the call.
+    event_rechecks: BTreeSet<UnitId>,
 }
 
 impl<C: Cloud> Controller<C> {
@@ -118,7 +127,25 @@ impl<C: Cloud> Controller<C> {
             clock_origin: Instant::now(),
             full_pass_pending_since: None,
             waiting: Waiting::default(),
+            events: EventTriggers::default(),
+            quiet_resync: None,
+            event_rechecks: BTreeSet::new(),
         }
+    }
+
+    /// Change events arrive from the queue at `url` (as
+    /// [`Control::Events`]); while it works, resync stretches to
+    /// `quiet_resync`, and falls back to the normal one while it fails.
+    pub fn with_event_queue(mut self, url: String, quiet_resync: Duration) -> Self {
+        self.quiet_resync = Some(quiet_resync);
+        self.status.send_modify(|status| {
+            status.event_queue = Some(EventQueueStatus {
+                url,
+                since_unix: unix_now(),
+                ..EventQueueStatus::default()
+            });
+        });
+        self
     }
 
     /// How far apart reads must agree before a target is registered again
@@ -180,6 +207,12 @@ impl<C: Cloud> Controller<C> {
             DueReason::Startup,
         );
         let mut config_open = true;
+        let resync = scheduler.settings().resync.as_secs_f64();
+        self.status.send_modify(|status| {
+            if let Some(queue) = &mut status.event_queue {
+                queue.resync_seconds = resync;
+            }
+        });
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -193,7 +226,7 @@ impl<C: Cloud> Controller<C> {
                     continue;
                 }
                 control = self.controls.recv() => {
-                    self.on_control(control, &mut scheduler);
+                    self.on_control(control, &mut scheduler, &current);
                     continue;
                 }
                 changed = self.config.changed(), if config_open => {
@@ -216,17 +249,20 @@ impl<C: Cloud> Controller<C> {
             let reasons: BTreeSet<DueReason> = due.values().copied().collect();
             let span = tracing::info_span!("pass", units = due.len(), reasons = ?reasons);
             let started = Instant::now();
-            let due: BTreeSet<UnitId> = due.into_keys().collect();
             let Some(results) = self.pass(&current, &due).instrument(span).await else {
                 // Abandoned while observing, before any write: the edit
                 // that interrupted it goes first (its scoped pass takes a
                 // few calls), the rest follows right after.
-                scheduler.requeue(&due, Instant::now() + ABANDONED_RETRY);
+                scheduler.requeue(due.keys(), Instant::now() + ABANDONED_RETRY);
                 continue;
             };
+            let due: BTreeSet<UnitId> = due.into_keys().collect();
             scheduler.finish_pass(&results, started, Instant::now());
             self.waiting.passed(&due, &self.status.borrow());
             self.recheck_unconfirmed(&mut scheduler, started);
+            for unit in std::mem::take(&mut self.event_rechecks) {
+                scheduler.expedite(&unit, started + self.sightings.window(), DueReason::Recheck);
+            }
             // What the pass freed goes back to the system, not to an arena.
             crate::memory::release_free_memory();
             self.metrics
@@ -242,8 +278,10 @@ impl<C: Cloud> Controller<C> {
     }
 
     /// Acts on a control between passes (shutdown is the router's).
-    fn on_control(&mut self, control: Control, scheduler: &mut Scheduler) {
+    fn on_control(&mut self, control: Control, scheduler: &mut Scheduler, current: &LoadedConfig) {
         match control {
+            Control::Events(batch, ack) => self.on_events(&batch, &ack, scheduler, current),
+            Control::EventQueue(health) => self.on_queue_health(health, scheduler),
             Control::Shutdown => {}
             Control::Reload => {
                 tracing::info!(
@@ -280,6 +318,105 @@ impl<C: Cloud> Controller<C> {
             }
             Control::ReconcileNow(request) => self.on_reconcile_request(request, scheduler),
         }
+    }
+
+    /// Re-reads now what a batch of change events concerns, then acks
+    /// (the consumer deletes the messages).
+    fn on_events(
+        &mut self,
+        batch: &EventBatch,
+        ack: &Ack,
+        scheduler: &mut Scheduler,
+        current: &LoadedConfig,
+    ) {
+        let triage = self.events.triage(&current.desired, batch);
+        let now = Instant::now();
+        for unit in &triage.units {
+            scheduler.expedite(unit, now, DueReason::Event);
+        }
+        ack.send();
+        let received = (batch.events.len() + batch.unusable.len()) as u64;
+        self.metrics.events_received_total.inc_by(received);
+        self.metrics
+            .events_triggering_total
+            .inc_by(triage.triggering as u64);
+        for lag in &triage.lags {
+            self.metrics.event_lag_seconds.observe(*lag);
+        }
+        for reason in &triage.ignored {
+            self.metrics
+                .events_ignored_total
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: reason.as_str().into(),
+                })
+                .inc();
+        }
+        tracing::debug!(
+            events = received,
+            triggering = triage.triggering,
+            ignored = triage.ignored.len(),
+            resources = ?triage.units.iter().map(UnitId::to_string).collect::<Vec<_>>(),
+            "change events: re-reading what they concern now"
+        );
+        self.status.send_modify(|status| {
+            if let Some(queue) = &mut status.event_queue {
+                queue.received += received;
+                queue.triggering += triage.triggering as u64;
+                for reason in &triage.ignored {
+                    *queue.ignored.entry(reason.as_str().into()).or_default() += 1;
+                }
+                queue.last_event_unix = Some(batch.received_unix);
+            }
+        });
+    }
+
+    /// The queue works: resync stretches; it fails: the normal resync
+    /// covers drift until it works again.
+    fn on_queue_health(&mut self, health: QueueHealth, scheduler: &mut Scheduler) {
+        let Some(quiet) = self.quiet_resync else {
+            return;
+        };
+        let resync = match &health {
+            QueueHealth::Receiving => quiet,
+            QueueHealth::Failing { .. } => self.settings.resync,
+        };
+        scheduler.set_resync(resync, Instant::now());
+        self.metrics
+            .event_queue_up
+            .set(i64::from(health == QueueHealth::Receiving));
+        let entry = match &health {
+            QueueHealth::Receiving => {
+                tracing::info!(resync = ?resync, "the events queue works: drift is seen within seconds, resync is the safety net");
+                TimelineEvent::now(
+                    TimelineKind::QueueReceiving,
+                    None,
+                    format!(
+                        "the events queue works: drift is corrected as events arrive; resync every {} s as a safety net",
+                        resync.as_secs()
+                    ),
+                )
+            }
+            QueueHealth::Failing { reason, .. } => {
+                tracing::warn!(%reason, resync = ?resync, "the events queue fails: falling back to the normal resync");
+                TimelineEvent::now(
+                    TimelineKind::QueueFailing,
+                    None,
+                    format!(
+                        "the events queue cannot be read; drift is found by the resync every {} s until it works again",
+                        resync.as_secs()
+                    ),
+                )
+                .because(reason.clone())
+            }
+        };
+        self.timeline.push(entry);
+        self.status.send_modify(|status| {
+            if let Some(queue) = &mut status.event_queue {
+                queue.health = Some(health);
+                queue.since_unix = unix_now();
+                queue.resync_seconds = resync.as_secs_f64();
+            }
+        });
     }
 
     /// Marks the requested resources due now; the reply waits for their
@@ -436,9 +573,10 @@ impl<C: Cloud> Controller<C> {
     async fn pass(
         &mut self,
         config: &LoadedConfig,
-        due: &BTreeSet<UnitId>,
+        reasons: &BTreeMap<UnitId, DueReason>,
     ) -> Option<BTreeMap<UnitId, UnitResult>> {
         let started = Instant::now();
+        let due: &BTreeSet<UnitId> = &reasons.keys().cloned().collect();
         // Only some units due (an edit, a retry): observe what they need.
         let scoped = crate::scope::scoped(&config.desired, due);
         let coverage = if scoped.is_some() {
@@ -455,6 +593,7 @@ impl<C: Cloud> Controller<C> {
             return Some(self.standby(config, due, &leadership, started));
         }
         let snapshot = self.observe(desired, coverage, started).await?;
+        self.events.learn(&snapshot);
         // The loop's own clock (tokio's), like the schedule's.
         let now_ms = self.clock_ms(started);
         self.sightings.observed_at(now_ms);
@@ -512,8 +651,25 @@ impl<C: Cloud> Controller<C> {
             self.clock_ms(Instant::now()),
         );
         self.note_fights(&outcomes);
+        self.events.record_own(&outcomes);
+        let who = self.events.who(due);
+        for outcome in &outcomes {
+            if let (Outcome::Applied { .. }, Some(by)) =
+                (&outcome.outcome, who.get(&outcome.change.owner))
+            {
+                tracing::info!(
+                    resource = %outcome.change.owner,
+                    change = %outcome.change.resource,
+                    changed_by = %by.actor.arn,
+                    source_ip = by.actor.source_ip.as_deref().unwrap_or("-"),
+                    call = %by.actor.call,
+                    at = %by.actor.at,
+                    "corrected a change another caller made"
+                );
+            }
+        }
         if let Some(audit) = &mut self.audit {
-            audit.record_all(&outcomes);
+            audit.record_all_caused(&outcomes, &who);
         }
         let results = unit_results(due, &plan, &outcomes);
         let previous = reported_drift(&self.status.borrow(), due);
@@ -533,6 +689,7 @@ impl<C: Cloud> Controller<C> {
             &plan,
             &outcomes,
             &self.status.borrow().unknowns,
+            &who,
         );
         let views = ecs_reconciler_plan::view::views(desired, &snapshot);
         let declared = match coverage {
@@ -553,12 +710,42 @@ impl<C: Cloud> Controller<C> {
                 results: &results,
                 views,
                 fighting: &fighting,
+                reasons,
+                who: &who,
             });
             status.leadership = leadership;
             status.fights = fights;
             status.awaiting_confirmation = awaiting;
         });
+        self.settle_events(&results, &outcomes);
         Some(results)
+    }
+
+    /// Who-changed-what is kept while drift stays; a resource an event
+    /// named but a pass found in sync is read once more a window later.
+    fn settle_events(
+        &mut self,
+        results: &BTreeMap<UnitId, UnitResult>,
+        outcomes: &[ecs_reconciler_plan::ActionOutcome],
+    ) {
+        let corrected: BTreeSet<UnitId> = outcomes
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Applied { .. }))
+            .map(|o| o.change.owner.clone())
+            .collect();
+        let status = self.status.borrow();
+        let in_sync: BTreeSet<UnitId> = results
+            .keys()
+            .filter(|u| {
+                status
+                    .units
+                    .get(*u)
+                    .is_some_and(|s| s.state == UnitState::InSync)
+            })
+            .cloned()
+            .collect();
+        drop(status);
+        self.event_rechecks = self.events.settle(&in_sync, &corrected, unix_now());
     }
 
     /// Milliseconds of the loop's clock (tokio's, like the schedule's).

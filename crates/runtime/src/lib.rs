@@ -12,6 +12,7 @@ pub mod audit;
 pub mod cloud;
 pub mod control;
 pub mod controller;
+pub mod events;
 pub mod fights;
 pub mod holds;
 pub mod http;

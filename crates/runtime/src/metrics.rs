@@ -68,6 +68,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// A `reason` label alone (events ignored).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why (`IgnoredBecause::as_str`).
+    pub reason: String,
+}
+
 /// Labels of `ecs_reconciler_resource_in_sync`: one declared resource.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
@@ -223,6 +230,19 @@ pub struct Metrics {
     /// `ecs_reconciler_api_budget_wait_seconds_total{class}`: time calls
     /// waited for a token, in seconds.
     pub api_budget_wait_seconds: Family<ClassLabel, Counter<f64, AtomicU64>>,
+    /// `ecs_reconciler_events_received_total`: events taken from the
+    /// queue (parsed or not).
+    pub events_received_total: Counter,
+    /// `ecs_reconciler_events_ignored_total{reason}`: events that caused
+    /// nothing (unparseable, failed-call, own-write, duplicate, unrelated).
+    pub events_ignored_total: Family<ReasonLabel, Counter>,
+    /// `ecs_reconciler_events_triggering_total`: events that caused a pass.
+    pub events_triggering_total: Counter,
+    /// `ecs_reconciler_event_lag_seconds`: the event's time to its arrival.
+    pub event_lag_seconds: Histogram,
+    /// `ecs_reconciler_event_queue_up`: 1 while the events queue can be
+    /// read, 0 while it fails (resync covers drift); absent without one.
+    pub event_queue_up: Gauge,
     api_totals: Mutex<BTreeMap<String, ApiTotals>>,
     /// Webhook → result → messages, for the status document.
     notification_totals: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
@@ -263,6 +283,13 @@ impl Metrics {
             api_budget_tokens: Family::default(),
             api_budget_burst: Family::default(),
             api_budget_wait_seconds: Family::default(),
+            events_received_total: Counter::default(),
+            events_ignored_total: Family::default(),
+            events_triggering_total: Counter::default(),
+            // 50 ms to about 7 minutes: EventBridge is sub-second,
+            // CloudTrail minutes.
+            event_lag_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
+            event_queue_up: Gauge::default(),
             api_totals: Mutex::new(BTreeMap::new()),
             notification_totals: Mutex::new(BTreeMap::new()),
             budget_waited: Mutex::new(BTreeMap::new()),
@@ -464,6 +491,26 @@ impl Metrics {
             "Time calls waited for a token of the client-side budget",
             m.api_budget_wait_seconds.clone(),
         );
+        registry.register(
+            "ecs_reconciler_events_received",
+            "Change events taken from the events queue",
+            m.events_received_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_events_ignored",
+            "Change events that caused nothing, by reason",
+            m.events_ignored_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_events_triggering",
+            "Change events that caused a pass",
+            m.events_triggering_total.clone(),
+        );
+        registry.register(
+            "ecs_reconciler_event_lag_seconds",
+            "Time from a change event's time to its arrival from the queue",
+            m.event_lag_seconds.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         (metrics, registry)
     }
@@ -540,6 +587,23 @@ impl Metrics {
                 .get_or_create(&label)
                 .inc_by(delta.max(0.0));
         }
+    }
+
+    /// Registers the queue's gauge (only a daemon with an events queue has
+    /// one) and starts every ignore reason at 0.
+    pub fn register_event_queue(&self, registry: &mut Registry) {
+        for reason in ecs_reconciler_plan::events::IgnoredBecause::ALL {
+            self.events_ignored_total
+                .get_or_create(&ReasonLabel {
+                    reason: reason.as_str().into(),
+                })
+                .inc_by(0);
+        }
+        registry.register(
+            "ecs_reconciler_event_queue_up",
+            "1 while the events queue can be read, 0 while it fails (resync covers drift meanwhile)",
+            self.event_queue_up.clone(),
+        );
     }
 
     /// Counts `n` messages to `webhook` with `result` (sent, failed,

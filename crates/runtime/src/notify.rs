@@ -69,6 +69,9 @@ impl Notice {
             TimelineKind::Fight => NotificationEvent::FightDetected,
             TimelineKind::ConfigRejected => NotificationEvent::ConfigRejected,
             TimelineKind::Leadership => NotificationEvent::LeadershipChanged,
+            TimelineKind::QueueFailing | TimelineKind::QueueReceiving => {
+                NotificationEvent::EventQueue
+            }
             _ => return None,
         };
         Some(Notice {
@@ -76,7 +79,7 @@ impl Notice {
             unit: entry.unit.clone(),
             what: entry.message.clone(),
             why: entry.why.clone(),
-            who: None,
+            who: entry.by.as_ref().map(|by| by.actor.to_string()),
             time: entry.time,
         })
     }

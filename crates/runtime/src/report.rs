@@ -132,6 +132,7 @@ pub fn record_timeline(
     plan: &Plan,
     outcomes: &[ActionOutcome],
     unknowns_before: &[ecs_reconciler_plan::Unknown],
+    who: &BTreeMap<UnitId, crate::events::Attribution>,
 ) {
     for change in plan
         .changes
@@ -145,11 +146,10 @@ pub fn record_timeline(
                 Some(HoldReason::DestructiveCap | HoldReason::DrasticEdit) => TimelineKind::Held,
                 _ => TimelineKind::Drift,
             };
-            timeline.push(TimelineEvent::now(
-                kind,
-                Some(change.owner.clone()),
-                change.reason.clone(),
-            ));
+            timeline.push(
+                TimelineEvent::now(kind, Some(change.owner.clone()), change.reason.clone())
+                    .by(who.get(&change.owner)),
+            );
         }
     }
     for outcome in outcomes {
@@ -169,7 +169,8 @@ pub fn record_timeline(
                     change.kind, change.resource, change.before, change.after
                 ),
             )
-            .because(change.reason.clone()),
+            .because(change.reason.clone())
+            .by(who.get(&change.owner)),
         );
     }
     if !plan.unknowns.is_empty() && unknowns_before != plan.unknowns {

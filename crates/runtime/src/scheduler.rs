@@ -32,6 +32,7 @@ pub enum DueReason {
     /// The daemon just started.
     Startup,
     /// The unit's spec changed in the file (or it was added).
+    #[serde(rename = "edit")]
     ConfigChanged,
     /// Its resync period elapsed.
     Resync,
@@ -42,6 +43,8 @@ pub enum DueReason {
     /// A finding one read could not prove is re-read once the consistency
     /// window has passed (see `ecs_reconciler_plan::sightings`).
     Recheck,
+    /// A change event from the queue named it.
+    Event,
 }
 
 /// How one unit's pass went: `Err` carries the class of the failure,
@@ -302,6 +305,22 @@ impl Scheduler {
         {
             state.due = Some(at);
             state.reason = reason;
+        }
+    }
+
+    /// Changes the resync period (the events queue started or stopped
+    /// working). Units waiting for a resync later than a new, shorter
+    /// period allows are brought forward to it.
+    pub fn set_resync(&mut self, resync: Duration, now: Instant) {
+        self.settings.resync = resync;
+        let latest = now + resync;
+        for state in self.units.values_mut() {
+            if let Some(due) = state.due
+                && state.reason == DueReason::Resync
+                && due > latest
+            {
+                state.due = Some(latest);
+            }
         }
     }
 

@@ -13,10 +13,12 @@ use ecs_reconciler_spec::Mode;
 use serde::Serialize;
 
 use crate::cloud::Leadership;
+use crate::events::Attribution;
 use crate::fights::Fight;
 use crate::holds::AwaitingConfirmation;
 use crate::metrics::BudgetHeadroom;
-use crate::scheduler::{UnitResult, UnitSchedule};
+use crate::scheduler::{DueReason, UnitResult, UnitSchedule};
+use ecs_reconciler_plan::events::QueueHealth;
 
 /// Where a unit stands after its last pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -73,6 +75,14 @@ pub struct UnitStatus {
     pub last_pass_unix: f64,
     /// Unix seconds of its last successful pass.
     pub last_success_unix: Option<f64>,
+    /// What made that pass run: `event`, `resync`, `edit`, `startup`,
+    /// `retry`, `operator`, `recheck`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<DueReason>,
+    /// Who made its last drift, when a CloudTrail event said so (kept
+    /// after the correction, until the next drift).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<Attribution>,
 }
 
 impl UnitStatus {
@@ -92,6 +102,8 @@ impl UnitStatus {
             error_class: None,
             last_pass_unix: 0.0,
             last_success_unix: None,
+            verified_by: None,
+            changed_by: None,
         }
     }
 }
@@ -131,6 +143,31 @@ pub struct DaemonStatus {
     pub awaiting_confirmation: Vec<AwaitingConfirmation>,
     /// Client-side API budgets: tokens left per AWS rate class.
     pub api_budgets: Vec<BudgetHeadroom>,
+    /// The events queue, when `run --events-queue` names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_queue: Option<EventQueueStatus>,
+}
+
+/// The events queue as the status shows it.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct EventQueueStatus {
+    /// The queue's URL.
+    pub url: String,
+    /// Whether it can be read; `None` before the first receive.
+    pub health: Option<QueueHealth>,
+    /// Since when (Unix seconds).
+    pub since_unix: f64,
+    /// The resync in effect: the long one while the queue works, the
+    /// normal one otherwise.
+    pub resync_seconds: f64,
+    /// Events received.
+    pub received: u64,
+    /// Events that caused a pass.
+    pub triggering: u64,
+    /// Events ignored, by reason.
+    pub ignored: BTreeMap<String, u64>,
+    /// When the last event arrived (Unix seconds).
+    pub last_event_unix: Option<f64>,
 }
 
 /// What one pass found and did, to be folded into the status.
@@ -155,6 +192,10 @@ pub struct PassReport<'a> {
     pub views: BTreeMap<UnitId, UnitView>,
     /// Units whose correction was held as a fight.
     pub fighting: &'a BTreeSet<UnitId>,
+    /// Why each due unit ran.
+    pub reasons: &'a BTreeMap<UnitId, DueReason>,
+    /// Who changed the due units lately, from events.
+    pub who: &'a BTreeMap<UnitId, Attribution>,
 }
 
 impl DaemonStatus {
@@ -244,11 +285,15 @@ impl DaemonStatus {
                 (Some(error), Err(class)) => Some(format!("{error} ({})", class.advice())),
                 (error, _) => error,
             };
+            if !drift.is_empty() {
+                entry.changed_by = pass.who.get(unit).cloned();
+            }
             entry.drift = drift;
             entry.actions = actions;
             entry.last_pass_unix = pass.now;
             if result.is_ok() {
                 entry.last_success_unix = Some(pass.now);
+                entry.verified_by = pass.reasons.get(unit).copied();
             }
         }
     }

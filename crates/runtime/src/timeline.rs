@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ecs_reconciler_plan::UnitId;
+
+use crate::events::Attribution;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -38,6 +40,10 @@ pub enum TimelineKind {
     Requested,
     /// Another writer keeps undoing a correction.
     Fight,
+    /// The events queue stopped working: resync covers drift meanwhile.
+    QueueFailing,
+    /// The events queue works (again).
+    QueueReceiving,
 }
 
 /// One entry.
@@ -54,6 +60,9 @@ pub struct TimelineEvent {
     /// Why, when there is a reason (the plan's, for a change).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// Who made the change it is about, when a CloudTrail event said so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<Attribution>,
 }
 
 /// Seconds since the Unix epoch, now.
@@ -73,7 +82,14 @@ impl TimelineEvent {
             unit,
             message,
             why: None,
+            by: None,
         }
+    }
+
+    /// The same entry, with who made the change it is about.
+    pub fn by(mut self, by: Option<&Attribution>) -> TimelineEvent {
+        self.by = by.cloned();
+        self
     }
 
     /// The same entry, with why it happened.

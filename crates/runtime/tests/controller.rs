@@ -177,26 +177,35 @@ fn start(live: Snapshot) -> Harness {
 }
 
 fn start_with(cloud: FakeCloud) -> Harness {
+    start_customized(cloud, |controller| {
+        controller.with_schedule(SchedulerSettings {
+            resync: Duration::from_secs(30),
+            jitter: 0.1,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            transient_max: Duration::from_secs(30),
+            coalesce: Duration::from_millis(500),
+        })
+    })
+}
+
+/// A loop over `cloud` built by `customize` (schedule, event queue, ...).
+fn start_customized(
+    cloud: FakeCloud,
+    customize: impl FnOnce(Controller<FakeCloud>) -> Controller<FakeCloud>,
+) -> Harness {
     let cloud = Arc::new(cloud);
     let (config, config_rx) = watch::channel(loaded(CONFIG, 1));
     let shutdown = CancellationToken::new();
     let (controls, control_rx) = control::channel();
-    let controller = Controller::new(
+    let timeline = Arc::new(Timeline::default());
+    let controller = customize(Controller::new(
         cloud.clone(),
         config_rx,
         control_rx.unrouted(),
         shutdown.clone(),
-    )
-    .with_schedule(SchedulerSettings {
-        resync: Duration::from_secs(30),
-        jitter: 0.1,
-        backoff_min: Duration::from_secs(1),
-        backoff_max: Duration::from_secs(60),
-        transient_max: Duration::from_secs(30),
-        coalesce: Duration::from_millis(500),
-    });
-    let timeline = Arc::new(Timeline::default());
-    let controller = controller.with_timeline(timeline.clone());
+    ))
+    .with_timeline(timeline.clone());
     let status = controller.status();
     let task = tokio::spawn(controller.run());
     Harness {
@@ -745,6 +754,172 @@ async fn reconcile_now_runs_a_scoped_pass_at_once_and_answers_when_it_is_done() 
         .unwrap()
         .unwrap();
     assert!(!summary.converged);
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+fn start_with_queue(live: Snapshot) -> Harness {
+    let cloud = FakeCloud {
+        live: Mutex::new(live),
+        ..Default::default()
+    };
+    start_customized(cloud, |controller| {
+        controller
+            .with_schedule(SchedulerSettings {
+                jitter: 0.0,
+                ..SchedulerSettings::default()
+            })
+            .with_event_queue(
+                "https://sqs.us-east-1.amazonaws.com/1/q".into(),
+                Duration::from_secs(300),
+            )
+    })
+}
+
+fn rule_opened(id: &str, who: &str, time: f64) -> ecs_reconciler_plan::events::ChangeEvent {
+    use ecs_reconciler_plan::events::*;
+    ChangeEvent {
+        id: id.into(),
+        kind: EventKind::ApiCall {
+            source: "ec2.amazonaws.com".into(),
+            name: "AuthorizeSecurityGroupIngress".into(),
+        },
+        time_unix: Some(time),
+        subjects: vec![Subject::SecurityGroupId("sg-1".into())],
+        actor: Some(Actor {
+            arn: who.into(),
+            source_ip: Some("203.0.113.7".into()),
+            call: "AuthorizeSecurityGroupIngress".into(),
+            at: "2026-12-07T14:02:03Z".into(),
+        }),
+        request_id: Some(format!("req-{id}")),
+    }
+}
+
+async fn deliver(h: &Harness, events: Vec<ecs_reconciler_plan::events::ChangeEvent>) {
+    let (ack, acked) = control::Ack::new();
+    let batch = ecs_reconciler_runtime::events::EventBatch {
+        events,
+        unusable: Vec::new(),
+        received_unix: ecs_reconciler_runtime::timeline::unix_now(),
+    };
+    assert!(h.controls.send(Control::Events(batch, ack)));
+    acked
+        .await
+        .expect("the loop acks once the passes are scheduled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_re_reads_what_it_names_at_once_and_the_correction_says_who() {
+    let h = start_with_queue(drifted());
+    h.controls.send(Control::EventQueue(
+        ecs_reconciler_plan::events::QueueHealth::Receiving,
+    ));
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(passes(&h), 1);
+
+    // Someone opens port 22 on `web`; its CloudTrail event arrives.
+    h.cloud.live.lock().unwrap().security_groups.insert(
+        "web".into(),
+        group(
+            "sg-1",
+            "web",
+            vec![
+                rule(80, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())),
+                rule(22, LiveSource::Ipv4("0.0.0.0/0".parse().unwrap())),
+            ],
+        ),
+    );
+    let now = ecs_reconciler_runtime::timeline::unix_now();
+    deliver(
+        &h,
+        vec![rule_opened("e1", "arn:aws:iam::1:user/alice", now)],
+    )
+    .await;
+    run_for(Duration::from_secs(1)).await;
+    assert_eq!(passes(&h), 2, "a pass at once, not at the 5-minute resync");
+    assert!(h.status.borrow().last_pass_scoped);
+    let status = h.status.borrow().clone();
+    let web_status = &status.units[&web()];
+    assert_eq!(web_status.state, UnitState::Correcting);
+    let by = web_status.changed_by.as_ref().expect("who is known");
+    assert_eq!(by.actor.arn, "arn:aws:iam::1:user/alice");
+    assert_eq!(
+        web_status.verified_by,
+        Some(ecs_reconciler_runtime::scheduler::DueReason::Event)
+    );
+    let said = h
+        .timeline
+        .subscribe(100)
+        .0
+        .into_iter()
+        .filter(|e| e.unit == Some(web()) && e.by.is_some())
+        .count();
+    assert!(said >= 1, "the timeline says who");
+    let queue = status.event_queue.expect("queue status");
+    assert_eq!((queue.received, queue.triggering), (1, 1));
+
+    // The same event delivered again (at-least-once), and one for a group
+    // the file does not declare: no pass.
+    let mut other = rule_opened("e2", "arn:aws:iam::1:user/bob", now);
+    other.subjects = vec![ecs_reconciler_plan::events::Subject::SecurityGroupId(
+        "sg-elsewhere".into(),
+    )];
+    deliver(
+        &h,
+        vec![rule_opened("e1", "arn:aws:iam::1:user/alice", now), other],
+    )
+    .await;
+    run_for(Duration::from_secs(5)).await;
+    assert_eq!(passes(&h), 2);
+    let queue = h.status.borrow().event_queue.clone().unwrap();
+    assert_eq!(queue.ignored.get("duplicate"), Some(&1));
+    assert_eq!(queue.ignored.get("unrelated"), Some(&1));
+
+    // With the queue working, resync is 5 minutes: nothing for 4 minutes.
+    run_for(Duration::from_secs(240)).await;
+    assert_eq!(passes(&h), 2);
+    run_for(Duration::from_secs(65)).await;
+    assert_eq!(passes(&h), 3);
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_queue_falls_back_to_the_normal_resync_and_says_so() {
+    use ecs_reconciler_plan::events::QueueHealth;
+    let h = start_with_queue(drifted());
+    h.controls.send(Control::EventQueue(QueueHealth::Receiving));
+    run_for(Duration::from_millis(10)).await;
+    assert_eq!(passes(&h), 1);
+    run_for(Duration::from_secs(60)).await;
+    assert_eq!(passes(&h), 1, "5-minute resync while the queue works");
+    h.controls.send(Control::EventQueue(QueueHealth::Failing {
+        class: ErrorClass::Denied,
+        reason: "sqs ReceiveMessage was denied (AccessDenied)".into(),
+    }));
+    run_for(Duration::from_secs(31)).await;
+    assert_eq!(passes(&h), 2, "the normal 30 s resync covers drift");
+    run_for(Duration::from_secs(30)).await;
+    assert_eq!(passes(&h), 3);
+    let queue = h.status.borrow().event_queue.clone().unwrap();
+    assert!(matches!(queue.health, Some(QueueHealth::Failing { .. })));
+    assert_eq!(queue.resync_seconds, 30.0);
+    assert!(
+        h.timeline
+            .subscribe(100)
+            .0
+            .iter()
+            .any(|e| e.kind == ecs_reconciler_runtime::timeline::TimelineKind::QueueFailing)
+    );
+    h.controls.send(Control::EventQueue(QueueHealth::Receiving));
+    run_for(Duration::from_secs(1)).await;
+    let before = passes(&h);
+    // The pass already due at the short resync runs; then 5 minutes.
+    run_for(Duration::from_secs(35)).await;
+    let before = before.max(passes(&h));
+    run_for(Duration::from_secs(200)).await;
+    assert_eq!(passes(&h), before, "back to the 5-minute resync");
     h.shutdown.cancel();
     h.task.await.unwrap();
 }

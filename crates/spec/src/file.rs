@@ -162,6 +162,9 @@ pub enum NotificationEvent {
     /// AWS throttled the controller's calls (its budget is too generous
     /// for what else runs in the account).
     Throttled,
+    /// The events queue (`run --events-queue`) stopped working, or works
+    /// again; resync covers drift while it fails.
+    EventQueue,
 }
 
 /// An EC2 security group, found by name (within `vpcId` if given) or by `id`.

@@ -22,7 +22,7 @@ notifications:
   - name: ops-slack
     url: {env: SLACK_WEBHOOK_URL}
     format: slack
-    events: [drift-corrected, removals-held, fight-detected, config-rejected, read-failing, leadership-changed, throttled]
+    events: [drift-corrected, removals-held, fight-detected, config-rejected, read-failing, leadership-changed, throttled, event-queue]
     readFailingAfterSeconds: 600
     coalesceSeconds: "30"
   - name: pager

@@ -229,14 +229,15 @@ keyword!(NotificationFormat, "notification format",
     "write `json` (one object per message) or `slack` (an incoming-webhook payload)",
     ["json" => NotificationFormat::Json, "slack" => NotificationFormat::Slack]);
 keyword!(NotificationEvent, "notification event",
-    "write drift-corrected, removals-held, fight-detected, config-rejected, read-failing, leadership-changed or throttled",
+    "write drift-corrected, removals-held, fight-detected, config-rejected, read-failing, leadership-changed, throttled or event-queue",
     ["drift-corrected" => NotificationEvent::DriftCorrected,
      "removals-held" => NotificationEvent::RemovalsHeld,
      "fight-detected" => NotificationEvent::FightDetected,
      "config-rejected" => NotificationEvent::ConfigRejected,
      "read-failing" => NotificationEvent::ReadFailing,
      "leadership-changed" => NotificationEvent::LeadershipChanged,
-     "throttled" => NotificationEvent::Throttled]);
+     "throttled" => NotificationEvent::Throttled,
+     "event-queue" => NotificationEvent::EventQueue]);
 keyword!(ListenerProtocol, "listener protocol",
     "write `HTTP` or `HTTPS` (upper-case, as Elastic Load Balancing spells them)",
     ["HTTP" => ListenerProtocol::Http, "HTTPS" => ListenerProtocol::Https]);
