@@ -55,6 +55,9 @@ UNITS = [
     "load-balancer/nestjs-api-alb",
 ]
 DRIFTED_UNIT = "security-group/LoadBalancerGroup"
+# A console user's access key, named by the emulator's CloudTrail events.
+CONSOLE_KEY = "AKIACONSOLEADMIN"
+CONSOLE_ARN = "arn:aws:iam::123456789012:user/console-admin"
 
 
 def binary() -> Path:
@@ -121,9 +124,10 @@ class Stack:
         self.token = "browser-0123456789abcdef0123"
         self.token_file = tmp / "control-token"
 
-    def awsctl(self, *args: str) -> dict:
+    def awsctl(self, *args: str, access_key: str = "test") -> dict:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": "test"}
         out = subprocess.run([sys.executable, str(AWSCTL), "--endpoint", self.endpoint, *args],
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30, env=env)
         assert out.returncode == 0, f"awsctl {args}: {out.stderr}"
         return json.loads(out.stdout)
 
@@ -157,18 +161,32 @@ def stack():
             return port_file.exists() and port_file.read_text().strip()
 
         s.endpoint = f"http://127.0.0.1:{wait_until('the emulator (seeded)', emulator_up, timeout=45)}"
+        # EventBridge events through the shipped rules and queue, a console
+        # user's key named (tests/emulator/events.py).
+        events = json.dumps({
+            "enabled": True, "delay": 0.5,
+            "identities": {CONSOLE_KEY: {"arn": CONSOLE_ARN, "source_ip": "203.0.113.7"}},
+            "stack": {"template": str(REPO / "deploy" / "events" / "template.yaml"),
+                      "parameters": {"ClusterArns": "arn:aws:ecs:us-east-1:123456789012:cluster/nestjs-cluster"}},
+        }).encode()
+        req = urllib.request.Request(f"{s.endpoint}/_emulator/events", data=events, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            queue_url = json.load(resp)["queue_url"]
         s.config.write_text(s.seed_text)
         s.token_file.write_text(s.token + "\n")
         port = free_port()
         s.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "AWS_ENDPOINT_URL": s.endpoint, "AWS_REGION": "us-east-1",
-               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               # The emulator reads consistently: a short window keeps the
+               # check after a correction quick (as the e2e suite does).
+               "ECS_RECONCILER_CONSISTENCY_WINDOW": "1s"}
         for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
             env.pop(key, None)
         with open(s.tmp / "daemon.log", "wb") as log:
             s.daemon = subprocess.Popen(
                 [str(exe), "run", "--config", str(s.config), "--listen", f"127.0.0.1:{port}", "--resync", "3s",
-                 "--control-token-file", str(s.token_file)],
+                 "--control-token-file", str(s.token_file), "--events-queue", queue_url],
                 env=env, stdout=log, stderr=subprocess.STDOUT)
 
         def daemon_ready():
@@ -330,6 +348,31 @@ def test_2_injected_drift_shows_up_live_and_is_corrected(stack, page):
     assert kinds & {"drift", "action"}, kinds
     assert not any(r.get("from") == 22 for r in stack.awsctl("show")["ingress_rules"]["LoadBalancerGroup"])
     screenshot(page, "2-drift-corrected")
+
+
+def test_2c_a_console_change_is_corrected_on_its_event_and_the_page_says_who(stack, page):
+    unit = "security-group/EC2InstanceWithLoadBalancer"
+    opened = time.monotonic()
+    stack.awsctl("authorize-ingress", "EC2InstanceWithLoadBalancer", "tcp", "2222", "2222",
+                 "--cidr", "198.51.100.0/24", access_key=CONSOLE_KEY)
+    wait_page(page, "the card naming who made the drift",
+              "((c) => c && c.dataset.state === 'in-sync' && c.querySelector('.changed-by')"
+              " && c.querySelector('.changed-by').textContent.includes(arguments[1]))"
+              "(document.querySelector(`article.unit[data-unit='${arguments[0]}']`))", unit, CONSOLE_ARN)
+    corrected = time.monotonic() - opened
+    card = page.find_element(By.CSS_SELECTOR, f"article.unit[data-unit='{unit}']")
+    assert "AuthorizeSecurityGroupIngress by " + CONSOLE_ARN + " from 203.0.113.7" in card.text
+    # Corrected on the event's pass (resync is 5 minutes), then checked on
+    # the re-read one consistency window later.
+    checked = card.find_element(By.CSS_SELECTOR, ".checked").text
+    assert "(on an event)" in checked or "(on a re-read)" in checked, checked
+    wait_page(page, "the timeline entry naming who",
+              "[...document.querySelectorAll(`#timeline li[data-unit='${arguments[0]}'] .tby`)]"
+              ".some(t => t.textContent.includes(arguments[1]))", unit, CONSOLE_ARN)
+    queue = page.find_element(By.CSS_SELECTOR, "#daemon [data-queue]")
+    assert queue.get_attribute("data-queue") == "receiving" and "caused a pass" in queue.text
+    print(f"\nconsole change corrected and attributed on the page after {corrected:.1f} s (resync 5 min)")
+    screenshot(page, "2c-who-changed-it")
 
 
 def click(driver: webdriver.Chrome, element) -> None:

@@ -223,6 +223,15 @@ def _same_request_id(
     return headers, [body]
 
 
+def _has_messages(payload: bytes) -> bool:
+    """Whether a JSON ReceiveMessage answer carries a message (moto answers
+    an empty receive with ``{"Messages": []}`` or ``{}``)."""
+    try:
+        return bool(json.loads(payload or b"{}").get("Messages"))
+    except (ValueError, AttributeError):
+        return True  # not JSON: hand it back as it is
+
+
 def _queue_wait_seconds(url: str) -> int:
     """The queue's ReceiveMessageWaitTimeSeconds (its default long poll)."""
     from moto.sqs import sqs_backends
@@ -369,7 +378,7 @@ class EmulatorMiddleware:
             with LOCK:
                 status, headers, chunks = self._run(env)
             payload = b"".join(chunks)
-            if time.time() >= deadline or not status.startswith("200") or b'"Messages"' in payload:
+            if time.time() >= deadline or not status.startswith("200") or _has_messages(payload):
                 start_response(status, headers)
                 return [payload]
             with events.PUBLISHER.delivered:

@@ -91,8 +91,9 @@ pub struct Controller<C: Cloud> {
     events: EventTriggers,
     /// The resync while the events queue works (`None`: no queue).
     quiet_resync: Option<Duration>,
-    /// Resources an event named that a pass found in sync: read once more
-    /// a consistency window later, in case the read lagged the call.
+    /// Read once more a consistency window after a pass: resources an
+    /// event named that it found in sync (the read may have lagged the
+    /// call), and, with a queue, the ones it corrected.
     event_rechecks: BTreeSet<UnitId>,
 }
 
@@ -746,6 +747,14 @@ impl<C: Cloud> Controller<C> {
             .collect();
         drop(status);
         self.event_rechecks = self.events.settle(&in_sync, &corrected, unix_now());
+        // With a queue the next resync is minutes away: a corrected
+        // resource is read again one consistency window later, so its
+        // state says "in sync" (or the correction did not hold) within
+        // seconds rather than at that resync. Polling alone gets this from
+        // its short resync.
+        if self.quiet_resync.is_some() {
+            self.event_rechecks.extend(corrected);
+        }
     }
 
     /// Milliseconds of the loop's clock (tokio's, like the schedule's).

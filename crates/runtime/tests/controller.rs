@@ -876,11 +876,18 @@ async fn an_event_re_reads_what_it_names_at_once_and_the_correction_says_who() {
     assert_eq!(queue.ignored.get("duplicate"), Some(&1));
     assert_eq!(queue.ignored.get("unrelated"), Some(&1));
 
+    // The correction is checked one consistency window (10 s) later: in
+    // sync, and who made the drift is still shown.
+    run_for(Duration::from_secs(6)).await;
+    assert_eq!(passes(&h), 3);
+    let web_status = h.status.borrow().units[&web()].clone();
+    assert_eq!(web_status.state, UnitState::InSync);
+    assert!(web_status.changed_by.is_some());
     // With the queue working, resync is 5 minutes: nothing for 4 minutes.
     run_for(Duration::from_secs(240)).await;
-    assert_eq!(passes(&h), 2);
-    run_for(Duration::from_secs(65)).await;
     assert_eq!(passes(&h), 3);
+    run_for(Duration::from_secs(65)).await;
+    assert_eq!(passes(&h), 4);
     h.shutdown.cancel();
     h.task.await.unwrap();
 }
@@ -893,15 +900,17 @@ async fn a_failing_queue_falls_back_to_the_normal_resync_and_says_so() {
     run_for(Duration::from_millis(10)).await;
     assert_eq!(passes(&h), 1);
     run_for(Duration::from_secs(60)).await;
-    assert_eq!(passes(&h), 1, "5-minute resync while the queue works");
+    // The first pass corrected two drifts: checked once a window later,
+    // then quiet (5-minute resync while the queue works).
+    assert_eq!(passes(&h), 2, "one check of the corrections, then nothing");
     h.controls.send(Control::EventQueue(QueueHealth::Failing {
         class: ErrorClass::Denied,
         reason: "sqs ReceiveMessage was denied (AccessDenied)".into(),
     }));
     run_for(Duration::from_secs(31)).await;
-    assert_eq!(passes(&h), 2, "the normal 30 s resync covers drift");
+    assert_eq!(passes(&h), 3, "the normal 30 s resync covers drift");
     run_for(Duration::from_secs(30)).await;
-    assert_eq!(passes(&h), 3);
+    assert_eq!(passes(&h), 4);
     let queue = h.status.borrow().event_queue.clone().unwrap();
     assert!(matches!(queue.health, Some(QueueHealth::Failing { .. })));
     assert_eq!(queue.resync_seconds, 30.0);

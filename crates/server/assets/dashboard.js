@@ -25,6 +25,8 @@
   };
   const RESULT = { applied: 'applied', 'already-done': 'already done', skipped: 'skipped', failed: 'failed' };
   const DISPOSITION = { apply: 'corrected', observe: 'left alone (observe-only)', report: 'reported only', info: 'info', held: 'held (see why: over the destructive cap, or a drastic config edit awaiting confirmation)' };
+  // What made a resource's last successful pass run (status `verified_by`).
+  const VERIFIED = { event: 'on an event', resync: 'by resync', edit: 'after an edit', startup: 'at start', retry: 'on retry', operator: 'on request', recheck: 'on a re-read' };
   const S = { status: null, cards: new Map(), memo: new Map(), api: [], events: [], seen: new Set(), mode: 'connecting' };
   const $ = (id) => document.getElementById(id);
 
@@ -250,6 +252,7 @@
       ['Passes', String(d.passes ?? 0)],
       ['Last pass', [when(d.last_pass_unix), d.last_pass_seconds != null ? ` (${Math.round(d.last_pass_seconds * 1000)} ms${d.last_pass_scoped ? ', scoped to the due resources' : ''})` : '']],
       ['Full observation', when(d.last_complete_observation_unix)],
+      ...(d.event_queue ? [['Events queue', queueState(d.event_queue)]] : []),
       ...Object.entries(s.notifications || {}).map(([name, t]) => [`Webhook ${name}`,
         el('span', { class: (t.failed || t.dropped || t.unresolved) ? 'error' : null },
           `${t.sent || 0} sent, ${t.failed || 0} failed, ${t.dropped || 0} dropped${t.unresolved ? ', URL not found' : ''}`)]),
@@ -261,6 +264,20 @@
     a.hidden = !awaiting.length;
     fill(a, awaiting.map((x) => el('li', {}, el('strong', {}, `⏸ ${x.owner}`),
       `: the config edit (generation ${x.generation}) cut ${x.what}; its removals wait for "Confirm held removals" (Operate), ecs-reconciler confirm, SIGUSR1 or apply --allow-destructive`)));
+  }
+
+  // The events queue: working (drift seen as events arrive) or failing (resync covers it).
+  function queueState(q) {
+    const h = q.health || {}, ignored = Object.entries(q.ignored || {}).map(([k, n]) => `${n} ${k}`).join(', ');
+    const state = h.state === 'receiving' ? 'receiving' : h.state === 'failing' ? 'failing' : 'starting';
+    return el('span', { class: state === 'failing' ? 'error' : null, 'data-queue': state, title: q.url },
+      state === 'receiving' ? 'receiving' : state === 'failing' ? `failing (${h.reason || h.class})` : 'not read yet',
+      ` · resync every ${Math.round(q.resync_seconds || 0)} s · ${q.received || 0} events, ${q.triggering || 0} caused a pass`,
+      ignored ? `, ignored: ${ignored}` : '', q.last_event_unix ? [' · last ', when(q.last_event_unix)] : '');
+  }
+  // Who made a change, from its CloudTrail record.
+  function byText(by) {
+    return `${by.call} by ${by.arn}${by.source_ip ? ` from ${by.source_ip}` : ''} at ${by.at}`;
   }
 
   // ---- render: resource cards ----------------------------------------------
@@ -304,7 +321,9 @@
       u.last_error && el('p', { class: 'error' }, el('strong', {}, 'Error: '), u.last_error,
         failures ? ` (${failures} failures in a row)` : ''),
       drift,
+      u.changed_by && el('p', { class: 'changed-by' }, el('strong', {}, 'Last drift made by: '), byText(u.changed_by)),
       el('p', { class: 'checked muted' }, 'Checked ', when(u.last_pass_unix),
+        u.verified_by ? ` (${VERIFIED[u.verified_by] || u.verified_by})` : '',
         u.last_success_unix !== u.last_pass_unix ? [' · last success ', when(u.last_success_unix)] : '',
         ' ', el('button', { type: 'button', class: 'reconcile', 'data-unit': name, disabled: !token, title: 'Needs the control token (Operate panel)' }, 'Reconcile now')));
   }
@@ -396,7 +415,8 @@
         el('time', { datetime: new Date(ev.time * 1000).toISOString() }, clock(ev.time)), ' ',
         el('span', { class: 'tkind' }, ev.kind), ' ',
         ev.unit && [el('span', { class: 'tunit' }, ev.unit), ' '],
-        el('span', { class: 'msg' }, ev.message));
+        el('span', { class: 'msg' }, ev.message),
+        ev.by && el('span', { class: 'tby' }, ` — ${byText(ev.by)}`));
       let i = S.events.findIndex((e) => e.time < ev.time); // newest first
       if (i < 0) i = S.events.length;
       ol.insertBefore(li, S.events[i]?.li || null);
