@@ -19,8 +19,15 @@ max(1, S/100) clusters) on a fresh emulator, with the RELEASE binary
 4. drift-to-correction latency: N drifts, one every 1.5-3 s, found in the
    audit log;
 5. config-edit-to-applied latency: replicas 10 -> 11 -> 10 by atomic rename;
+6. with the events queue (issue 17): the emulator's EventBridge events on
+   (0.5 s delay) through deploy/events/template.yaml, the daemon restarted
+   with --events-queue and a 5-minute resync: the same kind of drifts made
+   with a console user's key (latency, and who the audit line names), the
+   controller's calls in an idle minute, API calls per hour next to polling
+   at 30 s; at one size (--events-drop-size) 10% of events dropped, every
+   drift corrected, the lost ones by the resync;
 
-then 6. Cloud Custodian side by side (bench/c7n/run.py) on another fresh
+then 7. Cloud Custodian side by side (bench/c7n/run.py) on another fresh
 emulator, and prints the figures next to the issue's goals.
 
 Run it with the emulator venv's python (scripts/bench.sh does). Every wait
@@ -58,6 +65,11 @@ REGION = "us-east-1"
 TARGETS_PER_SERVICE = 10
 GROUPS = 100
 DEFAULT_RESYNC = 30.0
+EVENTS_RESYNC = 300.0
+EVENT_DELAY = 0.5
+CONSOLE_KEY = "AKIACONSOLEADMIN"
+CONSOLE_ARN = "arn:aws:iam::123456789012:user/console-admin"
+EVENTS_TEMPLATE = ROOT / "deploy" / "events" / "template.yaml"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READ_PREFIXES = ("Describe", "List", "Get")
 
@@ -296,7 +308,7 @@ class CallsTail:
 # daemon
 
 class Daemon:
-    def __init__(self, binary: Path, config: Path, work: Path, endpoint: str) -> None:
+    def __init__(self, binary: Path, config: Path, work: Path, endpoint: str, extra: list[str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.audit = work / "audit.jsonl"
@@ -309,7 +321,7 @@ class Daemon:
             "ECS_RECONCILER_LOG_FORMAT": "json",
         })
         self.cmd = [str(binary), "run", "--config", str(config), "--listen", f"127.0.0.1:{self.port}",
-                    "--audit-log", str(self.audit)]
+                    "--audit-log", str(self.audit), *(extra or [])]
         self.started = time.time()
         self.proc = spawn(self.cmd, env=env, stdout=work / "daemon.stdout", stderr=self.stderr)
 
@@ -532,7 +544,8 @@ class SizeRun:
         t_size = time.monotonic()
         try:
             for name, phase in (("build", self.build), ("startup", self.start_daemon),
-                                ("steady_pass", self.steady_pass), ("drift", self.drifts), ("edit", self.edits)):
+                                ("steady_pass", self.steady_pass), ("drift", self.drifts), ("edit", self.edits),
+                                ("events", self.events)):
                 t0 = time.monotonic()
                 try:
                     phase()
@@ -743,25 +756,28 @@ class SizeRun:
             f"ratio {self.r['steady_pass']['ratio']}), {self.r['steady_pass']['mutating_total']} mutating, "
             f"CPU {cpu * 1000:.0f} ms, emulator CPU {emu_cpu:.2f} s, idle RSS {mib(mem_idle.get('VmRSS'))} MiB")
 
-    def _boto(self) -> tuple[Any, Any]:
+    def _boto(self, key: str = "test") -> tuple[Any, Any]:
         import boto3
         from botocore.config import Config
 
         assert self.emu is not None
-        kw = dict(endpoint_url=self.emu.endpoint, region_name=REGION, aws_access_key_id="test",
+        kw = dict(endpoint_url=self.emu.endpoint, region_name=REGION, aws_access_key_id=key,
                   aws_secret_access_key="test",
                   config=Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=120))
         return boto3.client("ec2", **kw), boto3.client("ecs", **kw)  # default User-Agent: not aws-sdk-rust
 
-    def drifts(self) -> None:
+    def drifts(self, label: str = "drift", key: str = "test", seed: int = 1000,
+               first_within: float | None = None) -> None:
         """N console-style drifts, one every 1.5-3 s; latency = audit time
-        of the correction - injection time."""
+        of the correction - injection time. The first comes within
+        `first_within` s (default: a random part of a resync period, so the
+        drifts do not all start just after a pass)."""
         assert self.daemon is not None
         n = self.args.drifts
         if n <= 0:
             return
-        ec2, ecs = self._boto()
-        rng = random.Random(1000 + self.size)
+        ec2, ecs = self._boto(key)
+        rng = random.Random(seed + self.size)
         services = list(self.topo.services)
         rng.shuffle(services)
         groups = list(self.topo.groups)
@@ -782,7 +798,7 @@ class SizeRun:
         # The drifts span ~1.5 resync periods; the first one waits a random
         # part of a period, so they do not all start just after a pass.
         records: list[dict[str, Any]] = []
-        offset = rng.uniform(0, self.resync)
+        offset = rng.uniform(0, self.resync if first_within is None else first_within)
         log(f"size {self.size}: injecting {len(plan)} drifts, the first in {offset:.1f} s")
         time.sleep(offset)
         audit_before = len(self.daemon.audit_lines())
@@ -827,14 +843,14 @@ class SizeRun:
                         used.add(j)
                         rec["corrected"] = float(line["time"])
                         rec["latency_s"] = round(rec["corrected"] - rec["injected"], 3)
-                        rec["audit"] = {k: line.get(k) for k in ("resource", "before", "after", "result")}
+                        rec["audit"] = {k: line.get(k) for k in ("resource", "before", "after", "result", "cause")}
                         pending.remove(idx)
                         break
         lat = [r["latency_s"] for r in records if "latency_s" in r]
         audit = self.daemon.audit_lines()
         others = [a for j, a in enumerate(audit) if j >= audit_before and j not in used]
         self.note_rss(proc_mem_kib(self.daemon.pid))
-        self.r["drift"] = {
+        self.r[label] = {
             "resync_s": self.resync, "injected": len(records), "corrected": len(lat),
             "median_s": median(lat), "p95_s": pct(lat, 95), "max_s": round(max(lat), 3) if lat else None,
             "min_s": round(min(lat), 3) if lat else None,
@@ -844,9 +860,71 @@ class SizeRun:
             "other_audit_examples": [{k: a.get(k) for k in ("action", "resource", "before", "after", "result")}
                                      for a in others[:5]],
             "drifts": [{k: r.get(k) for k in ("kind", "what", "latency_s")} for r in records],
+            # Corrections whose audit line names the console user: their
+            # event arrived before the pass that corrected them.
+            "attributed": sum(1 for r in records if ((r.get("audit") or {}).get("cause") or {}).get("arn") == CONSOLE_ARN),
         }
-        log(f"size {self.size}: drift: {len(lat)}/{len(records)} corrected, median {median(lat)} s, "
+        log(f"size {self.size}: {label}: {len(lat)}/{len(records)} corrected, median {median(lat)} s, "
             f"p95 {pct(lat, 95)} s")
+
+    def events(self) -> None:
+        """The events queue (issue 17): the same drifts seen as their
+        events arrive, idle calls, and (at one size) lost events."""
+        if self.args.events_drifts <= 0 or self.emu is None:
+            return
+        if self.daemon is not None:
+            self.daemon.close()
+        clusters = sorted({f"arn:aws:ecs:{REGION}:123456789012:cluster/{s.cluster}" for s in self.topo.services})
+        doc = self.emu.control("POST", "events", {
+            "enabled": True, "delay": EVENT_DELAY, "seed": self.size,
+            "identities": {CONSOLE_KEY: {"arn": CONSOLE_ARN, "source_ip": "203.0.113.7"}},
+            "stack": {"template": str(EVENTS_TEMPLATE), "parameters": {"ClusterArns": ",".join(clusters)}},
+        })
+        work = self.work / "events"
+        work.mkdir(exist_ok=True)
+        self.daemon = Daemon(self.binary, self.config, work, self.emu.endpoint,
+                             ["--events-queue", doc["queue_url"], "--events-resync", f"{EVENTS_RESYNC:.0f}s"])
+        self.resync = EVENTS_RESYNC
+        log(f"size {self.size}: events: daemon pid {self.daemon.pid} with the queue; waiting for its first passes")
+        # Pass 1 at start; pass 2 one normal resync later (it was scheduled
+        # before the queue was read), then 5 minutes.
+        self.wait_passes(2, 2 * self.pass_timeout() + 60)
+        saved = self.args.drifts
+        self.args.drifts = self.args.events_drifts
+        try:
+            self.drifts(label="events_drift", key=CONSOLE_KEY, seed=3000, first_within=2.0)
+            ev = self.r["events_drift"]
+            # An idle minute: the long polls, nothing else (after the
+            # re-reads of the last corrections, one consistency window on).
+            time.sleep(15)
+            self.emu.reset_calls()
+            window = 60.0
+            time.sleep(window)
+            idle = {k: int(v) for k, v in self.emu.calls("reconciler").items() if k != "faulted" and v}
+            sp = self.r.get("steady_pass") or {}
+            per_pass = sp.get("measured_total")
+            queue_per_hour = sum(v for k, v in idle.items() if k.startswith("sqs:")) * 3600.0 / window
+            others = {k: v for k, v in idle.items() if not k.startswith("sqs:")}
+            ev["idle_window_s"] = window
+            ev["idle_calls"] = idle
+            if per_pass:
+                polling = per_pass * 3600.0 / DEFAULT_RESYNC
+                events = per_pass * 3600.0 / EVENTS_RESYNC + queue_per_hour
+                ev["calls_per_hour"] = {"polling_30s": round(polling), "events_5m": round(events),
+                                        "queue_share": round(queue_per_hour),
+                                        "ratio": round(polling / events, 1)}
+            ev["idle_non_queue_calls"] = sum(others.values())
+            status = self.daemon.status() or {}
+            ev["queue"] = {k: (status.get("event_queue") or {}).get(k)
+                           for k in ("received", "triggering", "ignored")}
+            if self.size == self.args.events_drop_size:
+                self.emu.control("POST", "events", {"drop": 0.1})
+                self.drifts(label="events_drop", key=CONSOLE_KEY, seed=4000, first_within=2.0)
+                dr = self.r["events_drop"]
+                dr["dropped_events"] = self.emu.control("GET", "events")["counts"]["dropped"]
+                dr["resync_bound_s"] = round(1.1 * EVENTS_RESYNC + getattr(self, "pass_seconds", 0.0), 1)
+        finally:
+            self.args.drifts = saved
 
     def _write_config(self, service: Any, replicas: int) -> float:
         lines = self.yaml.split("\n")
@@ -1042,6 +1120,24 @@ def goals(result: dict[str, Any]) -> list[list[str]]:
             rows.append([f"drift median <= resync/2 + 1 s = {g:.0f} s ({tag})", f"{dr['median_s']:.1f} s",
                          verdict(dr["median_s"] <= g and dr["corrected"] == dr["injected"],
                                  f"{dr['median_s'] - g:+.1f} s; {dr['corrected']}/{dr['injected']} corrected")])
+        ev = s.get("events_drift") or {}
+        if ev.get("median_s") is not None:
+            g = EVENT_DELAY + 1.0
+            rows.append([f"events: drift median <= event delay + 1 s = {g:.1f} s ({tag})", f"{ev['median_s']:.2f} s",
+                         verdict(ev["median_s"] <= g and ev["corrected"] == ev["injected"],
+                                 f"{ev['median_s'] - g:+.2f} s; {ev['corrected']}/{ev['injected']} corrected; "
+                                 f"polling median {fmt(dr.get('median_s'))} s")])
+        cph = ev.get("calls_per_hour") or {}
+        if cph.get("ratio") is not None and int(key) >= 1000:
+            rows.append([f"events: >= 10x fewer calls per hour than polling at 30 s ({tag})", f"{cph['ratio']:.1f}x",
+                         verdict(cph["ratio"] >= 10, f"{cph['events_5m']} vs {cph['polling_30s']} calls/h")])
+        drop = s.get("events_drop") or {}
+        if drop.get("injected"):
+            rows.append([f"events: 10% dropped, every drift corrected within the resync bound ({tag})",
+                         f"{drop['corrected']}/{drop['injected']}, max {fmt(drop.get('max_s'))} s",
+                         verdict(drop["corrected"] == drop["injected"]
+                                 and (drop.get("max_s") or 0) <= drop.get("resync_bound_s", 1e9),
+                                 f"bound {drop.get('resync_bound_s')} s; {drop.get('dropped_events')} events dropped")])
         ed = s.get("edit") or {}
         if ed.get("max_s") is not None:
             g = GOALS["edit_s"]
@@ -1146,6 +1242,26 @@ def report(result: dict[str, Any]) -> str:
                 for k in keys],
             ["edit -> applied median, s"] + g(["edit", "median_s"], 2),
             ["edit -> applied max, s"] + g(["edit", "max_s"], 2),
+            ["events queue (0.5 s delay, resync 5 min): corrected / injected"] + [
+                f"{fmt((sizes[k].get('events_drift') or {}).get('corrected'))} / "
+                f"{fmt((sizes[k].get('events_drift') or {}).get('injected'))}" for k in keys],
+            ["  drift latency median, s (polling at 30 s beside)"] + [
+                f"{fmt((sizes[k].get('events_drift') or {}).get('median_s'), 2)} "
+                f"({fmt((sizes[k].get('drift') or {}).get('median_s'), 1)})" for k in keys],
+            ["  drift latency p95, s (polling at 30 s beside)"] + [
+                f"{fmt((sizes[k].get('events_drift') or {}).get('p95_s'), 2)} "
+                f"({fmt((sizes[k].get('drift') or {}).get('p95_s'), 1)})" for k in keys],
+            ["  corrections naming the console user"] + g(["events_drift", "attributed"]),
+            ["  API calls per hour, nothing drifting (polling at 30 s)"] + [
+                f"{fmt(((sizes[k].get('events_drift') or {}).get('calls_per_hour') or {}).get('events_5m'))} "
+                f"({fmt(((sizes[k].get('events_drift') or {}).get('calls_per_hour') or {}).get('polling_30s'))})"
+                for k in keys],
+            ["  fewer calls than polling, x"] + g(["events_drift", "calls_per_hour", "ratio"], 1),
+            ["  10% events dropped: corrected / injected, max s"] + [
+                f"{fmt((sizes[k].get('events_drop') or {}).get('corrected'))} / "
+                f"{fmt((sizes[k].get('events_drop') or {}).get('injected'))}, "
+                f"{fmt((sizes[k].get('events_drop') or {}).get('max_s'), 1)}" if sizes[k].get("events_drop") else "-"
+                for k in keys],
             ["size wall time, s"] + g(["seconds"], 0),
         ]
         out += ["", table(rows, hdr)]
@@ -1217,6 +1333,10 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"), help="JSON results")
     ap.add_argument("--bin", default=None, help="ecs-reconciler binary (default: the release build)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, audit, configs)")
+    ap.add_argument("--events-drifts", type=int, default=20,
+                    help="drifts with the events queue on, per size (0: skip the events phase)")
+    ap.add_argument("--events-drop-size", type=int, default=100,
+                    help="the size at which 10%% of events are dropped (0: none)")
     args = ap.parse_args()
     sizes = parse_list(args.sizes)
     args.c7n_groups = parse_list(args.c7n_groups)

@@ -86,7 +86,7 @@ pub struct AwsArgs {
     /// Overrides one class's budget: CLASS=BURST/PER_SECOND, e.g.
     /// elbv2-read=10/2.5 (classes: ecs-service-read,
     /// ecs-cluster-resource-read, ecs-read, ecs-write, ec2-read, ec2-write,
-    /// elbv2-read, elbv2-write). Repeatable; comma-separated in the
+    /// elbv2-read, elbv2-write, autoscaling-read). Repeatable; comma-separated in the
     /// environment variable.
     #[arg(
         long = "api-budget",

@@ -416,7 +416,29 @@ fn write_service(o: &mut String, service: &AdoptedService, cluster: &str) {
     let _ = writeln!(o, "  # {}", live.arn);
     let _ = writeln!(o, "  - name: {}", scalar(&service.name));
     let _ = writeln!(o, "    cluster: {}", scalar(cluster));
-    let _ = writeln!(o, "    replicas: {}", live.desired_count);
+    match service.scaling {
+        // An autoscaler owns the count: declare its range, not today's value.
+        Some((min, max)) if (min..=max).contains(&live.desired_count) => {
+            let _ = writeln!(
+                o,
+                "    replicas: {{min: {min}, max: {max}}}  # the Application Auto Scaling target's MinCapacity/MaxCapacity (desiredCount {} now)",
+                live.desired_count
+            );
+        }
+        // Outside its own target's range (scaling suspended, or the target
+        // changed by hand): the range would be corrected at once, so the
+        // count as it is, and the range in a comment.
+        Some((min, max)) => {
+            let _ = writeln!(
+                o,
+                "    replicas: {}  # an Application Auto Scaling target says {{min: {min}, max: {max}}}, but desiredCount is outside it now",
+                live.desired_count
+            );
+        }
+        None => {
+            let _ = writeln!(o, "    replicas: {}", live.desired_count);
+        }
+    }
     if let Some(launch) = &live.launch_type {
         let _ = writeln!(o, "    launchType: {launch}");
     } else if !live.capacity_provider_strategy.is_empty() {

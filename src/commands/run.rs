@@ -215,7 +215,7 @@ pub async fn run(args: &RunArgs) -> u8 {
     ));
     // Webhooks follow the timeline and the status: delivery never waits
     // in the loop.
-    ecs_reconciler_runtime::notify::spawn(
+    let notifier = ecs_reconciler_runtime::notify::spawn(
         notifier_config,
         timeline.clone(),
         controller.status(),
@@ -278,6 +278,8 @@ pub async fn run(args: &RunArgs) -> u8 {
                 let _ = (&mut loop_task).await;
             }
             let _ = server.await;
+            // The webhooks' last messages ("stopped leading").
+            let _ = notifier.await;
         }) => {
             tracing::info!("stopped");
             exit::OK

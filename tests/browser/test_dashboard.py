@@ -295,14 +295,15 @@ def test_1_page_shows_the_seed_in_sync_and_the_api_address(stack, page):
     assert page.find_element(By.ID, "config-error").is_displayed() is False
     assert page.find_element(By.ID, "timeline").get_attribute("aria-live") == "polite"
     # The client-side API budgets: one row per AWS rate class, with headroom.
-    assert wait_page(page, "the budget table", "document.querySelectorAll('#budget-rows tr').length === 8")
+    assert wait_page(page, "the budget table", "document.querySelectorAll('#budget-rows tr').length === 9")
     # The rows are re-rendered on every heartbeat: read them in one script.
     rows = page.execute_script(
         "return [...document.querySelectorAll('#budget-rows tr')].map(r => ({"
         "  cls: r.dataset.class, text: r.innerText,"
         "  max: r.querySelector('meter') && r.querySelector('meter').getAttribute('max')}))")
     assert [r["cls"] for r in rows] == ["ecs-service-read", "ecs-cluster-resource-read", "ecs-read",
-                                        "ecs-write", "ec2-read", "ec2-write", "elbv2-read", "elbv2-write"]
+                                        "ecs-write", "ec2-read", "ec2-write", "elbv2-read", "elbv2-write",
+                                        "autoscaling-read"]
     elb_read = next(r for r in rows if r["cls"] == "elbv2-read")
     assert elb_read["max"] == "20"
     assert "5/s" in elb_read["text"]

@@ -15,17 +15,23 @@ fn path(emu: &Emulator, name: &str) -> String {
     emu.dir_path(name)
 }
 
-#[test]
-fn init_on_the_seed_round_trips_and_then_sees_a_drift() {
-    let emu = Emulator::start();
-    let file = path(&emu, "adopted.yaml");
+/// `init` of the seed's service into `name`: the file's path and text.
+fn init_seed_service(emu: &Emulator, name: &str) -> (String, String) {
+    let file = path(emu, name);
     let run = init(
-        &emu,
+        emu,
         &["--cluster", "nestjs-cluster", "--service", "nestjs-api"],
         &file,
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let text = std::fs::read_to_string(&file).unwrap();
+    (file, text)
+}
+
+#[test]
+fn init_on_the_seed_round_trips_and_then_sees_a_drift() {
+    let emu = Emulator::start();
+    let (file, text) = init_seed_service(&emu, "adopted.yaml");
     assert!(
         text.starts_with("# yaml-language-server: $schema=schema.json\n"),
         "{text}"
@@ -126,4 +132,30 @@ fn init_adopts_every_service_of_a_generated_hundred_service_topology() {
     let plan = emu.reconciler(&["plan", "--config", &file]);
     assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
     assert!(plan.stdout.contains("big-svc-0001"), "{}", plan.stdout);
+}
+
+#[test]
+fn init_writes_an_autoscaled_service_as_its_scalable_targets_range() {
+    let emu = Emulator::start();
+    // Application Auto Scaling owns the desired count: 1..4 around today's 2.
+    emu.boto3(
+        "boto3.client('application-autoscaling', **kw).register_scalable_target(\
+         ServiceNamespace='ecs', ResourceId='service/nestjs-cluster/nestjs-api',\
+         ScalableDimension='ecs:service:DesiredCount', MinCapacity=1, MaxCapacity=4)",
+    );
+    let (file, text) = init_seed_service(&emu, "autoscaled.yaml");
+    assert!(
+        text.contains("    replicas: {min: 1, max: 4}  # the Application Auto Scaling target's MinCapacity/MaxCapacity (desiredCount 2 now)"),
+        "{text}"
+    );
+    let plan = emu.reconciler(&["plan", "--config", &file]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    // The autoscaler moves inside its range: no drift.
+    emu.ctl("scale nestjs-cluster nestjs-api 3");
+    let plan = emu.reconciler(&["plan", "--config", &file]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    // A hand-made count above it: drift.
+    emu.ctl("scale nestjs-cluster nestjs-api 6");
+    let plan = emu.reconciler(&["plan", "--config", &file]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
 }

@@ -53,6 +53,9 @@ pub struct AdoptedService {
     pub task_definition: Option<LiveTaskDefinition>,
     /// Its `loadBalancers`: (target group ARN, container name, container port).
     pub load_balancers: Vec<(String, String, i32)>,
+    /// Its Application Auto Scaling target's (MinCapacity, MaxCapacity),
+    /// when one scales its desired count.
+    pub scaling: Option<(i32, i32)>,
 }
 
 /// A target group a service names.
@@ -137,6 +140,10 @@ pub async fn read_topology(
             ..service
         });
     }
+    let scaling = scalable_targets(aws, cluster, &names).await?;
+    for service in &mut topology.services {
+        service.scaling = scaling.get(&service.name).copied();
+    }
     topology.target_groups = target_groups(aws, &topology.services).await?;
     let lb_arns: BTreeSet<String> = topology
         .target_groups
@@ -185,6 +192,61 @@ pub async fn read_topology(
     Ok(topology)
 }
 
+/// DescribeScalableTargets takes at most 50 resource ids.
+const SCALABLE_TARGET_IDS_PER_CALL: usize = 50;
+
+/// The scalable targets of the services' desired counts: service name →
+/// (MinCapacity, MaxCapacity). A service without one is absent.
+async fn scalable_targets(
+    aws: &Aws,
+    cluster: &str,
+    names: &[String],
+) -> Result<BTreeMap<String, (i32, i32)>> {
+    use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput;
+    use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+
+    let mut found = BTreeMap::new();
+    for chunk in names.chunks(SCALABLE_TARGET_IDS_PER_CALL) {
+        let ids: Vec<String> = chunk
+            .iter()
+            .map(|name| format!("service/{cluster}/{name}"))
+            .collect();
+        let pages = aws
+            .sdk
+            .autoscaling
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .set_resource_ids(Some(ids))
+            .into_paginator()
+            .send();
+        pages::each_page(
+            &aws.budget,
+            "application-autoscaling",
+            "DescribeScalableTargets",
+            pages,
+            DescribeScalableTargetsOutput::next_token,
+            |page| {
+                for target in page.scalable_targets() {
+                    // service/CLUSTER/NAME
+                    let mut parts = target.resource_id().splitn(3, '/');
+                    if let (Some("service"), Some(c), Some(name)) =
+                        (parts.next(), parts.next(), parts.next())
+                        && c == cluster
+                    {
+                        found.insert(
+                            name.to_string(),
+                            (target.min_capacity(), target.max_capacity()),
+                        );
+                    }
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(found)
+}
+
 async fn list_services(aws: &Aws, cluster: &str) -> Result<Vec<String>> {
     let mut arns = Vec::new();
     let pages = aws
@@ -221,6 +283,7 @@ async fn describe_services(
             name: name.to_string(),
             live: live_service(service),
             task_definition: None,
+            scaling: None,
             load_balancers: service
                 .load_balancers()
                 .iter()

@@ -40,11 +40,14 @@ pub enum ApiClass {
     ElbRead,
     /// ELBv2 RegisterTargets/DeregisterTargets and the other writes.
     ElbWrite,
+    /// Application Auto Scaling reads (`init` reads services' scalable
+    /// targets).
+    AutoScalingRead,
 }
 
 impl ApiClass {
     /// Every class, in declaration order (one bucket each).
-    pub const ALL: [ApiClass; 8] = [
+    pub const ALL: [ApiClass; 9] = [
         ApiClass::EcsServiceRead,
         ApiClass::EcsClusterResourceRead,
         ApiClass::EcsRead,
@@ -53,6 +56,7 @@ impl ApiClass {
         ApiClass::Ec2Write,
         ApiClass::ElbRead,
         ApiClass::ElbWrite,
+        ApiClass::AutoScalingRead,
     ];
 
     /// The class's name in `--api-budget`, metrics and the status API,
@@ -67,6 +71,7 @@ impl ApiClass {
             ApiClass::Ec2Write => "ec2-write",
             ApiClass::ElbRead => "elbv2-read",
             ApiClass::ElbWrite => "elbv2-write",
+            ApiClass::AutoScalingRead => "autoscaling-read",
         }
     }
 
@@ -75,6 +80,8 @@ impl ApiClass {
     /// read categories we call (task definitions, clusters) 50/20, service
     /// modify 50/5; EC2: non-mutating 100/20, mutating 50/5; ELBv2:
     /// Describe* 40/10 for the whole account, RegisterTargets 20/4.
+    /// Application Auto Scaling documents no request rate: its bucket is a
+    /// conservative 10/2 of ours (`init` makes one call per 50 services).
     pub fn aws_limit(self) -> (f64, f64) {
         match self {
             ApiClass::EcsServiceRead => (100.0, 20.0),
@@ -85,6 +92,7 @@ impl ApiClass {
             ApiClass::Ec2Write => (50.0, 5.0),
             ApiClass::ElbRead => (40.0, 10.0),
             ApiClass::ElbWrite => (20.0, 4.0),
+            ApiClass::AutoScalingRead => (10.0, 2.0),
         }
     }
 
@@ -106,6 +114,7 @@ impl ApiClass {
             ("ecs", false) => ApiClass::EcsWrite,
             ("ec2", true) => ApiClass::Ec2Read,
             ("ec2", false) => ApiClass::Ec2Write,
+            ("application-autoscaling", _) => ApiClass::AutoScalingRead,
             (_, true) => ApiClass::ElbRead,
             (_, false) => ApiClass::ElbWrite,
         }

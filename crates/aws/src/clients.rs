@@ -70,6 +70,8 @@ pub struct SdkClients {
     pub ecs: aws_sdk_ecs::Client,
     /// ELBv2: load balancers, listeners, target groups and their targets.
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// Application Auto Scaling: services' scalable targets (`init`).
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl SdkClients {
@@ -98,15 +100,18 @@ impl SdkClients {
         let mut ec2 = aws_sdk_ec2::config::Builder::from(&shared);
         let mut ecs = aws_sdk_ecs::config::Builder::from(&shared);
         let mut elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&shared);
+        let mut autoscaling = aws_sdk_applicationautoscaling::config::Builder::from(&shared);
         if let Some(interceptor) = interceptor {
             ec2 = ec2.interceptor(interceptor.clone());
             ecs = ecs.interceptor(interceptor.clone());
-            elbv2 = elbv2.interceptor(interceptor);
+            elbv2 = elbv2.interceptor(interceptor.clone());
+            autoscaling = autoscaling.interceptor(interceptor);
         }
         let clients = SdkClients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
+            autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(autoscaling.build()),
         };
         (clients, shared.region().map(ToString::to_string))
     }

@@ -84,6 +84,8 @@ fn service_label(service: &str) -> &'static str {
         "ecs"
     } else if lower.contains("sqs") {
         "sqs"
+    } else if lower.contains("autoscaling") || lower.contains("auto scaling") {
+        "application-autoscaling"
     } else {
         "other"
     }

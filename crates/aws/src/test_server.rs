@@ -267,7 +267,10 @@ pub(crate) async fn aws_serving_with(
     let sdk = SdkClients {
         ecs: ecs_client(ecs_endpoint),
         ec2: ec2_client(ec2_endpoint),
-        elbv2: elbv2_client(elbv2_endpoint),
+        elbv2: elbv2_client(elbv2_endpoint.clone()),
+        // No scripted test reads scalable targets (`init` only): pointed at
+        // the ELBv2 server, any call would fail loudly.
+        autoscaling: autoscaling_client(elbv2_endpoint),
     };
     let aws = Aws::new(sdk, Some("us-east-1".into()), settings);
     let servers = Servers {
@@ -276,6 +279,21 @@ pub(crate) async fn aws_serving_with(
         elbv2: elbv2_seen,
     };
     (aws, servers)
+}
+
+/// An Application Auto Scaling client for `endpoint`, like the others.
+fn autoscaling_client(endpoint: String) -> aws_sdk_applicationautoscaling::Client {
+    use aws_sdk_applicationautoscaling::config::{
+        BehaviorVersion, Credentials, Region, retry::RetryConfig,
+    };
+    let config = aws_sdk_applicationautoscaling::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_applicationautoscaling::Client::from_conf(config)
 }
 
 /// An ECS client for `endpoint` with test credentials and no retries.

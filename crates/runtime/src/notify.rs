@@ -124,6 +124,7 @@ pub fn spawn(
         failing_since: HashMap::new(),
         told_failing: HashMap::new(),
         throttled_before: None,
+        workers: Vec::new(),
     };
     tokio::spawn(notifier.run(config, timeline, status, shutdown))
 }
@@ -141,7 +142,13 @@ struct Notifier {
     /// (by name, so an edit of the webhook list does not tell them again).
     told_failing: HashMap<String, std::collections::BTreeSet<UnitId>>,
     throttled_before: Option<u64>,
+    /// The workers started so far (old ones end once drained).
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long a stopping daemon waits for the webhooks' last messages: one
+/// attempt's limit (the daemon's `--shutdown-timeout` bounds it anyway).
+const DRAIN: Duration = ATTEMPT_TIMEOUT;
 
 impl Notifier {
     async fn run(
@@ -161,8 +168,10 @@ impl Notifier {
             tokio::select! {
                 () = shutdown.cancelled() => {
                     // What waits for its window goes to the workers now:
-                    // "stopped leading" is the notice a deploy makes.
-                    self.flush(Instant::now() + Duration::from_secs(86_400));
+                    // "stopped leading" is the notice a deploy makes; the
+                    // workers get a moment to deliver it.
+                    self.flush_all();
+                    self.drain().await;
                     break;
                 }
                 changed = config.changed(), if config_open => {
@@ -208,7 +217,7 @@ impl Notifier {
         }
         self.specs = specs.to_vec();
         // What waits for its window goes out through the old workers.
-        self.flush(Instant::now() + Duration::from_secs(86_400));
+        self.flush_all();
         // Dropping the old senders ends the old workers once they drained.
         self.webhooks = specs
             .iter()
@@ -230,7 +239,8 @@ impl Notifier {
                     public_url: self.public_url.clone(),
                     metrics: self.metrics.clone(),
                 };
-                tokio::spawn(worker.run(rx));
+                self.workers.retain(|w| !w.is_finished());
+                self.workers.push(tokio::spawn(worker.run(rx)));
                 Some(Webhook {
                     spec: spec.clone(),
                     queue,
@@ -276,6 +286,26 @@ impl Notifier {
                     },
                 },
             );
+        }
+    }
+
+    /// Hands every waiting message to its worker, window or not.
+    fn flush_all(&mut self) {
+        self.flush(Instant::now() + Duration::from_secs(86_400));
+    }
+
+    /// Closes the queues and waits (at most [`DRAIN`]) for the workers to
+    /// send what they hold.
+    async fn drain(&mut self) {
+        self.webhooks.clear();
+        let workers = std::mem::take(&mut self.workers);
+        let all = async {
+            for worker in workers {
+                let _ = worker.await;
+            }
+        };
+        if tokio::time::timeout(DRAIN, all).await.is_err() {
+            tracing::warn!("notifications: stopping with messages still being sent");
         }
     }
 
@@ -604,5 +634,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("_why:_ ingress rule tcp 22"), "{text}");
+    }
+
+    #[test]
+    fn a_correction_whose_caller_is_known_says_who() {
+        let by = crate::events::Attribution {
+            actor: ecs_reconciler_plan::events::Actor {
+                arn: "arn:aws:iam::123456789012:user/console-admin".into(),
+                source_ip: Some("203.0.113.7".into()),
+                call: "AuthorizeSecurityGroupIngress".into(),
+                at: "2026-12-07T14:02:03Z".into(),
+            },
+            event_unix: 1.0,
+        };
+        let entry = TimelineEvent::now(
+            TimelineKind::Action,
+            Some(UnitId::security_group("web")),
+            "revoke-ingress security-group/web: tcp 22 from 0.0.0.0/0 -> absent (done)".into(),
+        )
+        .by(Some(&by));
+        let notice = Notice::from_timeline(&entry).unwrap();
+        let message = Message { notice, count: 1 };
+        let json = payload(NotificationFormat::Json, &message, None);
+        assert_eq!(
+            json["who"],
+            "AuthorizeSecurityGroupIngress by arn:aws:iam::123456789012:user/console-admin from 203.0.113.7 at 2026-12-07T14:02:03Z"
+        );
+        let slack = payload(NotificationFormat::Slack, &message, None);
+        let text = slack["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(text.contains("_who:_ AuthorizeSecurityGroupIngress by arn:aws:iam::123456789012:user/console-admin"), "{text}");
+        // A queue failing or working again is an `event-queue` notice.
+        let failing = TimelineEvent::now(TimelineKind::QueueFailing, None, "cannot be read".into());
+        assert_eq!(
+            Notice::from_timeline(&failing).unwrap().event,
+            NotificationEvent::EventQueue
+        );
     }
 }

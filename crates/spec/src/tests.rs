@@ -320,7 +320,7 @@ fn notifications_take_a_url_source_never_a_url() {
         .map_err(|e| e.to_string())
         .unwrap();
     assert_eq!(state.notifications.len(), 2);
-    assert_eq!(state.notifications[0].events.len(), 7);
+    assert_eq!(state.notifications[0].events.len(), 8);
     assert_eq!(
         state.notifications[0].read_failing_after,
         std::time::Duration::from_secs(600)
