@@ -138,6 +138,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--webhook-hang", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=12, help="drifts per mode")
+    ap.add_argument("--modes", default=",".join(MODES), help="modes in the order run (the first is the reference)")
     ap.add_argument("--bin", default=None, help="ecs-reconciler binary (default: the release build)")
     ap.add_argument("--out", default=None, help="JSON results")
     args = ap.parse_args()
@@ -153,10 +154,11 @@ def main() -> int:
 
         ids = seed_mod.seed(emu.endpoint, draining_seconds=60, wait_seconds=60)
         group = ids["security_groups"]["LoadBalancerGroup"]
-        rows = [one_mode(mode, binary, emu, work, args.rounds, group) for mode in MODES]
+        modes = [m for m in args.modes.split(",") if m in MODES]
+        rows = [one_mode(mode, binary, emu, work, args.rounds, group) for mode in modes]
     finally:
         emu.close()
-    base = rows[0]
+    base = next((r for r in rows if r["mode"] == "none"), rows[0])
     print(f"{'mode':6} {'correcting pass median':>24} {'all passes median':>18} {'x none':>8} {'webhook requests':>17}")
     for row in rows:
         ratio = (row["correcting_pass_median_ms"] / base["correcting_pass_median_ms"]
