@@ -199,6 +199,7 @@ pub async fn run(args: &RunArgs) -> u8 {
         controller = controller.with_event_queue(queue.url().to_string(), args.events_resync);
         let sink = LoopSink {
             controls: controls.clone(),
+            status: controller.status(),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -295,9 +296,21 @@ pub async fn run(args: &RunArgs) -> u8 {
 /// The events queue's consumer delivers into the control channel.
 struct LoopSink {
     controls: control::ControlSender,
+    /// Only a leading copy takes messages: SQS hands each one to a single
+    /// receiver, and a follower's pass reads nothing.
+    status: watch::Receiver<ecs_reconciler_runtime::status::DaemonStatus>,
 }
 
 impl EventSink for LoopSink {
+    async fn ready(&self) {
+        let mut status = self.status.clone();
+        // Leading, as read by a pass (the status starts as "leader" before
+        // the first election is read).
+        let _ = status
+            .wait_for(|s| s.leadership_since_unix.is_some() && s.leadership == Leadership::Leader)
+            .await;
+    }
+
     async fn deliver(&self, batch: Received) -> bool {
         let (ack, scheduled) = control::Ack::new();
         let batch = EventBatch {

@@ -243,3 +243,64 @@ fn duplicated_reordered_and_lost_events_still_end_in_every_drift_corrected() {
         .count();
     assert_eq!(revokes, ports.len());
 }
+
+#[test]
+fn with_two_copies_only_the_leader_takes_events() {
+    let emu = Emulator::start();
+    let queue = events_on(&emu, &json!({}));
+    let config = emu.write_config("seed.yaml", &seed_text());
+    let tasks: Vec<String> = emu.ctl("show")["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tasks.len(), 2);
+    let copies: Vec<Daemon> = tasks
+        .iter()
+        .map(|arn| {
+            let id = arn.rsplit('/').next().unwrap();
+            let uri = format!("{}/_emulator/metadata/{id}", emu.endpoint);
+            Daemon::start_with_env(
+                &emu,
+                &config,
+                &["--events-queue", &queue],
+                &[("ECS_CONTAINER_METADATA_URI_V4", uri.as_str())],
+            )
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(3)); // both status servers up
+    let role = |d: &Daemon| d.get("/api/v1/status").1["daemon"]["leadership"]["role"].clone();
+    emu.wait_for("one leader, one follower", |_| {
+        let roles: Vec<Value> = copies.iter().map(role).collect();
+        roles.contains(&json!("leader")) && roles.contains(&json!("follower"))
+    });
+    let leader = copies.iter().position(|d| role(d) == "leader").unwrap();
+    emu.wait_for("the leader reads the queue", |_| {
+        queue_state(&copies[leader])["health"]["state"] == "receiving"
+    });
+    // Several drifts: every event reaches the leader, none the follower.
+    for port in [2401, 2402, 2403] {
+        emu.ctl_as(
+            CONSOLE_KEY,
+            &format!(
+                "authorize-ingress LoadBalancerGroup tcp {port} {port} --cidr 198.51.100.0/24"
+            ),
+        );
+    }
+    emu.wait_for("the leader revoked all three, attributed", |_| {
+        copies[leader]
+            .audit_lines()
+            .iter()
+            .filter(|l| l["action"] == "revoke-ingress" && l["cause"]["arn"] == CONSOLE_ARN)
+            .count()
+            == 3
+    });
+    let follower = &copies[1 - leader];
+    let state = queue_state(follower);
+    assert!(
+        state["health"].is_null(),
+        "the follower never polled: {state}"
+    );
+    assert_eq!(state["received"], 0, "{state}");
+}

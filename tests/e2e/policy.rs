@@ -54,8 +54,10 @@ fn readonly_policy_matches_the_calls_plan_makes() {
         "ecs:DescribeCapacityProviders".to_string(),
         "ec2:DescribeNetworkInterfaces".to_string(),
         "ec2:DescribeManagedPrefixLists".to_string(),
-        // `init --all-services` lists the cluster's services; plan never.
+        // `init --all-services` lists the cluster's services, and `init`
+        // reads their scalable targets; plan never.
         "ecs:ListServices".to_string(),
+        "application-autoscaling:DescribeScalableTargets".to_string(),
     ]);
     assert_eq!(
         called,
@@ -121,7 +123,7 @@ fn a_steady_daemon_pass_costs_the_lower_bound_and_writes_nothing() {
 
     let (_, status) = daemon.get("/api/v1/status");
     let budgets = status["daemon"]["api_budgets"].as_array().expect("budgets");
-    assert_eq!(budgets.len(), 8, "{budgets:?}");
+    assert_eq!(budgets.len(), 9, "{budgets:?}");
     let elb_read = budgets.iter().find(|b| b["class"] == "elbv2-read").unwrap();
     assert_eq!(elb_read["burst"], 20.0);
     assert_eq!(elb_read["per_second"], 5.0);

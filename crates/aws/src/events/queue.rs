@@ -49,6 +49,9 @@ pub struct Received {
 
 /// Where the consumer delivers: the daemon.
 pub trait EventSink: Send + Sync + 'static {
+    /// Resolves when messages may be taken: only the copy that leads
+    /// receives, since a message one copy takes the others never see.
+    fn ready(&self) -> impl Future<Output = ()> + Send;
     /// Hands a batch over; resolves once its passes are scheduled (then the
     /// messages are deleted), `false` once the daemon is gone.
     fn deliver(&self, batch: Received) -> impl Future<Output = bool> + Send;
@@ -102,6 +105,7 @@ impl EventQueue {
         let mut backoff = BACKOFF_FIRST;
         let mut healthy: Option<bool> = None;
         loop {
+            sink.ready().await;
             // Whether the queue can be read is known at once (a receive
             // would wait its long poll first), and again after a failure.
             if healthy != Some(true) {
