@@ -1413,10 +1413,16 @@ def test_rolling_deployment(emu: Emu, capsys: pytest.CaptureFixture[str]) -> Non
     assert len(w.service()["deployments"]) == 1 and {t["taskArn"] for t in w.tasks()} == old_ids
     assert emu.control("POST", "scheduler", {"rolling_deployments": True})["rolling_deployments"] is True
     try:
-        out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)
-        dep_id, td_arn = out["deployment"], out["taskDefinition"]
+        # The scheduler waits while the new deployment is read: with no
+        # draining it can finish a rollout between two calls.
+        emu.control("POST", "scheduler", {"paused": True})
+        try:
+            out = awsctl(emu, capsys, "deploy", w.cluster, w.service_name)
+            dep_id, td_arn = out["deployment"], out["taskDefinition"]
+            deps = awsctl(emu, capsys, "deployments", w.cluster, w.service_name)["deployments"]
+        finally:
+            emu.control("POST", "scheduler", {"paused": False})
         assert dep_id.startswith("ecs-svc/") and len(dep_id.split("/")[1]) == 19 and td_arn.endswith(":3")
-        deps = awsctl(emu, capsys, "deployments", w.cluster, w.service_name)["deployments"]
         assert [(d["status"], d["rolloutState"]) for d in deps] in (
             [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "COMPLETED")], [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "IN_PROGRESS")])
         assert deps[0]["id"] == dep_id and deps[0]["desiredCount"] == 2 and deps[1]["taskDefinition"].endswith(":2")
